@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One entry point that sets itself up: ./dev.sh demo | test [pytest args] | bench [args] | python [args]
+# Creates .venv with Python >= 3.12 and installs the package when missing or when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+find_python() {
+    local c
+    for c in "${PYTHON:-}" python3.12 python3.13 python3.14 python3 \
+             "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9]; do
+        [ -n "$c" ] || continue
+        if "$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then
+            command -v "$c" 2>/dev/null || echo "$c"; return 0
+        fi
+    done
+    return 1
+}
+
+ensure_venv() {
+    local stamp=.venv/.parmcmc-installed
+    if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(cksum < pyproject.toml)" ]; then
+        return 0
+    fi
+    if [ ! -x .venv/bin/python ]; then
+        local py
+        py=$(find_python) || { echo "error: parmcmc needs Python >= 3.12; none found on PATH or in ~/.pyenv. Install one or set PYTHON=/path/to/python3.12." >&2; exit 1; }
+        echo "creating .venv with $py" >&2
+        "$py" -m venv .venv
+    fi
+    .venv/bin/python -m pip install -q --upgrade pip >&2
+    .venv/bin/python -m pip install -q -e '.[test,plot]' >&2
+    cksum < pyproject.toml > "$stamp"
+}
+
+cmd=${1:-help}; [ $# -gt 0 ] && shift
+case "$cmd" in
+    demo)   ensure_venv; exec .venv/bin/python -m parmcmc.demo "$@" ;;
+    test)   ensure_venv; exec .venv/bin/python -m pytest "$@" ;;
+    bench)  ensure_venv; exec .venv/bin/python -m parmcmc.bench "$@" ;;
+    python) ensure_venv; exec .venv/bin/python "$@" ;;
+    *) echo "usage: ./dev.sh demo | test [pytest args] | bench [preset] | python [args]" >&2; exit 2 ;;
+esac

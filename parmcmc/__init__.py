@@ -1,0 +1,1 @@
+"""parmcmc: MCMC chains computed in parallel over time."""
