@@ -167,3 +167,25 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_bad_solver_options_are_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("window", [None, 100])
+def test_fallback_continues_sequentially_from_the_exact_prefix(window):
+    fn, x0, inputs = tanh_rnn(T=600)
+    ref = sequential(fn, x0, inputs)
+    sol = solve(fn, x0, inputs, Jacobi(), max_iters=3, window=window, fallback="sequential")
+    assert bool(sol.converged) and bool(sol.fell_back)
+    assert int(sol.result) == MAX_ITERS  # the parallel part's outcome stays on record
+    assert 3 <= int(sol.sequential_from) < 600
+    assert jnp.max(jnp.abs(sol.states - ref)) <= 1e-8 and sol.residual <= 1e-10
+    fine = solve(fn, x0, inputs, DEER(), fallback="sequential")
+    assert not bool(fine.fell_back) and int(fine.sequential_from) == 600
+
+
+def test_fallback_does_not_hide_a_nan_of_fn_itself():
+    fn0, x0, inputs = tanh_rnn(T=200)
+    flags = jnp.zeros(200).at[120].set(1.0)
+    fn = lambda x, u: jnp.where(u[1] > 0, jnp.nan, fn0(x, u[0]))
+    sol = solve(fn, x0, (inputs, flags), DEER(), fallback="sequential")
+    assert not bool(sol.converged) and int(sol.result) == NONFINITE
+    assert int(sol.sequential_from) <= 120

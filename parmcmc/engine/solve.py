@@ -43,7 +43,10 @@ class Solution(NamedTuple):
     converged: bool, every state within tolerance and finite.
     num_iters: int, iterations taken (0 for Sequential).
     residual:  max over t of |states[t] - fn(states[t-1], inputs[t])| (absolute, over all entries).
-    result:    int code, one of SUCCESSFUL, MAX_ITERS, NONFINITE; `message` explains it.
+    result:    int code of the parallel solve, one of SUCCESSFUL, MAX_ITERS, NONFINITE; `message` explains it.
+    sequential_from: int, the first state that did not converge in parallel (T when all did; 0 for
+               Sequential).
+    fell_back: bool, fallback="sequential" computed the states from `sequential_from` on step by step.
     """
 
     states: Any
@@ -51,6 +54,8 @@ class Solution(NamedTuple):
     num_iters: jax.Array
     residual: jax.Array
     result: jax.Array
+    sequential_from: jax.Array
+    fell_back: jax.Array
 
     @property
     def message(self) -> str:
@@ -74,6 +79,7 @@ def solve(
     window: Optional[int] = None,
     throw: bool = False,
     initial_guess: Any = None,
+    fallback: Optional[str] = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -88,6 +94,9 @@ def solve(
               converged: Jacobians take memory O(window), not O(T). The answer equals the full solve.
     throw:    raise SolveError when the solve fails, instead of returning converged=False.
     initial_guess: pytree like `states` to start from (default: x0 repeated).
+    fallback: "sequential" continues a failed solve step by step from its first unconverged state
+              (the states before it are exact), so the answer is always the exact sequence unless fn
+              itself is not finite there; `sequential_from` says where the sequential part began.
     """
     if not isinstance(solver, AbstractSolver):
         raise TypeError(
@@ -119,10 +128,10 @@ def solve(
             )
         guess = guess.astype(x0_flat.dtype)
 
-    states, converged, num_iters, residual, result = _solve_jit(
-        flat_fn, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol
-    )
-    sol = Solution(jax.vmap(unravel)(states), converged, num_iters, residual, result)
+    if fallback not in (None, "sequential"):
+        raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
+    out = _solve_jit(flat_fn, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback)
+    sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
     if throw:
         _throw_if_failed(sol, solver)
     return sol
@@ -174,18 +183,19 @@ class _HashableFn:
         return isinstance(other, _HashableFn) and self.key == other.key
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6))
-def _solve_jit(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 9))
+def _solve_jit(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback):
     if isinstance(solver, Sequential):
         states = solver.scan(fn, x0, inputs)
         residual = jnp.zeros((), x0.dtype)
         finite = jnp.all(jnp.isfinite(states))
         code = jnp.where(finite, SUCCESSFUL, NONFINITE)
-        return states, finite, jnp.zeros((), jnp.int32), residual, code.astype(jnp.int32)
-    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol)
+        zero = jnp.zeros((), jnp.int32)
+        return states, finite, zero, residual, code.astype(jnp.int32), zero, jnp.zeros((), bool)
+    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback)
 
 
-def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol):
+def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback):
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     X = jnp.broadcast_to(x0, (T,) + x0.shape) if guess is None else guess
     aux = solver.init(x0, T)
@@ -199,11 +209,10 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol):
     def check(X, lin, s, it):
         """The status after an iterate, and the first unconverged index t0 (prefix before it exact)."""
         Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
-        finite = jnp.all(jnp.isfinite(Xw), axis=1) & jnp.all(jnp.isfinite(lin.fx), axis=1)
-        ok = finite & jnp.all(jnp.abs(Xw - lin.fx) <= atol + rtol * jnp.abs(Xw), axis=1)
+        ok, residual = _per_step_check(Xw, lin.fx, atol, rtol)
         j = jnp.where(jnp.all(ok), W, jnp.argmin(ok))
         status = jnp.where(
-            ~jnp.all(finite), NONFINITE,
+            ~jnp.isfinite(residual), NONFINITE,
             jnp.where((j == W) & (s + W == T), SUCCESSFUL, jnp.where(it >= max_iters, MAX_ITERS, RUNNING)),
         )
         return status, s + j
@@ -233,17 +242,43 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol):
     init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status)
     X, lin, s, _, it, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
 
-    if W == T:
-        err, fx = jnp.abs(X - lin.fx), lin.fx
-    else:  # the window saw only its part: recheck every state, in chunks of W to bound memory
-        fx = jax.lax.map(lambda xu: fn(*xu), (shift(X, x0), inputs), batch_size=W)
-        err = jnp.abs(X - fx)
-    finite = jnp.all(jnp.isfinite(X)) & jnp.all(jnp.isfinite(fx))
-    within = jnp.all(err <= atol + rtol * jnp.abs(X))
-    converged = (status == SUCCESSFUL) & finite & within
-    residual = jnp.where(finite, jnp.max(err), jnp.inf).astype(X.dtype)
-    status = jnp.where(~finite, NONFINITE, jnp.where(converged | (status != SUCCESSFUL), status, MAX_ITERS))
-    return X, converged, it, residual, status.astype(jnp.int32)
+    fx = lin.fx if W == T else _evaluate_all(fn, X, x0, inputs, W)  # a window saw only its part
+    ok, residual = _per_step_check(X, fx, atol, rtol)
+    converged = (status == SUCCESSFUL) & jnp.all(ok)
+    status = jnp.where(converged | (status != SUCCESSFUL), status, MAX_ITERS)
+    fell_back = jnp.logical_and(fallback is not None, ~converged)
+    seq_from = jnp.where(converged, T, jnp.argmin(ok)).astype(jnp.int32)
+    if fallback:
+        # The states before the first unconverged one are exact: continue sequentially from there.
+        def go_on(X):
+            def one(t, X):
+                return X.at[t].set(fn(jnp.where(t == 0, x0, X[jnp.maximum(t - 1, 0)]), _at(inputs, t)))
+
+            X = jax.lax.fori_loop(seq_from, T, one, X)
+            ok, residual = _per_step_check(X, _evaluate_all(fn, X, x0, inputs, W), atol, rtol)
+            return X, jnp.all(ok), residual
+
+        X, converged, residual = jax.lax.cond(converged, lambda X: (X, converged, residual), go_on, X)
+    status = jnp.where(jnp.isfinite(residual), status, NONFINITE)
+    return X, converged, it, residual, status.astype(jnp.int32), seq_from, fell_back
+
+
+def _at(tree, t):
+    return jax.tree_util.tree_map(lambda a: a[t], tree)
+
+
+def _evaluate_all(fn, X, x0, inputs, chunk):
+    """fn at every state's predecessor, in chunks to bound the memory of a windowed solve."""
+    return jax.lax.map(lambda xu: fn(*xu), (shift(X, x0), inputs), batch_size=chunk)
+
+
+def _per_step_check(X, fx, atol, rtol):
+    """Which steps are finite and within tolerance, and the residual (inf where anything is not finite)."""
+    finite = jnp.all(jnp.isfinite(X), axis=1) & jnp.all(jnp.isfinite(fx), axis=1)
+    err = jnp.abs(X - fx)
+    ok = finite & jnp.all(err <= atol + rtol * jnp.abs(X), axis=1)
+    residual = jnp.where(jnp.all(finite), jnp.max(err), jnp.inf).astype(X.dtype)
+    return ok, residual
 
 
 def _throw_if_failed(sol: Solution, solver) -> None:
