@@ -80,6 +80,7 @@ def solve(
     throw: bool = False,
     initial_guess: Any = None,
     fallback: Optional[str] = None,
+    progress: Optional[Callable] = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -97,6 +98,8 @@ def solve(
     fallback: "sequential" continues a failed solve step by step from its first unconverged state
               (the states before it are exact), so the answer is always the exact sequence unless fn
               itself is not finite there; `sequential_from` says where the sequential part began.
+    progress: called on the host after every evaluation as progress(iteration, residual, window_start)
+              (through jax.debug.callback; batched arrays under vmap). For progress displays.
     """
     if not isinstance(solver, AbstractSolver):
         raise TypeError(
@@ -130,7 +133,7 @@ def solve(
 
     if fallback not in (None, "sequential"):
         raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
-    out = _solve_jit(flat_fn, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback)
+    out = _solve_jit(flat_fn, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress)
     sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
     if throw:
         _throw_if_failed(sol, solver)
@@ -183,8 +186,8 @@ class _HashableFn:
         return isinstance(other, _HashableFn) and self.key == other.key
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 9))
-def _solve_jit(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 9, 10))
+def _solve_jit(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress):
     if isinstance(solver, Sequential):
         states = solver.scan(fn, x0, inputs)
         residual = jnp.zeros((), x0.dtype)
@@ -192,10 +195,10 @@ def _solve_jit(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fal
         code = jnp.where(finite, SUCCESSFUL, NONFINITE)
         zero = jnp.zeros((), jnp.int32)
         return states, finite, zero, residual, code.astype(jnp.int32), zero, jnp.zeros((), bool)
-    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback)
+    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress)
 
 
-def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback):
+def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, progress):
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     X = jnp.broadcast_to(x0, (T,) + x0.shape) if guess is None else guess
     aux = solver.init(x0, T)
@@ -210,6 +213,8 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback):
         """The status after an iterate, and the first unconverged index t0 (prefix before it exact)."""
         Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
         ok, residual = _per_step_check(Xw, lin.fx, atol, rtol)
+        if progress is not None:
+            jax.debug.callback(progress, it, residual, s)
         j = jnp.where(jnp.all(ok), W, jnp.argmin(ok))
         status = jnp.where(
             ~jnp.isfinite(residual), NONFINITE,
