@@ -111,6 +111,17 @@ def test_from_a_numpyro_target_with_plate_dims_and_coords():
     assert "sample_stats" not in tree.children
 
 
+def test_shared_solve_stats_and_warmup_stats_without_warmup_draws():
+    tree = to_datatree(
+        {"a": np.zeros((2, 5))},
+        solver={"solver_iterations": np.array(12), "solver_converged": np.array(True)},
+        warmup_sample_stats={"step_size": np.array([0.1, 0.2]), "acceptance_rate": np.zeros((2, 7))},
+    )
+    assert tree["sample_stats"]["solver_iterations"].values.tolist() == [12, 12]
+    assert tree["warmup_sample_stats"]["step_size"].shape == (2, 7)
+    assert "warmup_posterior" not in tree.children
+
+
 def test_single_chain_and_user_dims():
     tree = to_datatree({"beta": np.zeros((1, 10, 3))}, dims={"beta": ["feature"]}, coords={"feature": ["a", "b", "c"]})
     assert tree["posterior"]["beta"].dims == ("chain", "draw", "feature")

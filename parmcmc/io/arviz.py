@@ -30,7 +30,8 @@ SOLVER_STATS = ("solver_iterations", "solver_residual", "solver_converged")
 
 def solver_stats(solution: Any) -> dict:
     """Per-chain solve statistics from an engine solution (anything with `num_iters`, `residual`,
-    `converged` whose leading axis is the chain), under the names of `SOLVER_STATS`.
+    `converged` whose leading axis is the chain, e.g. a solve vmapped over chains; scalars when one
+    solve covers all chains), under the names of `SOLVER_STATS`.
 
     `residual` may carry more axes than the chain (e.g. per time step): it is reduced to its
     maximum absolute value per chain, so a NaN residual stays NaN.
@@ -76,6 +77,8 @@ def _check_sample_dims(group: str, data: dict, expect: tuple[int, int] | None) -
 
 def _per_step_stats(group: str, stats: dict, chain_draw: tuple[int, int] | None) -> dict:
     """step_size may be given per chain (chain,) or as a scalar: broadcast it to (chain, draw)."""
+    if chain_draw is None:  # no draws in this phase: take (chain, draw) from the other stats
+        chain_draw = _check_sample_dims(group, {k: v for k, v in stats.items() if k != "step_size"}, None)
     if "step_size" in stats and chain_draw is not None and stats["step_size"].ndim < 2:
         step = stats["step_size"]
         if step.ndim == 1:
@@ -116,7 +119,8 @@ def to_datatree(
     posterior            `{name: (chain, draw, *shape)}` constrained draws
     sample_stats         `{name: (chain, draw)}` per-step stats, ArviZ names (acceptance_rate, diverging,
                          lp, energy, step_size); step_size may be per chain (chain,) or a scalar
-    solver               `{name: (chain,)}` per-chain solve stats, e.g. `solver_stats(solution)`
+    solver               `{name: (chain,)}` per-chain solve stats, e.g. `solver_stats(solution)`; a scalar
+                         (one solve for all chains) is repeated for every chain
     observed_data        `{name: array}`
     warmup_posterior, warmup_sample_stats   the same for the warmup phase (own draw count)
     dims, coords         ArviZ dims `{var: [dim, ...]}` (excluding chain and draw) and coordinate labels
@@ -146,6 +150,8 @@ def to_datatree(
 
     per_chain = _as_numpy("solver", solver)
     for name, value in per_chain.items():
+        if value.ndim == 0:  # one solve shared by all chains
+            value = per_chain[name] = np.full(chain_draw[0], value)
         if value.shape != (chain_draw[0],):
             raise ValueError(
                 f"{_CALLER}: solver[{name!r}] has shape {value.shape}; per-chain solve stats need shape "
