@@ -18,10 +18,12 @@ from typing import Any, Callable, NamedTuple
 
 import blackjax
 import jax
+
 import jax.numpy as jnp
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 
+from parmcmc.keys import chain_keys
 from parmcmc.models.target import num_chains_of
 
 __all__ = ["WarmupResult", "mala_warmup", "hmc_warmup", "MALA_TARGET_ACCEPTANCE", "HMC_TARGET_ACCEPTANCE"]
@@ -62,10 +64,6 @@ def _check_common(caller, initial_positions, num_steps, initial_step_size, targe
     return num_chains_of(initial_positions, caller)
 
 
-def _chain_keys(rng_key: jax.Array, num_chains: int) -> jax.Array:
-    return jax.random.split(rng_key, num_chains)
-
-
 def mala_warmup(
     logdensity_fn: Callable,
     initial_positions: PyTree,
@@ -104,7 +102,7 @@ def mala_warmup(
         return state.position, da_final(da_state), draws, stats
 
     positions, step_size, draws, stats = jax.jit(jax.vmap(one_chain))(
-        _chain_keys(rng_key, num_chains), initial_positions
+        chain_keys(rng_key, num_chains), initial_positions
     )
     return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats)
 
@@ -164,6 +162,6 @@ def hmc_warmup(
         return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], draws, stats
 
     positions, step_size, inverse_mass_matrix, draws, stats = jax.vmap(one_chain)(
-        _chain_keys(rng_key, num_chains), initial_positions
+        chain_keys(rng_key, num_chains), initial_positions
     )
     return WarmupResult(positions, step_size, inverse_mass_matrix, draws, stats)

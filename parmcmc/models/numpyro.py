@@ -12,11 +12,13 @@ import functools
 from typing import Callable
 
 import jax
+
 import numpy as np
 from numpyro.handlers import seed, trace
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.util import initialize_model
 
+from parmcmc.keys import chain_keys
 from parmcmc.models.target import Target, check_initial_positions
 
 __all__ = ["from_numpyro", "model_name"]
@@ -35,8 +37,9 @@ def model_name(model: Callable) -> str:
 
 
 def _raw_keys(rng_key: jax.Array, num: int) -> jax.Array:
-    """`num` keys in NumPyro's raw uint32 layout, one per chain (typed keys are converted)."""
-    keys = jax.random.split(rng_key, num)
+    """`num` keys in NumPyro's raw uint32 layout, one per chain (typed keys are converted); key k
+    does not depend on `num`, so chain k starts at the same place whatever the number of chains."""
+    keys = chain_keys(rng_key, num)
     if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.key_data(keys)
     return keys
@@ -132,8 +135,9 @@ def from_numpyro(
     if isinstance(num_chains, bool) or not isinstance(num_chains, int) or num_chains < 1:
         raise ValueError(f"{_CALLER}: num_chains must be a positive int; got {num_chains!r}.")
 
-    keys = _raw_keys(rng_key, num_chains + 1)
-    model_trace = _trace_model(model, keys[-1], model_args, model_kwargs, name)
+    trace_key, init_key = jax.random.split(rng_key)
+    keys = _raw_keys(init_key, num_chains)
+    model_trace = _trace_model(model, _raw_keys(trace_key, 1)[0], model_args, model_kwargs, name)
     _check_sites(model_trace, name)
 
     try:
