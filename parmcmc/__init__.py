@@ -2,13 +2,15 @@
 
 from parmcmc.engine import (
     DEER,
+    ELK,
     Jacobi,
     Picard,
     QuasiDEER,
+    QuasiELK,
     Sequential,
     Solution,
     SolveError,
     solve,
 )
 
-__all__ = ["DEER", "Jacobi", "Picard", "QuasiDEER", "Sequential", "Solution", "SolveError", "solve"]
+__all__ = ["DEER", "ELK", "Jacobi", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution", "SolveError", "solve"]

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 
 from parmcmc.engine import kalman
+from parmcmc.engine.scan import affine_scan
 
 # Jitted once per shape: eager associative scans dispatch hundreds of small ops.
 lm_step = jax.jit(kalman.lm_step, static_argnames="smoother")
 parallel_filter = jax.jit(kalman.parallel_filter)
 parallel_smoother = jax.jit(kalman.parallel_smoother)
-affine_recurrence = jax.jit(kalman.affine_recurrence)
+affine_scan = jax.jit(affine_scan)
 
 # ---------------------------------------------------------------------------------------------
 # Serial references (dense A only; a diagonal A is tested through jnp.diag of it)
@@ -145,10 +146,7 @@ def test_diagonal_equals_dense_of_diagonal():
 def test_small_lambda_is_the_deer_step(diagonal, smoother):
     # Expanding dynamics (|A| up to 2.4): the states grow, and λ must still vanish.
     A, b, x0, y = problem(4, *SMALL, diagonal, scale=2.0)
-    deer = affine_recurrence(A, b, x0)
-    _, seq = jax.lax.scan(lambda x, ab: (ab[1] + (ab[0] * x if diagonal else ab[0] @ x),) * 2,
-                          x0, (A, b))  # the affine recurrence itself against a serial scan
-    np.testing.assert_allclose(deer, seq, rtol=1e-10, atol=1e-10)
+    deer = affine_scan(A, b, x0)  # tested against a serial loop in test_scan.py
     err = {lam: rel_err(lm_step(A, b, x0, y, lam, smoother=smoother), deer) for lam in (1e-10, 1e-12)}
     assert err[1e-10] < 1e-6
     assert err[1e-12] < 2e-2 * err[1e-10] + 1e-12  # the gap is O(λ): a true limit, not noise

@@ -34,6 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve, lu_factor, lu_solve
 
+from parmcmc.engine.scan import affine_scan
+
 __all__ = [
     "FilterElement",
     "SmoothElement",
@@ -41,7 +43,6 @@ __all__ = [
     "parallel_filter",
     "parallel_smoother",
     "lm_step",
-    "affine_recurrence",
 ]
 
 
@@ -246,23 +247,6 @@ def parallel_smoother(A, b, x0, y, lam):
 # ----------------------------------------------------------------------------------------------
 
 
-def affine_recurrence(A, b, x0):
-    """x_t = A_t x_{t−1} + b_t for t = 1..W (the undamped, λ = 0 step), in O(log W) depth."""
-    diagonal = _is_diagonal(A, b)
-    if diagonal:
-        b = b.at[0].add(A[0] * x0)
-
-        def op(e1, e2):
-            return e2[0] * e1[0], e2[0] * e1[1] + e2[1]
-    else:
-        b = b.at[0].add(A[0] @ x0)
-
-        def op(e1, e2):
-            return e2[0] @ e1[0], jnp.einsum("wij,wj->wi", e2[0], e1[1]) + e2[1]
-
-    return jax.lax.associative_scan(op, (A, b))[1]
-
-
 def lm_step(A, b, x0, y, lam, *, smoother=True):
     """The damped (ELK) step for the linear dynamical system x_t = A_t x_{t−1} + b_t.
 
@@ -282,6 +266,6 @@ def lm_step(A, b, x0, y, lam, *, smoother=True):
     solve = parallel_smoother if smoother else parallel_filter
     return jax.lax.cond(
         lam == 0,
-        lambda: affine_recurrence(A, b, x0),
+        lambda: affine_scan(A, b, x0),
         lambda: solve(A, b, x0, y, lam).mean,
     )
