@@ -35,7 +35,7 @@ minimiser: on expanding linearisations its model merit can exceed the current me
 magnitude, every step is rejected, and adaptive=True with smoother=False stalls there; use the
 filter with a fixed λ.
 
-With adaptive=False λ stays fixed and every step is taken, as in published ELK.
+With adaptive=False (the default) λ stays fixed and every step is taken, as in published ELK.
 """
 import abc
 import dataclasses
@@ -74,14 +74,17 @@ def model_merit(candidate, x_start, lin, x_prev):
 class AbstractELK(AbstractSolver):
     """Shared by ELK and QuasiELK: the damped step and the trust region; subclasses choose A_t.
 
-    lam: λ > 0, the damping (fixed when adaptive=False, the starting value otherwise).
+    lam: λ in [LAM_MIN, LAM_MAX], the damping (fixed when adaptive=False, the start otherwise).
     adaptive: Levenberg–Marquardt trust region on the merit ½Σ‖x_t − f(x_{t−1})‖² (module docstring).
-    smoother: True for the exact minimiser (Kalman smoother); False for the filtered mean.
+      Off by default: in docs/elk_iterations.md it never beat the fixed λ = 1e-6 and stalled from
+      expanding initial guesses that the fixed λ solved in 5–7 iterations.
+    smoother: True for the exact minimiser (Kalman smoother); False for the filtered mean. In
+      float32 prefer λ ≥ 1e-3 with the dense filter (λ = 1e-6 produced NaN on an expanding guess).
     The solver state carried between iterations is the current λ.
     """
 
     lam: float = 1e-6
-    adaptive: bool = True
+    adaptive: bool = False
     smoother: bool = True
 
     def __post_init__(self):
@@ -132,8 +135,8 @@ class AbstractELK(AbstractSolver):
 class ELK(AbstractELK):
     """DEER (dense A_t = ∂f/∂x) with Levenberg–Marquardt damping: O(T D²) memory, O(T D³) work.
 
-    lam, adaptive, smoother: see AbstractELK. Converges like DEER near the solution (λ shrinks) and
-    stays finite where DEER's undamped steps overflow."""
+    lam, adaptive, smoother: see AbstractELK. With the default small λ it takes DEER's steps where
+    those are finite and stays finite where DEER's affine recurrence overflows."""
 
     def linearizer(self):
         return DEER()
