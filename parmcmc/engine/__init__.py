@@ -1,0 +1,31 @@
+"""The parallel-in-time engine: solves any recurrence x_t = f(x_{t-1}, input_t) over all t at once.
+
+It knows nothing about MCMC; samplers hand it a step map.
+"""
+
+from parmcmc.engine.scan import affine_scan, affine_scan_sequential, picard_scan
+from parmcmc.engine.solve import (
+    MAX_ITERS,
+    NONFINITE,
+    SUCCESSFUL,
+    Solution,
+    SolveError,
+    default_tolerance,
+    solve,
+)
+from parmcmc.engine.solvers import (
+    DEER,
+    AbstractLDSSolver,
+    AbstractSolver,
+    Jacobi,
+    Linearization,
+    Picard,
+    QuasiDEER,
+    Sequential,
+)
+
+__all__ = [
+    "AbstractLDSSolver", "AbstractSolver", "DEER", "Jacobi", "Linearization", "MAX_ITERS", "NONFINITE",
+    "Picard", "QuasiDEER", "SUCCESSFUL", "Sequential", "Solution", "SolveError", "affine_scan",
+    "affine_scan_sequential", "default_tolerance", "picard_scan", "solve",
+]

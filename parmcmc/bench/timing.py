@@ -1,0 +1,56 @@
+"""Measuring helpers shared by the benchmarks: compile time, median wall-clock, compiled memory."""
+
+import statistics
+import time
+from typing import Callable, NamedTuple
+
+import jax
+
+
+class Timing(NamedTuple):
+    compile_s: float      # lowering + compilation, measured once
+    median_s: float       # median over `repeats` runs of the compiled function, results blocked on
+    runs_s: tuple         # every run
+    temp_bytes: int       # XLA's buffer for intermediates (the working memory of the computation)
+    output_bytes: int
+
+
+def time_jitted(fn: Callable, *args, repeats: int = 3) -> tuple:
+    """Compile `fn` for `args`, run it `repeats` times after one warm-up, return (result, Timing)."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    mem = compiled.memory_analysis()
+    out = jax.block_until_ready(compiled(*args))  # warm-up
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        runs.append(time.perf_counter() - t0)
+    temp = int(getattr(mem, "temp_size_in_bytes", 0) or 0)
+    outb = int(getattr(mem, "output_size_in_bytes", 0) or 0)
+    return out, Timing(compile_s, statistics.median(runs), tuple(runs), temp, outb)
+
+
+def memory_only(fn: Callable, *args) -> int:
+    """XLA's intermediate-buffer size for fn(*args), from compilation alone (nothing is run)."""
+    mem = jax.jit(fn).lower(*args).compile().memory_analysis()
+    return int(getattr(mem, "temp_size_in_bytes", 0) or 0)
+
+
+def versions() -> dict:
+    import platform
+
+    import numpyro
+
+    import parmcmc
+
+    dev = jax.devices()[0]
+    return {
+        "jax": jax.__version__,
+        "numpyro": numpyro.__version__,
+        "parmcmc": getattr(parmcmc, "__version__", "dev"),
+        "python": platform.python_version(),
+        "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
+        "cpu_count": __import__("os").cpu_count(),
+    }

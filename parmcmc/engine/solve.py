@@ -1,0 +1,303 @@
+"""The driver: runs any solver over a whole sequence, under jit, and says how it went.
+
+solve(fn, x0, inputs, solver) computes x_t = fn(x_{t-1}, inputs[t]) for t = 1..T. Iterative solvers
+stop when every state satisfies |x_t - fn(x_{t-1})| <= atol + rtol |x_t| (checked for finiteness
+explicitly: a NaN never counts as converged), when an iterate is not finite, or at max_iters.
+"""
+
+import functools
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from parmcmc.engine.solvers import AbstractSolver, Sequential, shift
+
+RUNNING, SUCCESSFUL, MAX_ITERS, NONFINITE = 0, 1, 2, 3
+RESULT_MESSAGES = {
+    RUNNING: "the solve did not finish (internal error: please report it)",
+    SUCCESSFUL: "converged",
+    MAX_ITERS: (
+        "did not converge within max_iters iterations. Raise max_iters, use a solver with a better "
+        "Jacobian approximation (DEER or ELK instead of Jacobi/Picard/QuasiDEER), or check whether the "
+        "dynamics are unpredictable (positive Lyapunov exponent), where sequential evaluation is the right tool"
+    ),
+    NONFINITE: (
+        "an iterate became non-finite (NaN or inf). Newton's method overflowed on unstable linearised "
+        "dynamics, or fn returns non-finite values on these states. Try ELK/QuasiELK (damped, trust-region "
+        "steps), DEER/QuasiDEER with damping < 1 or clip, or check fn on the sequential solution"
+    ),
+}
+_DEFAULT_TOL = {"float64": 1e-11, "float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
+
+
+class SolveError(RuntimeError):
+    """A solve that did not converge, raised by solve(..., throw=True)."""
+
+
+class Solution(NamedTuple):
+    """The outcome of a solve.
+
+    states:    pytree like x0 with a leading axis T; states[t] = fn(states[t-1], inputs[t]), x0 before states[0].
+    converged: bool, every state within tolerance and finite.
+    num_iters: int, iterations taken (0 for Sequential).
+    residual:  max over t of |states[t] - fn(states[t-1], inputs[t])| (absolute, over all entries).
+    result:    int code of the parallel solve, one of SUCCESSFUL, MAX_ITERS, NONFINITE; `message` explains it.
+    sequential_from: int, the first state that did not converge in parallel (T when all did; 0 for
+               Sequential).
+    fell_back: bool, fallback="sequential" computed the states from `sequential_from` on step by step.
+    """
+
+    states: Any
+    converged: jax.Array
+    num_iters: jax.Array
+    residual: jax.Array
+    result: jax.Array
+    sequential_from: jax.Array
+    fell_back: jax.Array
+
+    @property
+    def message(self) -> str:
+        codes = {int(c) for c in jnp.ravel(jnp.asarray(self.result))}
+        return "; ".join(RESULT_MESSAGES[c] for c in sorted(codes))
+
+
+def default_tolerance(dtype) -> float:
+    return _DEFAULT_TOL.get(jnp.dtype(dtype).name, 1e-5)
+
+
+def solve(
+    fn: Callable,
+    x0: Any,
+    inputs: Any,
+    solver: AbstractSolver,
+    *,
+    max_iters: Optional[int] = None,
+    atol: Optional[float] = None,
+    rtol: Optional[float] = None,
+    window: Optional[int] = None,
+    throw: bool = False,
+    initial_guess: Any = None,
+    fallback: Optional[str] = None,
+    progress: Optional[Callable] = None,
+) -> Solution:
+    """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
+
+    fn:       (state, input_t) -> state; a state is a float array or a pytree of them.
+    x0:       the state before the first step (not part of the output).
+    inputs:   pytree whose leaves share the leading axis T.
+    solver:   Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK().
+    max_iters: iteration budget (default T: Jacobi-type methods are exact after T sweeps).
+    atol, rtol: convergence tolerance per entry, |x_t - fn(x_{t-1})| <= atol + rtol |x_t|
+              (defaults by dtype: 1e-11 for float64, 1e-5 for float32).
+    window:   solve at most `window` states at a time, the window starting at the first state not yet
+              converged: Jacobians take memory O(window), not O(T). The answer equals the full solve.
+    throw:    raise SolveError when the solve fails, instead of returning converged=False.
+    initial_guess: pytree like `states` to start from (default: x0 repeated).
+    fallback: "sequential" continues a failed solve step by step from its first unconverged state
+              (the states before it are exact), so the answer is always the exact sequence unless fn
+              itself is not finite there; `sequential_from` says where the sequential part began.
+    progress: called on the host after every evaluation as progress(iteration, residual, window_start)
+              (through jax.debug.callback; batched arrays under vmap). For progress displays.
+    """
+    if not isinstance(solver, AbstractSolver):
+        raise TypeError(
+            f"solve: solver must be a solver instance such as parmcmc.engine.DEER(); got {solver!r}."
+        )
+    x0_flat, unravel = ravel_pytree(x0)
+    if not jnp.issubdtype(x0_flat.dtype, jnp.floating):
+        raise TypeError(f"solve: x0 must hold floating-point arrays; got dtype {x0_flat.dtype}.")
+    num_steps = _num_steps(inputs)
+    flat_fn = _flatten_fn(fn, x0, unravel, inputs)
+    tol = default_tolerance(x0_flat.dtype)
+    atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
+    if not (atol >= 0 and rtol >= 0 and atol + rtol > 0):
+        raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
+    max_iters = num_steps if max_iters is None else max_iters
+    if not (isinstance(max_iters, int) and max_iters >= 1):
+        raise ValueError(f"solve: max_iters={max_iters!r} must be an integer >= 1.")
+    window = num_steps if window is None else window
+    if not (isinstance(window, int) and window >= 1):
+        raise ValueError(f"solve: window={window!r} must be an integer >= 1.")
+    window = min(window, num_steps)
+    guess = None
+    if initial_guess is not None:
+        guess = jax.vmap(lambda s: ravel_pytree(s)[0])(initial_guess)
+        if guess.shape != (num_steps,) + x0_flat.shape:
+            raise ValueError(
+                f"solve: initial_guess must be shaped like the states, leading axis T={num_steps}; "
+                f"got flattened shape {guess.shape}."
+            )
+        guess = guess.astype(x0_flat.dtype)
+
+    if fallback not in (None, "sequential"):
+        raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
+    out = _solve_jit(flat_fn, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress)
+    sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
+    if throw:
+        _throw_if_failed(sol, solver)
+    return sol
+
+
+def _num_steps(inputs) -> int:
+    leaves = jax.tree_util.tree_leaves(inputs)
+    if not leaves:
+        raise ValueError("solve: inputs is empty; pass a pytree of arrays with leading axis T (T >= 1).")
+    lengths = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
+    if len(lengths) != 1 or None in lengths or 0 in lengths:
+        raise ValueError(
+            f"solve: every leaf of inputs needs the same leading axis T >= 1; got leading sizes {lengths}."
+        )
+    return lengths.pop()
+
+
+def _flatten_fn(fn, x0, unravel, inputs):
+    """fn on flat vectors, after checking that it maps a state to a state of the same structure."""
+    one_input = jax.tree_util.tree_map(lambda leaf: leaf[0], inputs)
+    out = jax.eval_shape(fn, x0, one_input)
+    expected = jax.eval_shape(lambda x: x, x0)
+    if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(expected) or any(
+        a.shape != b.shape for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected))
+    ):
+        raise ValueError(
+            f"solve: fn(x0, inputs[0]) must return a state shaped like x0; got {out} for x0 {expected}."
+        )
+
+    def flat_fn(x, u):
+        return ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)
+
+    return _HashableFn(fn, flat_fn)
+
+
+class _HashableFn:
+    """Wraps the flat step so jit caches on the user's fn (a new closure each call would recompile)."""
+
+    def __init__(self, key, flat_fn):
+        self.key, self.flat_fn = key, flat_fn
+
+    def __call__(self, x, u):
+        return self.flat_fn(x, u)
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _HashableFn) and self.key == other.key
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 9, 10))
+def _solve_jit(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress):
+    if isinstance(solver, Sequential):
+        states = solver.scan(fn, x0, inputs)
+        residual = jnp.zeros((), x0.dtype)
+        finite = jnp.all(jnp.isfinite(states))
+        code = jnp.where(finite, SUCCESSFUL, NONFINITE)
+        zero = jnp.zeros((), jnp.int32)
+        return states, finite, zero, residual, code.astype(jnp.int32), zero, jnp.zeros((), bool)
+    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress)
+
+
+def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, progress):
+    T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
+    X = jnp.broadcast_to(x0, (T,) + x0.shape) if guess is None else guess
+    aux = solver.init(x0, T)
+    take = lambda tree, s: jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, s, W), tree)
+    x_start = lambda X, s: jnp.where(s == 0, x0, X[jnp.maximum(s - 1, 0)])
+
+    def linearize(X, s):
+        Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
+        return solver.linearize(fn, shift(Xw, x_start(X, s)), take(inputs, s), take(aux, s))
+
+    def check(X, lin, s, it):
+        """The status after an iterate, and the first unconverged index t0 (prefix before it exact)."""
+        Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
+        ok, residual = _per_step_check(Xw, lin.fx, atol, rtol)
+        if progress is not None:
+            jax.debug.callback(progress, it, residual, s)
+        j = jnp.where(jnp.all(ok), W, jnp.argmin(ok))
+        status = jnp.where(
+            ~jnp.isfinite(residual), NONFINITE,
+            jnp.where((j == W) & (s + W == T), SUCCESSFUL, jnp.where(it >= max_iters, MAX_ITERS, RUNNING)),
+        )
+        return status, s + j
+
+    def advance(X, lin, s, t0):
+        """Slide the window to the first unconverged state, re-evaluating only if it moved."""
+        if W == T:
+            return lin, s
+        s_new = jnp.minimum(t0, T - W)
+        lin = jax.lax.cond(s_new == s, lambda: lin, lambda: linearize(X, s_new))
+        return lin, s_new
+
+    def body(carry):
+        X, lin, s, state, it, _ = carry
+        Xw, lin, state = solver.step(
+            fn, x_start(X, s), jax.lax.dynamic_slice_in_dim(X, s, W), take(inputs, s), take(aux, s), lin, state
+        )
+        X = jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
+        status, t0 = check(X, lin, s, it + 1)
+        lin, s = advance(X, lin, s, t0)
+        return X, lin, s, state, it + 1, status
+
+    s0 = jnp.zeros((), jnp.int32)
+    lin = linearize(X, s0)
+    status, t0 = check(X, lin, s0, 0)
+    lin, s0 = advance(X, lin, s0, t0)
+    init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status)
+    X, lin, s, _, it, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
+
+    fx = lin.fx if W == T else _evaluate_all(fn, X, x0, inputs, W)  # a window saw only its part
+    ok, residual = _per_step_check(X, fx, atol, rtol)
+    converged = (status == SUCCESSFUL) & jnp.all(ok)
+    status = jnp.where(converged | (status != SUCCESSFUL), status, MAX_ITERS)
+    fell_back = jnp.logical_and(fallback is not None, ~converged)
+    seq_from = jnp.where(converged, T, jnp.argmin(ok)).astype(jnp.int32)
+    if fallback:
+        # The states before the first unconverged one are exact: continue sequentially from there.
+        def go_on(X):
+            def one(t, X):
+                return X.at[t].set(fn(jnp.where(t == 0, x0, X[jnp.maximum(t - 1, 0)]), _at(inputs, t)))
+
+            X = jax.lax.fori_loop(seq_from, T, one, X)
+            ok, residual = _per_step_check(X, _evaluate_all(fn, X, x0, inputs, W), atol, rtol)
+            return X, jnp.all(ok), residual
+
+        X, converged, residual = jax.lax.cond(converged, lambda X: (X, converged, residual), go_on, X)
+    status = jnp.where(jnp.isfinite(residual), status, NONFINITE)
+    return X, converged, it, residual, status.astype(jnp.int32), seq_from, fell_back
+
+
+def _at(tree, t):
+    return jax.tree_util.tree_map(lambda a: a[t], tree)
+
+
+def _evaluate_all(fn, X, x0, inputs, chunk):
+    """fn at every state's predecessor, in chunks to bound the memory of a windowed solve."""
+    return jax.lax.map(lambda xu: fn(*xu), (shift(X, x0), inputs), batch_size=chunk)
+
+
+def _per_step_check(X, fx, atol, rtol):
+    """Which steps are finite and within tolerance, and the residual (inf where anything is not finite)."""
+    finite = jnp.all(jnp.isfinite(X), axis=1) & jnp.all(jnp.isfinite(fx), axis=1)
+    err = jnp.abs(X - fx)
+    ok = finite & jnp.all(err <= atol + rtol * jnp.abs(X), axis=1)
+    residual = jnp.where(jnp.all(finite), jnp.max(err), jnp.inf).astype(X.dtype)
+    return ok, residual
+
+
+def _throw_if_failed(sol: Solution, solver) -> None:
+    def fail(converged, result, num_iters, residual):
+        if not bool(jnp.all(converged)):
+            codes = sorted({int(c) for c in jnp.ravel(result)} - {SUCCESSFUL})
+            why = "; ".join(RESULT_MESSAGES[c] for c in codes)
+            raise SolveError(
+                f"solve with {type(solver).__name__} failed after {int(jnp.max(num_iters))} iterations "
+                f"(residual {float(jnp.max(residual)):.3g}): {why}."
+            )
+
+    args = (sol.converged, sol.result, sol.num_iters, sol.residual)
+    if any(isinstance(a, jax.core.Tracer) for a in args):
+        jax.debug.callback(fail, *args)
+    else:
+        fail(*args)

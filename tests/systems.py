@@ -1,0 +1,37 @@
+"""Small recurrences the engine tests share (each a fn(x, u) -> x with its inputs)."""
+
+import jax
+import jax.numpy as jnp
+
+
+def tanh_rnn(D=8, T=1000, scale=0.9, seed=0):
+    """A contractive nonlinear RNN x_t = tanh(W x_{t-1} + u_t)."""
+    kw, ku = jax.random.split(jax.random.key(seed))
+    W = scale * jax.random.normal(kw, (D, D)) / jnp.sqrt(D)
+    return (lambda x, u: jnp.tanh(W @ x + u)), jnp.ones(D), jax.random.normal(ku, (T, D))
+
+
+def linear_system(D=4, T=500, seed=1):
+    """x_t = M x_{t-1} + u_t with spectral radius < 1."""
+    km, ku = jax.random.split(jax.random.key(seed))
+    M = 0.8 * jnp.linalg.qr(jax.random.normal(km, (D, D)))[0]
+    return (lambda x, u: M @ x + u), jnp.zeros(D), jax.random.normal(ku, (T, D))
+
+
+def switching_map(D=3, T=1000, seed=2):
+    """A Metropolis-like chain: a proposal accepted when a uniform is below a ratio (a hard switch)."""
+    kz, ku = jax.random.split(jax.random.key(seed))
+    inputs = (jax.random.normal(kz, (T, D)), jax.random.uniform(ku, (T,)))
+
+    def fn(x, u):
+        z, v = u
+        prop = 0.8 * x + 0.6 * z
+        log_ratio = 0.5 * (x @ x - prop @ prop)
+        return jnp.where(jnp.log(v) < log_ratio, prop, x)
+
+    return fn, jnp.full(D, 2.0), inputs
+
+
+def logistic_map(T=200, r=3.9):
+    """The chaotic logistic map: Lyapunov exponent > 0, parallel Newton struggles."""
+    return (lambda x, u: r * x * (1 - x)), jnp.array([0.3]), jnp.zeros((T, 1))
