@@ -20,19 +20,22 @@ class Target(NamedTuple):
     inverse_mass_matrix: Any  # 1-D, over the flattened position
 
 
-def correlated_gaussian(dim: int = 10) -> Target:
+def correlated_gaussian(dim: int = 10, dtype=jnp.float64) -> Target:
+    """Every constant (and the initial position) in ``dtype``, so a float32
+    target keeps its chain in float32."""
     rng = np.random.default_rng(0)
     a = rng.normal(size=(dim, dim))
     cov = a @ a.T / dim + 0.5 * np.eye(dim)
-    precision = jnp.asarray(np.linalg.inv(cov))
-    mean = jnp.asarray(rng.normal(size=dim))
+    precision = jnp.asarray(np.linalg.inv(cov), dtype)
+    mean = jnp.asarray(rng.normal(size=dim), dtype)
 
     def logdensity_fn(x):
         r = x - mean
         return -0.5 * r @ precision @ r
 
-    imm = jnp.asarray(np.diag(cov))  # the marginal variances, not all ones
-    return Target("gaussian", logdensity_fn, jnp.asarray(rng.normal(size=dim)), 0.3, 0.5, imm)
+    imm = jnp.asarray(np.diag(cov), dtype)  # the marginal variances, not all ones
+    x0 = jnp.asarray(rng.normal(size=dim), dtype)
+    return Target("gaussian", logdensity_fn, x0, 0.3, 0.5, imm)
 
 
 def logistic_regression(dim: int = 10, num_data: int = 600) -> Target:
