@@ -33,6 +33,11 @@ class ChainResult(NamedTuple):
         Solver iterations (0 for ``Sequential``).
     residual
         ``max_t |x_t - f(x_{t-1})|`` over all entries.
+    result
+        The parallel solve's result code (see :class:`parmcmc.engine.Solution`).
+    sequential_from, fell_back
+        With ``fallback="sequential"``: the first step computed sequentially after
+        a failed parallel solve, and whether that happened.
     """
 
     positions: Any
@@ -40,6 +45,9 @@ class ChainResult(NamedTuple):
     converged: Array
     num_iters: Array
     residual: Array
+    result: Array
+    sequential_from: Array
+    fell_back: Array
 
 
 def run_chain(
@@ -97,4 +105,7 @@ def run_chain(
         converged=solution.converged,
         num_iters=solution.num_iters,
         residual=solution.residual,
+        result=solution.result,
+        sequential_from=solution.sequential_from,
+        fell_back=solution.fell_back,
     )

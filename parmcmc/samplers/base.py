@@ -82,6 +82,25 @@ class AbstractSampler(abc.ABC):
         self.gate, self.gate_temperature = _gate.check_gate(gate, gate_temperature)
         self._layout: _Layout | None = None
 
+    def replace(self, **changes):
+        """An unbound copy with some settings changed, e.g. ``replace(step_size=0.1)`` (checked as in
+        the constructor; traced values, such as a per-chain step size under vmap, are not checked)."""
+        unknown = [k for k in changes if k.startswith("_") or not hasattr(self, k)]
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.replace: unknown setting(s) {unknown}.")
+        if "logdensity_fn" in changes and not callable(changes["logdensity_fn"]):
+            raise TypeError("replace: logdensity_fn must be callable.")
+        if "step_size" in changes:
+            check_step_size(changes["step_size"])
+        new = copy.copy(self)
+        new.__dict__.update(changes)
+        new._layout = None
+        new._check_settings()
+        return new
+
+    def _check_settings(self) -> None:
+        """Hook: re-check settings a `replace` may have changed."""
+
     # ------------------------------------------------------------------ binding
     def bind(self, initial_position):
         """Bind to the layout of ``initial_position`` and check it.

@@ -121,6 +121,11 @@ class HMC(AbstractSampler):
         self.inverse_mass_matrix = inverse_mass_matrix
         self.divergence_threshold = float(divergence_threshold)
 
+    def _check_settings(self) -> None:
+        imm = self.inverse_mass_matrix
+        if imm is not None and not _is_traced(imm):
+            self.inverse_mass_matrix = metrics.check_inverse_mass_matrix(imm)
+
     def _on_bind(self) -> None:
         layout = self.layout
         imm = self.inverse_mass_matrix
