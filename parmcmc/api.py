@@ -249,9 +249,9 @@ def _warn_if_fell_back(chains, solver) -> None:
         codes = sorted({int(c) for c in jnp.ravel(chains.result[fell])})
         why = "; ".join(RESULT_MESSAGES[c] for c in codes)
         warnings.warn(
-            f"sample: the {type(solver).__name__} solve of {int(jnp.sum(fell))} of {fell.size} chains "
+            f"sample: the {type(solver).__name__} solve failed for {int(jnp.sum(fell))} of {fell.size} chains: "
             f"{why}. Those chains were finished sequentially from their exact prefix (first sequential "
-            f"step: {jnp.asarray(chains.sequential_from)[fell].tolist()}); the draws are exact. "
+            f"step: {jnp.asarray(chains.sequential_from)[fell].tolist()}), so the draws are exact. "
             "parmcmc.diagnose(...) estimates whether parallel evaluation pays for this target.",
             RuntimeWarning,
             stacklevel=3,

@@ -14,6 +14,8 @@ class Progress:
         self._last = -1
 
     def __call__(self, iteration, residual, window_start):
+        if not getattr(self.stream, "isatty", lambda: False)():
+            return  # a log file gets the closing line only
         it = int(np.max(iteration))
         if it <= self._last:
             return
