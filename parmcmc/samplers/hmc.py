@@ -78,7 +78,8 @@ class HMC(AbstractSampler):
         definite ``M^{-1}`` over the flattened position. Its size is checked
         when the sampler is bound to a position.
     gate, gate_temperature
-        As for :class:`~parmcmc.samplers.mala.MALA`.
+        As for :class:`~parmcmc.samplers.mala.MALA`: ``"hard"`` by default,
+        because it needs fewer solver iterations (docs/sampler_iterations.md).
     divergence_threshold
         Energy error above which a transition counts as divergent (1000, as
         BlackJAX, Stan and NumPyro).
