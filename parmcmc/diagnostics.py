@@ -104,6 +104,10 @@ class Diagnosis(NamedTuple):
     pilot_prefix: int
     lyapunov: LyapunovEstimate
 
+    def predicted_at(self, T: int) -> float:
+        """The same model's prediction for another chain length T (the pilot is not rerun)."""
+        return _extrapolate(self.pilot_result, self.pilot_iters, self.pilot_T, self.pilot_prefix, self.growth, T)
+
 
 def lyapunov_exponent(
     fn: Callable,
@@ -235,19 +239,22 @@ def diagnose_recurrence(
     converged = bool(sol.converged)
 
     predictable = math.isfinite(est.lle) and est.lle + _Z * est.uncertainty < 0
-    if converged:
-        growth = "log" if predictable else "linear"
-        predicted = predict_iterations(k_p, T_p, T, growth=growth)
-    elif result == "non-finite":
-        growth, predicted = "linear", float("inf")
-    else:  # progress rate of the exact prefix: k_p iterations made `prefix` states exact
-        growth, predicted = "linear", float(min(T, k_p * T / max(prefix, 1)))
+    growth = "log" if predictable and converged else "linear"
+    predicted = _extrapolate(result, k_p, T_p, prefix, growth, T)
     budget = iteration_budget(T, iters_per_log2T)
     pays = predictable and converged and predicted <= budget
     name = type(solver).__name__
     reason = _reason(est, predictable, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth, budget)
     return Diagnosis(est.lle, est.uncertainty, predicted, T, name, pays, reason, budget, growth,
                      T_p, k_p, result, prefix, est)
+
+
+def _extrapolate(result, k_p, T_p, prefix, growth, T):
+    if result == "converged":
+        return predict_iterations(k_p, T_p, T, growth=growth)
+    if result == "non-finite":
+        return float("inf")
+    return float(min(T, k_p * T / max(prefix, 1)))  # progress rate: k_p iterations made `prefix` states exact
 
 
 def _reason(est, predictable, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth, budget):
@@ -268,7 +275,7 @@ def _reason(est, predictable, name, T_p, k_p, pilot_budget, result, prefix, T, p
     else:
         pilot = (f"the {name} pilot of {T_p} steps did not converge within {its(pilot_budget)} "
                  f"(it made {prefix} states exact)")
-    capped = " (the cap: one exact state per iteration)" if predicted == T else ""
+    capped = ", capped at T: one more exact state per iteration" if predicted == T else ""
     pred = (f"predicted {predicted:.0f} iterations at T={T} ({growth} growth{capped}), "
             f"against a budget of {budget:.0f} = {budget / math.log2(T):.3g} log2(T)")
     if predictable and result == "converged" and predicted <= budget:
