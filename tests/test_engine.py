@@ -189,3 +189,12 @@ def test_fallback_does_not_hide_a_nan_of_fn_itself():
     sol = solve(fn, x0, (inputs, flags), DEER(), fallback="sequential")
     assert not bool(sol.converged) and int(sol.result) == NONFINITE
     assert int(sol.sequential_from) <= 120
+
+
+def test_progress_reports_every_iteration_with_its_residual():
+    fn, x0, inputs = tanh_rnn(T=300)
+    seen = []
+    sol = solve(fn, x0, inputs, DEER(), progress=lambda it, res, s: seen.append((int(it), float(res))))
+    jax.effects_barrier()
+    assert [it for it, _ in seen] == list(range(int(sol.num_iters) + 1))
+    assert seen[-1][1] <= 1e-10 < seen[0][1]

@@ -80,6 +80,7 @@ def solve(
     throw: bool = False,
     initial_guess: Any = None,
     fallback: Optional[str] = None,
+    progress: Optional[Callable] = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -97,6 +98,8 @@ def solve(
     fallback: "sequential" continues a failed solve step by step from its first unconverged state
               (the states before it are exact), so the answer is always the exact sequence unless fn
               itself is not finite there; `sequential_from` says where the sequential part began.
+    progress: called on the host after every evaluation as progress(iteration, residual, window_start)
+              (through jax.debug.callback; batched arrays under vmap). For progress displays.
     """
     if not isinstance(solver, AbstractSolver):
         raise TypeError(
@@ -106,7 +109,7 @@ def solve(
     if not jnp.issubdtype(x0_flat.dtype, jnp.floating):
         raise TypeError(f"solve: x0 must hold floating-point arrays; got dtype {x0_flat.dtype}.")
     num_steps = _num_steps(inputs)
-    flat_fn = _flatten_fn(fn, x0, unravel, inputs)
+    hoisted, consts = _flatten_fn(fn, x0, x0_flat, unravel, inputs)
     tol = default_tolerance(x0_flat.dtype)
     atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
     if not (atol >= 0 and rtol >= 0 and atol + rtol > 0):
@@ -130,7 +133,7 @@ def solve(
 
     if fallback not in (None, "sequential"):
         raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
-    out = _solve_jit(flat_fn, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback)
+    out = _solve_jit(hoisted, consts, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress)
     sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
     if throw:
         _throw_if_failed(sol, solver)
@@ -149,7 +152,7 @@ def _num_steps(inputs) -> int:
     return lengths.pop()
 
 
-def _flatten_fn(fn, x0, unravel, inputs):
+def _flatten_fn(fn, x0, x0_flat, unravel, inputs):
     """fn on flat vectors, after checking that it maps a state to a state of the same structure."""
     one_input = jax.tree_util.tree_map(lambda leaf: leaf[0], inputs)
     out = jax.eval_shape(fn, x0, one_input)
@@ -164,27 +167,36 @@ def _flatten_fn(fn, x0, unravel, inputs):
     def flat_fn(x, u):
         return ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)
 
-    return _HashableFn(fn, flat_fn)
+    # Hoist the arrays fn closes over (data, parameters) into arguments of the jitted solve: as
+    # compile-time constants XLA may spend many seconds folding them into every batched evaluation.
+    closed = jax.make_jaxpr(flat_fn)(x0_flat, one_input)
+    try:
+        key = (hash(fn), fn)[1]
+    except TypeError:  # an unhashable callable: compile for this call only
+        key = object()
+    return _HoistedFn(key, closed.jaxpr), closed.consts
 
 
-class _HashableFn:
-    """Wraps the flat step so jit caches on the user's fn (a new closure each call would recompile)."""
+class _HoistedFn:
+    """fn as a function of (consts, x, u), hashed by the user's fn so that jit reuses its compilation
+    across calls with the same fn; the closed-over arrays travel as arguments."""
 
-    def __init__(self, key, flat_fn):
-        self.key, self.flat_fn = key, flat_fn
+    def __init__(self, key, jaxpr):
+        self.key, self.jaxpr = key, jaxpr
 
-    def __call__(self, x, u):
-        return self.flat_fn(x, u)
+    def __call__(self, consts, x, u):
+        return jax.core.eval_jaxpr(self.jaxpr, consts, x, *jax.tree_util.tree_leaves(u))[0]
 
     def __hash__(self):
         return hash(self.key)
 
     def __eq__(self, other):
-        return isinstance(other, _HashableFn) and self.key == other.key
+        return isinstance(other, _HoistedFn) and self.key == other.key
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 9))
-def _solve_jit(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback):
+@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11))
+def _solve_jit(hoisted, consts, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress):
+    fn = functools.partial(hoisted, consts)
     if isinstance(solver, Sequential):
         states = solver.scan(fn, x0, inputs)
         residual = jnp.zeros((), x0.dtype)
@@ -192,10 +204,10 @@ def _solve_jit(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fal
         code = jnp.where(finite, SUCCESSFUL, NONFINITE)
         zero = jnp.zeros((), jnp.int32)
         return states, finite, zero, residual, code.astype(jnp.int32), zero, jnp.zeros((), bool)
-    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback)
+    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress)
 
 
-def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback):
+def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, progress):
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     X = jnp.broadcast_to(x0, (T,) + x0.shape) if guess is None else guess
     aux = solver.init(x0, T)
@@ -210,6 +222,8 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback):
         """The status after an iterate, and the first unconverged index t0 (prefix before it exact)."""
         Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
         ok, residual = _per_step_check(Xw, lin.fx, atol, rtol)
+        if progress is not None:
+            jax.debug.callback(progress, it, residual, s)
         j = jnp.where(jnp.all(ok), W, jnp.argmin(ok))
         status = jnp.where(
             ~jnp.isfinite(residual), NONFINITE,

@@ -1,0 +1,178 @@
+"""NumPyro model -> `Target`: log density on the unconstrained space, starts, and the way back.
+
+Everything NumPyro-specific lives here. The samplers and the engine only ever see
+`Target.logdensity_fn` (minus NumPyro's potential energy, Jacobians included) and unconstrained
+position dicts; `Target.postprocess` turns the unconstrained draws into constrained values and
+deterministic sites at the output end.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+
+import numpy as np
+from numpyro.handlers import seed, trace
+from numpyro.infer.initialization import init_to_uniform
+from numpyro.infer.util import initialize_model
+
+from parmcmc.keys import chain_keys
+from parmcmc.models.target import Target, check_initial_positions
+
+__all__ = ["from_numpyro", "model_name"]
+
+_CALLER = "from_numpyro"
+# NumPyro's find_valid_initial_params redraws a start whose potential energy or gradient is not finite,
+# at most this many times per chain (a constant of NumPyro's, not a parameter).
+NUMPYRO_INIT_TRIES = 100
+
+
+def model_name(model: Callable) -> str:
+    """A readable name for a model function (unwraps functools.partial)."""
+    while isinstance(model, functools.partial):
+        model = model.func
+    return getattr(model, "__name__", None) or repr(model)
+
+
+def _raw_keys(rng_key: jax.Array, num: int) -> jax.Array:
+    """`num` keys in NumPyro's raw uint32 layout, one per chain (typed keys are converted); key k
+    does not depend on `num`, so chain k starts at the same place whatever the number of chains."""
+    keys = chain_keys(rng_key, num)
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)
+    return keys
+
+
+def _trace_model(model, rng_key, model_args, model_kwargs, name) -> dict:
+    """Run the model once with prior draws; wrap whatever it raises with the model's name."""
+    try:
+        return trace(seed(model, rng_key)).get_trace(*model_args, **model_kwargs)
+    except Exception as err:
+        raise ValueError(
+            f"{_CALLER}: model {name!r} raised {type(err).__name__} when run with the given model_args and "
+            f"model_kwargs: {err}. Check that the arguments match the model's signature and that the model "
+            "runs under numpyro.handlers.seed."
+        ) from err
+
+
+def _check_sites(model_trace: dict, name: str) -> None:
+    latent = [n for n, s in model_trace.items() if s["type"] == "sample" and not s["is_observed"]]
+    discrete = [n for n in latent if model_trace[n]["fn"].support.is_discrete]
+    if discrete:
+        raise ValueError(
+            f"{_CALLER}: model {name!r} has discrete latent sample site(s) {discrete}. MALA and HMC move "
+            "through a continuous space with gradients, so every latent site must be continuous. Marginalise "
+            "the discrete sites out in the model (e.g. sum over their values with a mixture such as "
+            "numpyro.distributions.MixtureSameFamily), or sample them with NumPyro's own MCMC "
+            "(enumeration with infer={'enumerate': 'parallel'}, or DiscreteHMCGibbs)."
+        )
+    if not latent:
+        raise ValueError(
+            f"{_CALLER}: model {name!r} has no latent sample sites (all sites are observed or deterministic); "
+            "there is nothing to sample. Remove obs= from the sites you want to infer."
+        )
+
+
+def _init_error(name: str, init_strategy, num_chains: int) -> ValueError:
+    return ValueError(
+        f"{_CALLER}: no valid start found for model {name!r}: for at least one of {num_chains} chain(s), "
+        f"{NUMPYRO_INIT_TRIES} starts drawn with {getattr(init_strategy, '__name__', init_strategy)!r} all "
+        "gave a log density or gradient that is not finite. Try a narrower init "
+        "(init_strategy=numpyro.infer.init_to_uniform(radius=0.5)), init_to_median or "
+        "init_to_value(values={...}) with values inside every site's support, and check the model's "
+        "priors and likelihood for log(0), division by zero or overflow (float64 helps with overflow)."
+    )
+
+
+def _site_dims(site: dict) -> list[str] | None:
+    """Dimension names of one site from its plates; None when no plate names a dimension."""
+    shape = np.shape(site["value"])
+    event_dim = site["fn"].event_dim if site["type"] == "sample" else 0
+    batch_ndim = len(shape) - event_dim
+    dims = [f"{site['name']}_dim_{i}" for i in range(len(shape))]
+    named = False
+    for frame in site.get("cond_indep_stack", []):
+        axis = batch_ndim + frame.dim
+        if 0 <= axis < batch_ndim and shape[axis] == frame.size and frame.name not in dims:
+            dims[axis] = frame.name
+            named = True
+    return dims if named else None
+
+
+def from_numpyro(
+    model: Callable,
+    rng_key: jax.Array,
+    *,
+    model_args: tuple = (),
+    model_kwargs: dict | None = None,
+    num_chains: int = 1,
+    init_strategy: Callable = init_to_uniform,
+) -> Target:
+    """Turn a NumPyro model into a `Target` with one NumPyro-chosen start per chain.
+
+    model, model_args, model_kwargs
+        The model function and what to call it with (observed data included).
+    rng_key
+        Key for the starts. Chain c's start is drawn as NumPyro draws it from `init_strategy`
+        (default: uniform in (-2, 2) on the unconstrained space), redrawn up to 100 times while
+        the log density or its gradient is not finite.
+    num_chains
+        Number of chains, i.e. the leading axis of `Target.initial_positions`.
+
+    Errors (ValueError, raised before any sampling): the model raises; it has discrete latent
+    sites; it has no latent site; no finite start is found.
+    """
+    name = model_name(model)
+    if not callable(model):
+        raise TypeError(f"{_CALLER}: model must be a NumPyro model function; got {type(model).__name__}.")
+    if not isinstance(model_args, tuple):
+        raise TypeError(f"{_CALLER}: model_args must be a tuple of positional arguments; got {type(model_args)}.")
+    model_kwargs = {} if model_kwargs is None else model_kwargs
+    if not isinstance(model_kwargs, dict):
+        raise TypeError(f"{_CALLER}: model_kwargs must be a dict; got {type(model_kwargs)}.")
+    if isinstance(num_chains, bool) or not isinstance(num_chains, int) or num_chains < 1:
+        raise ValueError(f"{_CALLER}: num_chains must be a positive int; got {num_chains!r}.")
+
+    trace_key, init_key = jax.random.split(rng_key)
+    keys = _raw_keys(init_key, num_chains)
+    model_trace = _trace_model(model, _raw_keys(trace_key, 1)[0], model_args, model_kwargs, name)
+    _check_sites(model_trace, name)
+
+    try:
+        info = initialize_model(
+            keys[:num_chains], model, init_strategy=init_strategy, model_args=model_args, model_kwargs=model_kwargs
+        )
+    except RuntimeError as err:
+        if "Cannot find valid initial parameters" in str(err):
+            raise _init_error(name, init_strategy, num_chains) from err
+        raise ValueError(f"{_CALLER}: NumPyro could not initialise model {name!r}: {err}") from err
+    except Exception as err:
+        raise ValueError(
+            f"{_CALLER}: NumPyro could not initialise model {name!r} ({type(err).__name__}: {err}). "
+            "If the message points at an init strategy, try init_strategy=numpyro.infer.init_to_uniform."
+        ) from err
+
+    potential_fn = info.potential_fn
+    initial_positions = info.param_info.z
+
+    def logdensity_fn(position: dict) -> jax.Array:
+        return -potential_fn(position)
+
+    check_initial_positions(logdensity_fn, initial_positions, _CALLER, name)
+
+    one_position = jax.tree_util.tree_map(lambda leaf: leaf[0], initial_positions)
+    out_shapes = jax.eval_shape(info.postprocess_fn, one_position)
+    var_shapes = {k: tuple(v.shape) for k, v in out_shapes.items()}
+    postprocess = jax.jit(jax.vmap(jax.vmap(info.postprocess_fn)))
+
+    observed = {n: np.asarray(s["value"]) for n, s in model_trace.items() if s["type"] == "sample" and s["is_observed"]}
+    dims = {}
+    for site_name, site in model_trace.items():
+        if site_name in var_shapes or site_name in observed:
+            site_dims = _site_dims(site)
+            if site_dims is not None:
+                dims[site_name] = site_dims
+    return Target(logdensity_fn, initial_positions, postprocess, var_shapes, observed, dims, name)
+

@@ -1,0 +1,167 @@
+"""Warmup: adapt the step size (and HMC's diagonal inverse mass matrix) before the parallel run.
+
+Warmup runs sequentially with BlackJAX kernels, one independent adaptation per chain (vmapped,
+each chain with its own key), and hands its final positions and tuned parameters to the sampling
+run. It is adaptive, so its draws are not a Markov chain and are not solved in parallel.
+
+    mala_warmup   dual averaging of the step size toward acceptance 0.574 (Roberts & Rosenthal 1998)
+    hmc_warmup    Stan's windowed adaptation (blackjax.window_adaptation): step size by dual averaging
+                  toward 0.8 and a diagonal inverse mass matrix from the draws of slow windows
+
+It lives outside `parmcmc.samplers` because it uses BlackJAX's kernels, not parmcmc's step maps; the
+step maps' chains equal BlackJAX's for the same key, so the tuned parameters carry over unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import blackjax
+import jax
+
+import jax.numpy as jnp
+from blackjax.adaptation.base import get_filter_adapt_info_fn
+from blackjax.adaptation.step_size import dual_averaging_adaptation
+
+from parmcmc.keys import chain_keys
+from parmcmc.models.target import num_chains_of
+
+__all__ = ["WarmupResult", "mala_warmup", "hmc_warmup", "MALA_TARGET_ACCEPTANCE", "HMC_TARGET_ACCEPTANCE"]
+
+PyTree = Any
+MALA_TARGET_ACCEPTANCE = 0.574
+HMC_TARGET_ACCEPTANCE = 0.8
+
+
+class WarmupResult(NamedTuple):
+    """What warmup hands to the sampling run (leading axis of every field: chain).
+
+    positions            pytree, the last warmup position of each chain: the sampling run's x0
+    step_size            (chain,) adapted step size of each chain
+    inverse_mass_matrix  (chain, D) diagonal inverse mass matrix per chain, in `ravel_pytree` order
+                         of the position (HMC); None for MALA
+    draws                pytree with leaves (chain, num_steps, ...): the position after each warmup
+                         step (unconstrained), or None when keep_draws=False
+    stats                dict of (chain, num_steps) per-step statistics under ArviZ names:
+                         acceptance_rate, lp (log density after the step), step_size (the step size
+                         the step used), and for HMC diverging and energy
+    """
+
+    positions: PyTree
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array | None
+    draws: PyTree | None
+    stats: dict
+
+
+def _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance) -> int:
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"{caller}: num_steps must be a positive int (number of warmup steps); got {num_steps!r}.")
+    if not (float(initial_step_size) > 0.0):
+        raise ValueError(f"{caller}: initial_step_size must be positive; got {initial_step_size!r}.")
+    if not (0.0 < float(target_acceptance) < 1.0):
+        raise ValueError(f"{caller}: target_acceptance must lie in (0, 1); got {target_acceptance!r}.")
+    return num_chains_of(initial_positions, caller)
+
+
+def mala_warmup(
+    logdensity_fn: Callable,
+    initial_positions: PyTree,
+    rng_key: jax.Array,
+    num_steps: int,
+    *,
+    initial_step_size: float = 1.0,
+    target_acceptance: float = MALA_TARGET_ACCEPTANCE,
+    keep_draws: bool = True,
+) -> WarmupResult:
+    """Tune MALA's step size per chain by dual averaging (Hoffman & Gelman 2014, sec. 3.2.1).
+
+    Every step runs `blackjax.mala`'s kernel at exp(log_step_size) and feeds its acceptance
+    probability to dual averaging; the returned step size is the dual-averaging average,
+    exp(log_step_size_avg), as in Stan. `initial_positions` carries a leading chain axis.
+    """
+    caller = "mala_warmup"
+    num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
+    da_init, da_update, da_final = dual_averaging_adaptation(target_acceptance)
+    kernel = blackjax.mala.build_kernel()
+
+    def one_chain(key, position):
+        def step(carry, key_t):
+            state, da_state = carry
+            step_size = jnp.exp(da_state.log_step_size)
+            new_state, info = kernel(key_t, state, logdensity_fn, step_size)
+            # A NaN acceptance (proposal where the density is not finite) counts as a rejection.
+            acceptance = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
+            stats = {"acceptance_rate": acceptance, "lp": new_state.logdensity, "step_size": step_size}
+            draw = new_state.position if keep_draws else None
+            return (new_state, da_update(da_state, acceptance)), (draw, stats)
+
+        state = blackjax.mala.init(position, logdensity_fn)
+        da_state = da_init(jnp.asarray(initial_step_size, dtype=state.logdensity.dtype))
+        (state, da_state), (draws, stats) = jax.lax.scan(step, (state, da_state), jax.random.split(key, num_steps))
+        return state.position, da_final(da_state), draws, stats
+
+    positions, step_size, draws, stats = jax.jit(jax.vmap(one_chain))(
+        chain_keys(rng_key, num_chains), initial_positions
+    )
+    return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats)
+
+
+def hmc_warmup(
+    logdensity_fn: Callable,
+    initial_positions: PyTree,
+    rng_key: jax.Array,
+    num_steps: int,
+    num_integration_steps: int,
+    *,
+    initial_step_size: float = 1.0,
+    target_acceptance: float = HMC_TARGET_ACCEPTANCE,
+    keep_draws: bool = True,
+) -> WarmupResult:
+    """Tune HMC's step size and diagonal inverse mass matrix per chain with Stan's windowed
+    adaptation (`blackjax.window_adaptation` over `blackjax.hmc` with `num_integration_steps`
+    leapfrog steps). `initial_positions` carries a leading chain axis.
+
+    The schedule is BlackJAX's `build_schedule` (Stan's: a fast window, doubling slow windows
+    whose draws estimate the variances, a final fast window); a short warmup means short slow
+    windows and a noisier mass matrix.
+    """
+    caller = "hmc_warmup"
+    num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
+    if isinstance(num_integration_steps, bool) or not isinstance(num_integration_steps, int) or num_integration_steps < 1:
+        raise ValueError(f"{caller}: num_integration_steps must be a positive int; got {num_integration_steps!r}.")
+    keep = get_filter_adapt_info_fn(
+        state_keys={"position", "logdensity"} if keep_draws else {"logdensity"},
+        info_keys={"acceptance_rate", "is_divergent", "energy"},
+        adapt_state_keys={"step_size"},
+    )
+    adaptation = blackjax.window_adaptation(
+        blackjax.hmc,
+        logdensity_fn,
+        is_mass_matrix_diagonal=True,
+        initial_step_size=initial_step_size,
+        target_acceptance_rate=target_acceptance,
+        adaptation_info_fn=keep,
+        num_integration_steps=num_integration_steps,
+    )
+
+    def one_chain(key, position):
+        (state, parameters), info = adaptation.run(key, position, num_steps)
+        # info.adaptation_state.step_size is the step size AFTER each step's update; the step used
+        # the previous one (the first step used initial_step_size).
+        after = info.adaptation_state.step_size
+        used = jnp.concatenate([jnp.full((1,), initial_step_size, dtype=after.dtype), after[:-1]])
+        stats = {
+            "acceptance_rate": info.info.acceptance_rate,
+            "lp": info.state.logdensity,
+            "step_size": used,
+            "diverging": info.info.is_divergent,
+            "energy": info.info.energy,
+        }
+        draws = info.state.position if keep_draws else None
+        return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], draws, stats
+
+    positions, step_size, inverse_mass_matrix, draws, stats = jax.vmap(one_chain)(
+        chain_keys(rng_key, num_chains), initial_positions
+    )
+    return WarmupResult(positions, step_size, inverse_mass_matrix, draws, stats)
