@@ -10,5 +10,15 @@ from parmcmc.engine import (
     SolveError,
     solve,
 )
+from parmcmc.diagnostics import (
+    Diagnosis,
+    FallbackWarning,
+    LyapunovEstimate,
+    diagnose_recurrence,
+    lyapunov_exponent,
+)
 
-__all__ = ["DEER", "Jacobi", "Picard", "QuasiDEER", "Sequential", "Solution", "SolveError", "solve"]
+__all__ = [
+    "DEER", "Diagnosis", "FallbackWarning", "Jacobi", "LyapunovEstimate", "Picard", "QuasiDEER", "Sequential",
+    "Solution", "SolveError", "diagnose_recurrence", "lyapunov_exponent", "solve",
+]

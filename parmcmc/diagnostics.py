@@ -310,11 +310,11 @@ def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve"
     if (codes == NONFINITE).any():
         causes.append("met a non-finite iterate (NaN or inf)")
     which = "" if fell.size == 1 else f" in {int(fell.sum())} of {fell.size} chains"
-    where = (f"step {int(starts.min())}" if starts.min() == starts.max()
-             else f"steps {int(starts.min())}..{int(starts.max())}")
+    where = (f"state index {int(starts.min())}" if starts.min() == starts.max()
+             else f"state indices {int(starts.min())}..{int(starts.max())}")
     msg = (f"{call}: the parallel solve{name} {' and '.join(causes) or 'failed'}{which}; it continued "
-           f"sequentially from {where} of {T} (the states before were already exact), so the result "
-           f"is the sequential chain, computed without the parallel speed-up.")
+           f"sequentially from {where} (0-based) of {T} (the states before were already exact), so the "
+           f"result is the sequential chain, computed without the parallel speed-up.")
     if lle is not None:
         if isinstance(lle, Diagnosis):
             lle = lle.lyapunov
@@ -323,7 +323,7 @@ def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve"
         if value >= 0:
             hint = "not negative: the dynamics are unpredictable and sequential evaluation is the right tool"
         else:
-            hint = "negative: raise max_iters or use a solver with a better Jacobian (DEER, ELK)"
+            hint = "negative: raise max_iters, or use a solver with a better Jacobian such as DEER or ELK"
         msg += f" Estimated largest Lyapunov exponent of the step map: {text} ({hint})."
     return msg
 

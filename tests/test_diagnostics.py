@@ -135,8 +135,8 @@ def test_forced_nonconvergence_falls_back_warns_once_and_returns_the_sequential_
     assert len(caught) == 1 and caught[0].category is FallbackWarning and len(calls) == 1
     text = str(caught[0].message)
     assert text.startswith("sample: the parallel solve (QuasiDEER) did not converge within its budget of 2")
-    assert f"from step {int(sol.sequential_from)} of 400" in text
-    assert "Lyapunov exponent" in text and "negative: raise max_iters" in text
+    assert f"from state index {int(sol.sequential_from)} (0-based) of 400" in text
+    assert "Lyapunov exponent" in text and "negative: raise max_iters, or use" in text
 
     fine = solve(fn, x0, inputs, DEER(), fallback="sequential")
     with warnings.catch_warnings():
@@ -169,5 +169,5 @@ def test_fallback_warning_summarises_a_batch_of_chains():
     )
     text = fallback_warning(sol, -0.25)
     assert "did not converge within its budget of 50 iterations and met a non-finite iterate" in text
-    assert "in 2 of 3 chains" in text and "from steps 12..30 of 100" in text
+    assert "in 2 of 3 chains" in text and "from state indices 12..30 (0-based) of 100" in text
     assert "-0.25 per step" in text
