@@ -11,18 +11,20 @@ amplify them (DESIGN.md). This module measures both ingredients on a short pilot
 2. `predict_iterations`: the iteration model. A measured pilot solve of T_p steps that converged in k_p
    iterations is extrapolated to T steps as
 
-       k(T) = k_p * log2(T) / log2(T_p)       when the LLE is clearly negative ("log" growth)
+       k(T) = k_p * log2(T) / log2(T_p)       if the LLE is clearly negative ("log" growth):
+                                              lle + 2 * max(stderr, spread) < 0
        k(T) = min(T, k_p * T / T_p)           otherwise ("linear" growth),
 
    and a pilot that did not converge in its budget is extrapolated from the progress it made: every
    iteration of an LDS solver makes at least one more state exact, and the pilot made `p` states exact
    in k iterations, so k(T) = min(T, k * T / p) ("linear"). A pilot that met a non-finite iterate
    predicts k(T) = inf: Newton overflowed, and the full solve would have to fall back.
-3. `diagnose_recurrence`: both, and the verdict. Parallel pays at T iff
-     (a) the LLE is clearly negative: lle + 2 * uncertainty < 0, uncertainty = max(stderr, spread), and
-     (b) the predicted iterations fit the budget k(T) <= iters_per_log2T * log2(T) (default 8 log2 T;
-         the published GPU wins took about 5 and 8.5 iterations per log2 T, see DESIGN.md).
-   Under the log model (b) at T is (b) at T_p, so the pilot's budget is the budget at T_p.
+3. `diagnose_recurrence`: both, and the verdict. Parallel pays at T iff the LLE is finite, the pilot
+   converged, and the predicted iterations fit the budget k(T) <= iters_per_log2T * log2(T) (default
+   8 log2 T; the published GPU wins took about 5 and 8.5 iterations per log2 T, see DESIGN.md).
+   The LLE enters through the growth model: only a clearly negative LLE licenses the log-T
+   extrapolation; otherwise the pilot must be cheap enough to stay in budget when scaled linearly in T.
+   Under the log model the budget at T is met iff it is at T_p, so the pilot's budget is that at T_p.
 
 The engine knows nothing about MCMC, and neither does this module: samplers are wrapped elsewhere.
 """
@@ -80,7 +82,7 @@ class Diagnosis(NamedTuple):
     predicted_iters: Newton iterations predicted at T (float; inf if the pilot met a non-finite iterate).
     T:               the length predicted for.
     solver:          the solver's class name.
-    parallel_pays:   lle + 2*spread < 0 and predicted_iters <= budget (see the module docstring).
+    parallel_pays:   finite LLE, converged pilot, and predicted_iters <= budget (module docstring).
     reason:          one or two sentences a user can act on.
     budget:          iters_per_log2T * log2(T), the iteration count above which parallel does not pay.
     growth:          "log" or "linear", the model used to extrapolate the pilot.
@@ -242,30 +244,32 @@ def diagnose_recurrence(
     growth = "log" if predictable and converged else "linear"
     predicted = _extrapolate(result, k_p, T_p, prefix, growth, T)
     budget = iteration_budget(T, iters_per_log2T)
-    pays = predictable and converged and predicted <= budget
+    pays = math.isfinite(est.lle) and converged and predicted <= budget
     name = type(solver).__name__
-    reason = _reason(est, predictable, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth, budget)
+    reason = _reason(est, predictable, pays, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth,
+                     budget)
     return Diagnosis(est.lle, est.uncertainty, predicted, T, name, pays, reason, budget, growth,
                      T_p, k_p, result, prefix, est)
 
 
 def _extrapolate(result, k_p, T_p, prefix, growth, T):
-    if result == "converged":
-        return predict_iterations(k_p, T_p, T, growth=growth)
+    if result == "converged":  # a pilot solved by its initial guess (k_p = 0) still costs an iteration at T
+        return predict_iterations(max(k_p, 1), T_p, T, growth=growth)
     if result == "non-finite":
         return float("inf")
     return float(min(T, k_p * T / max(prefix, 1)))  # progress rate: k_p iterations made `prefix` states exact
 
 
-def _reason(est, predictable, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth, budget):
+def _reason(est, predictable, pays, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth, budget):
     if not math.isfinite(est.lle):
         lle = "the LLE could not be estimated: the step map or its Jacobian is not finite along the pilot"
     elif predictable:
         lle = f"LLE {est} < 0 (predictable: the dynamics forget perturbations)"
+    elif est.lle - _Z * est.uncertainty > 0:
+        lle = (f"LLE {est} is positive (perturbations grow, and the conditioning of the linearised chain "
+               f"with them), so the pilot is extrapolated linearly in T")
     else:
-        sign = "positive" if est.lle - _Z * est.uncertainty > 0 else "not clearly negative"
-        lle = (f"LLE {est} is {sign}: perturbations persist or grow, so the conditioning of the linearised "
-               f"chain degrades with T and Newton iterations grow about linearly in T")
+        lle = f"LLE {est} is not clearly negative (perturbations persist), so the pilot is extrapolated linearly in T"
     its = lambda k: f"{k} iteration{'s' if k != 1 else ''}"
     if result == "converged":
         pilot = f"the {name} pilot of {T_p} steps converged in {its(k_p)}"
@@ -278,9 +282,9 @@ def _reason(est, predictable, name, T_p, k_p, pilot_budget, result, prefix, T, p
     capped = ", capped at T: one more exact state per iteration" if predicted == T else ""
     pred = (f"predicted {predicted:.0f} iterations at T={T} ({growth} growth{capped}), "
             f"against a budget of {budget:.0f} = {budget / math.log2(T):.3g} log2(T)")
-    if predictable and result == "converged" and predicted <= budget:
+    if pays:
         return f"Parallel pays: {lle}; {pilot}; {pred}."
-    if not predictable:
+    if not predictable or result == "converged":
         advice = "Run sequentially."
     elif name.startswith("Quasi"):
         advice = "Run sequentially, or try a solver with a better Jacobian approximation (DEER, ELK)."
@@ -292,6 +296,9 @@ def _reason(est, predictable, name, T_p, k_p, pilot_budget, result, prefix, T, p
 def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve", solver: Any = None) -> str:
     """The text of the warning for a solve that fell back to sequential evaluation ('' if none did).
 
+    `solution` is an engine Solution or anything with its fields fell_back, result, num_iters,
+    sequential_from, converged and states (or positions, as a ChainResult of parmcmc.chain has).
+
     Names the cause (from the Solution's result codes), how many iterations were spent, where the
     sequential continuation began, and the LLE estimate when one is given (a float, a LyapunovEstimate
     or a Diagnosis), with what its sign means. Works on batched Solutions (vmapped chains).
@@ -302,7 +309,8 @@ def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve"
     codes = np.asarray(solution.result).ravel()[fell]
     iters = int(np.max(np.asarray(solution.num_iters).ravel()[fell]))
     starts = np.asarray(solution.sequential_from).ravel()[fell]
-    T = int(jax.tree_util.tree_leaves(solution.states)[0].shape[np.ndim(solution.converged)])
+    states = solution.states if hasattr(solution, "states") else solution.positions  # Solution or ChainResult
+    T = int(jax.tree_util.tree_leaves(states)[0].shape[np.ndim(solution.converged)])
     name = f" ({type(solver).__name__})" if solver is not None else ""
     causes = []
     if (codes == MAX_ITERS).any():
