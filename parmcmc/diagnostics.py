@@ -46,7 +46,7 @@ _Z = 2.0  # how many uncertainties below zero an LLE must lie to count as "clear
 
 
 class FallbackWarning(UserWarning):
-    """A parallel solve failed and the chain was finished sequentially (the result is still exact)."""
+    """A parallel solve failed and the chain was finished sequentially (every step still within tolerance)."""
 
 
 class LyapunovEstimate(NamedTuple):
