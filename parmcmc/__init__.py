@@ -3,6 +3,7 @@
 sample(model, parallel=True) runs NumPyro models (or log densities) with MALA or HMC, each chain solved
 at once by a parallel Newton method, and returns an ArviZ DataTree; compare() puts the parallel and the
 sequential run side by side. The engine (solve and its solvers) serves any recurrence x_t = f(x_{t-1}, u_t).
+diagnose() says whether a parallel solve of a sampler's chain pays (docs/predictability.md).
 """
 
 __version__ = "0.1.0"
@@ -10,6 +11,14 @@ __version__ = "0.1.0"
 from parmcmc.api import sample
 from parmcmc.chain import ChainResult, run_chain
 from parmcmc.compare import Comparison, compare
+from parmcmc.diagnose import diagnose
+from parmcmc.diagnostics import (
+    Diagnosis,
+    FallbackWarning,
+    LyapunovEstimate,
+    diagnose_recurrence,
+    lyapunov_exponent,
+)
 from parmcmc.engine import (
     DEER,
     Jacobi,
@@ -23,6 +32,7 @@ from parmcmc.engine import (
 from parmcmc.samplers import HMC, MALA
 
 __all__ = [
-    "ChainResult", "Comparison", "DEER", "HMC", "Jacobi", "MALA", "Picard", "QuasiDEER", "Sequential",
-    "Solution", "SolveError", "compare", "run_chain", "sample", "solve",
+    "ChainResult", "Comparison", "DEER", "Diagnosis", "FallbackWarning", "HMC", "Jacobi", "LyapunovEstimate",
+    "MALA", "Picard", "QuasiDEER", "Sequential", "Solution", "SolveError", "compare", "diagnose",
+    "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample", "solve",
 ]
