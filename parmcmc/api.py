@@ -6,13 +6,13 @@ The data flow: model -> Target (log density on unconstrained space) -> warmup (s
 """
 
 import time
-import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
 from parmcmc.chain import run_chain
+from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
 from parmcmc.engine import DEER, QuasiDEER, Sequential
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.keys import chain_keys
@@ -237,22 +237,16 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
     seconds = time.perf_counter() - t0
     if s.progress_bar:
         Progress.finish(type(solver).__name__, chains, seconds, compile_s)
-    _warn_if_fell_back(chains, solver)
+    warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",
+                      solver=solver, stacklevel=4)
     return Run(chains, seconds, compile_s, solver)
 
 
-def _warn_if_fell_back(chains, solver) -> None:
-    fell = jnp.asarray(chains.fell_back)
-    if bool(jnp.any(fell)):
-        from parmcmc.engine.solve import RESULT_MESSAGES
-
-        codes = sorted({int(c) for c in jnp.ravel(chains.result[fell])})
-        why = "; ".join(RESULT_MESSAGES[c] for c in codes)
-        warnings.warn(
-            f"sample: the {type(solver).__name__} solve failed for {int(jnp.sum(fell))} of {fell.size} chains: "
-            f"{why}. Those chains were finished sequentially from their exact prefix (first sequential "
-            f"step: {jnp.asarray(chains.sequential_from)[fell].tolist()}), so the draws are exact. "
-            "parmcmc.diagnose(...) estimates whether parallel evaluation pays for this target.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+def _estimated_lle(prepared: Prepared, chains, keys, num_samples):
+    """The LLE of the first chain that fell back, from a sequential pilot (only when a warning is due)."""
+    c = int(jnp.argmax(jnp.asarray(chains.fell_back)))
+    imm = None if prepared.inverse_mass_matrix is None else prepared.inverse_mass_matrix[c]
+    x0 = jax.tree_util.tree_map(lambda a: a[c], prepared.positions)
+    sampler = _chain_sampler(prepared.template, prepared.step_size[c], imm).bind(x0)
+    noise = sampler.noise(keys[c], min(num_samples, 2048))
+    return lyapunov_exponent(sampler.step, sampler.ravel(x0), noise)

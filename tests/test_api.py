@@ -149,3 +149,16 @@ def test_initial_position_of_the_wrong_shape_and_non_finite_density():
     with pytest.raises((ValueError, TypeError), match="scalar|shape"):
         parmcmc.sample(lambda x: -0.5 * x**2, initial_position=jnp.zeros(2), rng_key=jax.random.key(0),
                        num_samples=10, num_warmup=10, progress_bar=False)
+
+
+def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chain():
+    with pytest.warns(parmcmc.FallbackWarning, match="did not converge within its budget of 2 iterations"):
+        run = parmcmc.compare(
+            REG.model, rng_key=jax.random.key(5), model_args=REG.model_args, model_kwargs=REG.model_kwargs,
+            num_samples=300, num_warmup=100, num_chains=2, progress_bar=False, max_iters=2,
+        )
+    stats = run.parallel.sample_stats
+    assert bool(stats["solver_fell_back"].all()) and bool(stats["solver_converged"].all())
+    assert int(stats["solver_iterations"].max()) == 2
+    assert run.max_abs_diff <= 1e-8
+    assert bool(run.runs.loc["parallel", "fell_back"])
