@@ -90,12 +90,7 @@ def run_chain(
             f"got {type(sampler).__name__}."
         )
     solver = QuasiDEER() if solver is None else solver
-    if sampler.is_bound:
-        x0 = sampler.ravel(initial_position)
-        sampler.check_position(x0)
-    else:
-        sampler = sampler.bind(initial_position)
-        x0 = sampler.ravel(initial_position)
+    sampler, x0 = sampler.bound_at(initial_position)
     inputs = sampler.noise(rng_key, num_steps)
     solution = solve(sampler.step, x0, inputs, solver, **solve_kwargs)
     stats = jax.jit(sampler.chain_stats)(x0, solution.states, inputs)

@@ -61,12 +61,7 @@ def diagnose(
     if unknown:
         raise TypeError(f"diagnose: unexpected keyword argument(s) {sorted(unknown)}; the pilot takes atol, rtol.")
     solver = QuasiDEER() if solver is None else solver
-    if sampler.is_bound:
-        x0 = sampler.ravel(initial_position)
-        sampler.check_position(x0)
-    else:
-        sampler = sampler.bind(initial_position)
-        x0 = sampler.ravel(initial_position)
+    sampler, x0 = sampler.bound_at(initial_position)
     inputs = sampler.noise(rng_key, min(lle_steps, num_steps))
     return diagnose_recurrence(
         sampler.step, x0, inputs, solver=solver, T=num_steps, pilot_steps=pilot_steps, num_probes=num_probes,

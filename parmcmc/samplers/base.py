@@ -124,6 +124,16 @@ class AbstractSampler(abc.ABC):
         bound.check_position(flat)
         return bound
 
+    def bound_at(self, initial_position):
+        """(bound sampler, flat x0): binds an unbound sampler to the position, or checks the position
+        against a bound one (so callers can pass either)."""
+        if self.is_bound:
+            x0 = self.ravel(initial_position)
+            self.check_position(x0)
+            return self, x0
+        bound = self.bind(initial_position)
+        return bound, bound.ravel(initial_position)
+
     def _on_bind(self) -> None:
         """Hook for checks and set-up that need the flat size (e.g. the mass
         matrix); runs on the bound copy."""
