@@ -21,9 +21,11 @@ from parmcmc.diagnostics import (
 )
 from parmcmc.engine import (
     DEER,
+    ELK,
     Jacobi,
     Picard,
     QuasiDEER,
+    QuasiELK,
     Sequential,
     Solution,
     SolveError,
@@ -32,7 +34,7 @@ from parmcmc.engine import (
 from parmcmc.samplers import HMC, MALA
 
 __all__ = [
-    "ChainResult", "Comparison", "DEER", "Diagnosis", "FallbackWarning", "HMC", "Jacobi", "LyapunovEstimate",
-    "MALA", "Picard", "QuasiDEER", "Sequential", "Solution", "SolveError", "compare", "diagnose",
-    "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample", "solve",
+    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "HMC", "Jacobi",
+    "LyapunovEstimate", "MALA", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution", "SolveError",
+    "compare", "diagnose", "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample", "solve",
 ]

@@ -35,3 +35,12 @@ def switching_map(D=3, T=1000, seed=2):
 def logistic_map(T=200, r=3.9):
     """The chaotic logistic map: Lyapunov exponent > 0, parallel Newton struggles."""
     return (lambda x, u: r * x * (1 - x)), jnp.array([0.3]), jnp.zeros((T, 1))
+
+
+def expanding_guess(D=4, T=256, gain=20.0, coupling=0.5, seed=3):
+    """x_t = 3 + tanh(gain M x_{t-1}) + u_t/2 from x_0 = 0: contractive at the solution (the tanh is
+    saturated there, states near 2 or 4), but the default guess x_t = 0 sits where the Jacobian is
+    gain * M, so DEER's first affine recurrence grows like gain^T and overflows (gain^T > 1e308)."""
+    kw, ku = jax.random.split(jax.random.key(seed))
+    M = jnp.eye(D) + coupling * jax.random.normal(kw, (D, D)) / jnp.sqrt(D)
+    return (lambda x, u: 3.0 + jnp.tanh(gain * (M @ x)) + 0.5 * u), jnp.zeros(D), jax.random.normal(ku, (T, D))

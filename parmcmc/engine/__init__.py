@@ -3,6 +3,8 @@
 It knows nothing about MCMC; samplers hand it a step map.
 """
 
+from parmcmc.engine.elk import ELK, AbstractELK, QuasiELK
+from parmcmc.engine.kalman import lm_step, parallel_filter, parallel_smoother
 from parmcmc.engine.scan import affine_scan, affine_scan_sequential, picard_scan
 from parmcmc.engine.solve import (
     MAX_ITERS,
@@ -25,7 +27,8 @@ from parmcmc.engine.solvers import (
 )
 
 __all__ = [
-    "AbstractLDSSolver", "AbstractSolver", "DEER", "Jacobi", "Linearization", "MAX_ITERS", "NONFINITE",
+    "AbstractELK", "AbstractLDSSolver", "AbstractSolver", "DEER", "ELK", "QuasiELK", "lm_step",
+    "parallel_filter", "parallel_smoother", "Jacobi", "Linearization", "MAX_ITERS", "NONFINITE",
     "Picard", "QuasiDEER", "SUCCESSFUL", "Sequential", "Solution", "SolveError", "affine_scan",
     "affine_scan_sequential", "default_tolerance", "picard_scan", "solve",
 ]
