@@ -21,8 +21,9 @@ from parmcmc.engine import (
     solve,
 )
 from parmcmc.samplers import HMC, MALA
+from parmcmc.validate import Float64DataWarning
 
 __all__ = [
-    "ChainResult", "Comparison", "DEER", "HMC", "Jacobi", "MALA", "Picard", "QuasiDEER", "Sequential",
+    "ChainResult", "Comparison", "DEER", "Float64DataWarning", "HMC", "Jacobi", "MALA", "Picard", "QuasiDEER", "Sequential",
     "Solution", "SolveError", "compare", "run_chain", "sample", "solve",
 ]
