@@ -265,6 +265,7 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
     if s.progress_bar:
         Progress.finish(type(solver).__name__, chains, seconds, compile_s)
     _warn_if_fell_back(chains, solver)
+    _warn_if_infinite_density(chains)
     return Run(chains, seconds, compile_s, solver)
 
 
@@ -280,6 +281,24 @@ def _warn_if_fell_back(chains, solver) -> None:
             f"{why}. Those chains were finished sequentially from their exact prefix (first sequential "
             f"step: {jnp.asarray(chains.sequential_from)[fell].tolist()}), so the draws are exact. "
             "parmcmc.diagnose(...) estimates whether parallel evaluation pays for this target.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_if_infinite_density(chains) -> None:
+    """A proposal whose log density is +inf is accepted (as in BlackJAX) and the chain never leaves it:
+    every later proposal is rejected. Such draws look like a converged chain; say so."""
+    lp = jnp.asarray(chains.stats.logdensity)  # (chain, draw)
+    stuck = jnp.isposinf(lp)
+    if bool(jnp.any(stuck)):
+        rows = jnp.flatnonzero(jnp.any(stuck, axis=1)).tolist()
+        first = [int(jnp.argmax(stuck[k])) for k in rows]
+        warnings.warn(
+            f"sample: the log density is +inf at the draws of chain(s) {rows} from draw(s) {first} on. A chain "
+            "that accepts a point of infinite density never leaves it (every later proposal is rejected; HMC "
+            "marks every step divergent), so these draws are not from the posterior. The density is unbounded "
+            "there: look for log(0) with the wrong sign, a division by zero, or a density such as 1/x near 0.",
             RuntimeWarning,
             stacklevel=3,
         )
