@@ -32,9 +32,11 @@ from parmcmc.engine import (
     solve,
 )
 from parmcmc.samplers import HMC, MALA
+from parmcmc.validate import Float64DataWarning
 
 __all__ = [
-    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "HMC", "Jacobi",
-    "LyapunovEstimate", "MALA", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution", "SolveError",
-    "compare", "diagnose", "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample", "solve",
+    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "Float64DataWarning", "HMC",
+    "Jacobi", "LyapunovEstimate", "MALA", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution",
+    "SolveError", "compare", "diagnose", "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample",
+    "solve",
 ]

@@ -5,7 +5,9 @@ The data flow: model -> Target (log density on unconstrained space) -> warmup (s
 -> postprocess (constrained values, deterministic sites) -> DataTree.
 """
 
+import numbers
 import time
+import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -13,7 +15,7 @@ import jax.numpy as jnp
 
 from parmcmc.chain import run_chain
 from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
-from parmcmc.engine import DEER, QuasiDEER, Sequential
+from parmcmc.engine import DEER, QuasiDEER, Sequential, solve
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
@@ -21,7 +23,15 @@ from parmcmc.output import datatree_from_run
 from parmcmc.progress import Progress
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler, check_step_size
-from parmcmc.validate import check_model, check_positive_int, check_rng_key, resolve_sampler
+from parmcmc.validate import (
+    check_float64_inputs,
+    check_mass_matrix_setting,
+    check_model,
+    check_positive_int,
+    check_rng_key,
+    check_solve_options,
+    resolve_sampler,
+)
 from parmcmc.warmup import hmc_warmup, mala_warmup
 
 TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.8}
@@ -120,10 +130,11 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     """Check every argument before any heavy work."""
     check_model(kw["model"])
     check_rng_key(kw["rng_key"])
-    check_positive_int("num_samples", kw["num_samples"])
-    check_positive_int("num_chains", kw["num_chains"])
-    check_positive_int("num_warmup", kw["num_warmup"], allow_zero=True)
-    check_positive_int("num_integration_steps", kw["num_integration_steps"])
+    # Stored as Python ints: NumPy integers pass the check but not every later isinstance(..., int).
+    kw["num_samples"] = check_positive_int("num_samples", kw["num_samples"])
+    kw["num_chains"] = check_positive_int("num_chains", kw["num_chains"])
+    kw["num_warmup"] = check_positive_int("num_warmup", kw["num_warmup"], allow_zero=True)
+    kw["num_integration_steps"] = check_positive_int("num_integration_steps", kw["num_integration_steps"])
     if kw["step_size"] is not None:
         check_step_size(kw["step_size"])
     if kw["parallel"] not in (True, False, "auto"):
@@ -133,6 +144,21 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     name, instance = resolve_sampler(sampler)
     if kw["num_warmup"] == 0 and instance is None and kw["step_size"] is None:
         raise ValueError("sample: num_warmup=0 leaves nothing to adapt the step size with; give step_size=.")
+    check_mass_matrix_setting(kw["inverse_mass_matrix"], name, instance, kw["step_size"])
+    accept = kw["target_acceptance"]
+    if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):
+        raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
+    args, kwargs = kw["model_args"], kw["model_kwargs"]
+    has_data = not (isinstance(args, tuple) and not args) or not (kwargs is None or kwargs == {})
+    if kw["initial_position"] is not None and has_data:
+        raise ValueError(
+            "sample: model_args/model_kwargs are passed to NumPyro models; with initial_position= the model is a "
+            "log density of the position alone. Close over the data instead (functools.partial or a closure), "
+            "or leave initial_position out for a NumPyro model."
+        )
+    check_solve_options(solve_kwargs, solve)
+    check_float64_inputs(model_args=kw["model_args"], model_kwargs=kw["model_kwargs"],
+                         initial_position=kw["initial_position"], inverse_mass_matrix=kw["inverse_mass_matrix"])
     return Settings(sampler_name=name, sampler=instance, solve_kwargs=solve_kwargs, **kw)
 
 
@@ -148,6 +174,8 @@ def prepare(s: Settings) -> Prepared:
         template, adapt = cls(target.logdensity_fn, *args), s.step_size is None
     else:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
+    # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
+    template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
@@ -239,6 +267,7 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
         Progress.finish(type(solver).__name__, chains, seconds, compile_s)
     warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",
                       solver=solver, stacklevel=4)
+    _warn_if_infinite_density(chains)
     return Run(chains, seconds, compile_s, solver)
 
 
@@ -250,3 +279,22 @@ def _estimated_lle(prepared: Prepared, chains, keys, num_samples):
     sampler = _chain_sampler(prepared.template, prepared.step_size[c], imm).bind(x0)
     noise = sampler.noise(keys[c], min(num_samples, 2048))
     return lyapunov_exponent(sampler.step, sampler.ravel(x0), noise)
+
+
+def _warn_if_infinite_density(chains) -> None:
+    """A proposal whose log density is +inf is accepted (as in BlackJAX) and the chain never leaves it:
+    every later proposal is rejected. Such draws look like a converged chain; say so."""
+    lp = jnp.asarray(chains.stats.logdensity)  # (chain, draw)
+    stuck = jnp.isposinf(lp)
+    if bool(jnp.any(stuck)):
+        rows = jnp.flatnonzero(jnp.any(stuck, axis=1)).tolist()
+        first = [int(jnp.argmax(stuck[k])) for k in rows]
+        warnings.warn(
+            f"sample: the log density is +inf at the draws of chain(s) {rows} from draw(s) {first} on. A chain "
+            "that accepts a point of infinite density never leaves it (every later proposal is rejected; HMC "
+            "marks every step divergent), so these draws are not from the posterior. The density is unbounded "
+            "there: look for log(0) with the wrong sign, a division by zero, or a density such as 1/x near 0.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
