@@ -90,7 +90,7 @@ def test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain(
     assert par.dtype == np.float32 and np.all(np.isfinite(par))
     tol = default_tolerance(np.float32)
     assert np.all(stats["solver_residual"].values <= tol * (1 + np.abs(par).max()))
-    moved = lambda draws: np.any(draws[:, 1:] != draws[:, :-1], axis=-1)
+    moved = lambda draws: np.max(np.abs(draws[:, 1:] - draws[:, :-1]), axis=-1) > 1e-3  # rounding is not a move
     flips = moved(par) != moved(seq)
     record_property("differing_decisions", int(flips.sum()))
     for k in range(par.shape[0]):
