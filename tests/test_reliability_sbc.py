@@ -12,6 +12,8 @@ own posterior. One compile instead of S. The price: the S sub-problems share HMC
 decisions, so the ranks of different simulations are not exactly independent (each simulation moves
 the joint energy by 1/S of it; the dependence is weak), and the step size suits the hardest simulation.
 
+Marked slow (about 25 s of a 2-core CPU, mostly compilation); run alone with
+`./dev.sh test tests/test_reliability_sbc.py` or with every slow test, `./dev.sh test -m slow`.
 Sampling is sequential (parallel=False): the parallel solve returns the same draws, which
 test_reliability_stats.py and test_api.py check; here the point is the model side.
 Fixed before the first run: SEED, S simulations, 4000 draws thinned by 40 to 99 per simulation
@@ -26,6 +28,7 @@ import jax
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import pytest
 from numpyro.handlers import seed, trace
 from scipy import stats
 
@@ -54,6 +57,7 @@ def ranks(draws, truth):
     return np.sum(kept < truth[None], axis=0)
 
 
+@pytest.mark.slow
 def test_sbc_ranks_of_the_numpyro_hierarchy_are_uniform(record_property):
     prior = trace(seed(hierarchy, jax.random.key(SEED))).get_trace(NUM_SIMS)
     truth = {name: np.asarray(prior[name]["value"]) for name in ("mu", "sigma", "theta", "y")}
