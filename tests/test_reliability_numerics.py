@@ -62,18 +62,9 @@ def banana(x):
     return -0.5 * (x[0] / 10.0) ** 2 - 0.5 * (x[1] - 0.03 * (x[0] ** 2 - 100.0)) ** 2
 
 
-def test_float32_hmc_on_the_banana_overflows_deer_and_is_reported_not_converged():
-    """Undamped DEER on HMC's banana chain in float32 (the published case that needs damping): the
-    first iterate is not finite. The solve must say so, not return a chain."""
-    x0 = jnp.array([7.0, -4.0], jnp.float32)
-    sampler = parmcmc.HMC(banana, 0.5, 8).bind(x0)
-    result = parmcmc.run_chain(sampler, x0, jax.random.key(1), 1000, solver=parmcmc.DEER(), max_iters=MAX_ITERS)
-    assert not bool(result.converged) and int(result.result) == NONFINITE
-    assert not bool(result.fell_back)
-
-
 def test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain(record_property):
-    """The same fault through sample(): the failed solve is finished step by step from its exact prefix,
+    """Undamped DEER on HMC's banana chain in float32 (the published case that needs damping): a Newton
+    iterate overflows. sample() finishes the failed solve step by step from its exact prefix,
     with a warning, and the draws are the float32 sequential chain's (compare() runs both). In float32 the
     two agree to the solver's tolerance up to the first accept decision that differs (precision.md);
     the differing decisions are counted."""
@@ -90,7 +81,7 @@ def test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain(
     assert par.dtype == np.float32 and np.all(np.isfinite(par))
     tol = default_tolerance(np.float32)
     assert np.all(stats["solver_residual"].values <= tol * (1 + np.abs(par).max()))
-    moved = lambda draws: np.any(draws[:, 1:] != draws[:, :-1], axis=-1)
+    moved = lambda draws: np.max(np.abs(draws[:, 1:] - draws[:, :-1]), axis=-1) > 1e-3  # rounding is not a move
     flips = moved(par) != moved(seq)
     record_property("differing_decisions", int(flips.sum()))
     for k in range(par.shape[0]):

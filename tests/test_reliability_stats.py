@@ -132,7 +132,8 @@ def diagonal_gaussian(x):
 
 
 # MALA has no mass matrix: its step is set by the narrowest sd (0.1) and the widest (1) decorrelates in
-# about 1000 steps, so an ESS of 100 everywhere takes 100,000 draws. HMC's adapted diagonal mass matrix
+# about 1000 steps, so an ESS of 100 everywhere takes 100,000 draws: about 50 s of a 2-core CPU, most of
+# it the parallel solve, hence marked slow (`./dev.sh test -m slow` runs it with the SBC). HMC's adapted diagonal mass matrix
 # removes the conditioning. QuasiDEER with one Hutchinson probe: for a diagonal Gaussian the step map's
 # Jacobian is diagonal (MALA, and HMC with a diagonal metric), where z * (J z) IS the diagonal, so this
 # is Newton's method at the cost of one forward pass per step.
