@@ -35,7 +35,8 @@ ensure_venv() {
 cmd=${1:-help}; [ $# -gt 0 ] && shift
 case "$cmd" in
     demo)   ensure_venv; exec .venv/bin/python -m parmcmc.demo "$@" ;;
-    test)   ensure_venv; exec .venv/bin/python -m pytest "$@" ;;
+    # Tests run in two processes by default: most of their time is single-threaded XLA compilation.
+    test)   ensure_venv; exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile "$@" ;;
     bench)  ensure_venv; exec .venv/bin/python -m parmcmc.bench "$@" ;;
     python) ensure_venv; exec .venv/bin/python "$@" ;;
     *) echo "usage: ./dev.sh demo | test [pytest args] | bench [preset] | python [args]" >&2; exit 2 ;;

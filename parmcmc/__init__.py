@@ -1,5 +1,24 @@
-"""parmcmc: MCMC chains computed in parallel over time."""
+"""parmcmc: MCMC chains computed in parallel over time.
 
+sample(model, parallel=True) runs NumPyro models (or log densities) with MALA or HMC, each chain solved
+at once by a parallel Newton method, and returns an ArviZ DataTree; compare() puts the parallel and the
+sequential run side by side. The engine (solve and its solvers) serves any recurrence x_t = f(x_{t-1}, u_t).
+diagnose() says whether a parallel solve of a sampler's chain pays (docs/predictability.md).
+"""
+
+__version__ = "0.1.0"
+
+from parmcmc.api import sample
+from parmcmc.chain import ChainResult, run_chain
+from parmcmc.compare import Comparison, compare
+from parmcmc.diagnose import diagnose
+from parmcmc.diagnostics import (
+    Diagnosis,
+    FallbackWarning,
+    LyapunovEstimate,
+    diagnose_recurrence,
+    lyapunov_exponent,
+)
 from parmcmc.engine import (
     DEER,
     ELK,
@@ -12,5 +31,12 @@ from parmcmc.engine import (
     SolveError,
     solve,
 )
+from parmcmc.samplers import HMC, MALA
+from parmcmc.validate import Float64DataWarning
 
-__all__ = ["DEER", "ELK", "Jacobi", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution", "SolveError", "solve"]
+__all__ = [
+    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "Float64DataWarning", "HMC",
+    "Jacobi", "LyapunovEstimate", "MALA", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution",
+    "SolveError", "compare", "diagnose", "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample",
+    "solve",
+]

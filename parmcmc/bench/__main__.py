@@ -1,0 +1,119 @@
+"""python -m parmcmc.bench [cpu | gpu | engine] [--out DIR]
+
+Prints a table, and writes it as JSON and Markdown to DIR (default bench-results/). Presets:
+  cpu     small sizes that finish in minutes on a 2-core machine (CPU figures: iterations, memory,
+          compile time; a CPU gains no wall-clock for cheap densities)
+  gpu     the published sizes (banana T=100k HMC, logistic regression 4x16,384 MALA, 100-D Gaussian
+          T=10k and 100k, eight schools, iterations against T up to 128k)
+  engine  the tanh RNN with every solver, and QuasiDEER against DEER memory at D=64
+"""
+
+import argparse
+import json
+import os
+import time
+
+import jax
+
+from parmcmc.bench import cases
+from parmcmc.bench.timing import versions
+
+PRESETS = {
+    "cpu": dict(banana=10_000, logistic=2_048, gaussian=(2_000,), schools=1_000, sweep=(1_000, 2_000, 4_000, 8_000)),
+    "gpu": dict(banana=100_000, logistic=16_384, gaussian=(10_000, 100_000), schools=10_000,
+                sweep=tuple(1_000 * 2**k for k in range(8))),
+}
+COLUMNS = ["case", "sampler", "solver", "D", "T", "chains", "dtype", "newton_iterations", "converged", "fell_back",
+           "parallel_s", "sequential_s", "speedup_vs_sequential_same_device", "sequential_cpu_s",
+           "speedup_vs_sequential_cpu", "max_abs_diff", "accept_decisions_differing", "parallel_temp_MiB",
+           "parallel_compile_s"]
+
+
+def markdown(rows, columns=COLUMNS) -> str:
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def schools_row(num_samples):
+    from parmcmc.compare import compare
+    from parmcmc.models.builtin import eight_schools
+
+    ex = eight_schools()
+    cmp = compare(ex.model, rng_key=jax.random.key(0), sampler="hmc", num_samples=num_samples, num_warmup=1000,
+                  num_chains=4, model_args=ex.model_args, model_kwargs=ex.model_kwargs, progress_bar=False)
+    par, seq = cmp.runs.loc["parallel"], cmp.runs.loc["sequential"]
+    return dict(case="eight schools (sample())", sampler="HMC", solver=par["solver"], D=10, T=num_samples, chains=4,
+                dtype="float64" if jax.config.jax_enable_x64 else "float32",
+                newton_iterations=int(par["newton_iterations"]), converged=bool(par["converged"]),
+                fell_back=bool(par["fell_back"]), parallel_s=float(par["wall_clock_s"]),
+                sequential_s=float(seq["wall_clock_s"]),
+                speedup_vs_sequential_same_device=float(seq["wall_clock_s"]) / float(par["wall_clock_s"]),
+                max_abs_diff=cmp.max_abs_diff, parallel_compile_s=float(par["compile_s"]))
+
+
+def sweep(Ts, out_dir):
+    """Newton iterations against T for a predictable target (MALA, 100-D Gaussian), with a plot."""
+    rows = [cases.run_case(cases.gaussian_100d(T), repeats=1, cpu_sequential=False) for T in Ts]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot([r["T"] for r in rows], [r["newton_iterations"] for r in rows], "o-")
+        ax.set(xscale="log", xlabel="chain length T", ylabel="Newton iterations",
+               title="MALA, 100-D ill-conditioned Gaussian, QuasiDEER")
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "iterations_vs_T.png"), dpi=120)
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset", nargs="?", default="cpu", choices=["cpu", "gpu", "engine"])
+    parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--only", nargs="*", help="case names: banana logistic gaussian schools sweep")
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    info = versions()
+    print(f"parmcmc bench '{args.preset}' on {info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
+    if args.preset == "engine":
+        from parmcmc.bench import engine
+
+        rows, mem = engine.run()
+        text = engine.markdown(rows, mem)
+        _write(args.out, "engine", info, rows + mem, text)
+        return
+    p, only = PRESETS[args.preset], set(args.only or ["banana", "logistic", "gaussian", "schools", "sweep"])
+    rows, started = [], time.time()
+    if "banana" in only:
+        rows.append(cases.run_case(cases.banana(p["banana"])))
+    if "logistic" in only:
+        rows.append(cases.run_case(cases.logistic(p["logistic"])))
+    if "gaussian" in only:
+        rows += [cases.run_case(cases.gaussian_100d(T)) for T in p["gaussian"]]
+    if "schools" in only:
+        rows.append(schools_row(p["schools"]))
+    text = markdown(rows)
+    if "sweep" in only:
+        text += "\n\nNewton iterations against T (plot: iterations_vs_T.png)\n\n" + markdown(
+            sweep(p["sweep"], args.out), ["case", "T", "newton_iterations", "converged", "parallel_s"])
+    text += f"\n\n{info}; total {time.time() - started:.0f} s"
+    _write(args.out, args.preset, info, rows, text)
+
+
+def _write(out, name, info, rows, text):
+    print(text)
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump({"versions": info, "rows": rows}, f, indent=1, default=str)
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

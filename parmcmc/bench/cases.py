@@ -1,0 +1,132 @@
+"""Benchmark cases: a parallel run_chain against BlackJAX's sequential run_inference_algorithm.
+
+Each case is measured in one process, on one device: the parallel solve (jitted, warmed up, median of
+`repeats`), BlackJAX's sequential chain for the same keys (jitted, warmed up, median), the same
+sequential chain on the CPU (the alternative a user has for a cheap model), the largest difference
+between the chains, the accept decisions that differ, XLA's working memory and the compile times.
+"""
+
+from typing import Callable, NamedTuple, Optional
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from parmcmc.bench.timing import time_jitted
+from parmcmc.chain import run_chain
+from parmcmc.engine import DEER, QuasiDEER
+from parmcmc.samplers import HMC, MALA
+
+
+class Case(NamedTuple):
+    name: str
+    logdensity_fn: Callable
+    dim: int
+    num_steps: int
+    num_chains: int
+    sampler: str                 # "mala" | "hmc"
+    step_size: float
+    solver: object
+    init: Callable               # key -> (num_chains, dim) starting positions
+    num_integration_steps: int = 8
+    dtype: object = jnp.float32
+    max_iters: Optional[int] = None
+
+
+def banana_logdensity(x):
+    """TFP inference gym's banana: x1 ~ N(0, 10^2), x2 | x1 ~ N(0.03 (x1^2 - 100), 1)."""
+    return -0.5 * (x[0] / 10.0) ** 2 - 0.5 * (x[1] - 0.03 * (x[0] ** 2 - 100.0)) ** 2
+
+
+def german_credit_like(seed=0, num_data=1000, num_features=24, dtype=jnp.float32):
+    """Synthetic data shaped like the German credit set: standardised features plus an intercept."""
+    kx, kw, ky = jax.random.split(jax.random.key(seed), 3)
+    X = jax.random.normal(kx, (num_data, num_features))
+    X = jnp.concatenate([jnp.ones((num_data, 1)), X], axis=1).astype(dtype)
+    w = 0.5 * jax.random.normal(kw, (num_features + 1,))
+    y = (jax.random.uniform(ky, (num_data,)) < jax.nn.sigmoid(X @ w.astype(dtype))).astype(dtype)
+
+    def logdensity(beta):
+        z = X @ beta
+        return jnp.sum(y * z - jax.nn.softplus(z)) - 0.5 * jnp.sum(beta**2)
+
+    return logdensity
+
+
+def ill_conditioned_gaussian(dim=100, cond=1e3):
+    scales = jnp.logspace(0.0, 0.5 * np.log10(cond), dim)
+    return lambda x: -0.5 * jnp.sum((x / scales) ** 2), scales
+
+
+def _sampler(case: Case):
+    if case.sampler == "mala":
+        return MALA(case.logdensity_fn, case.step_size)
+    return HMC(case.logdensity_fn, case.step_size, case.num_integration_steps)
+
+
+def _blackjax_algorithm(case: Case):
+    if case.sampler == "mala":
+        return blackjax.mala(case.logdensity_fn, case.step_size)
+    return blackjax.hmc(case.logdensity_fn, case.step_size, jnp.ones(case.dim, case.dtype), case.num_integration_steps)
+
+
+def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_sequential: bool = True) -> dict:
+    solver = case.solver if solver is None else solver
+    key_init, key_run = jax.random.split(jax.random.key(seed))
+    x0 = case.init(key_init).astype(case.dtype)
+    keys = jax.random.split(key_run, case.num_chains)
+    sampler = _sampler(case).bind(x0[0])
+    kwargs = {} if case.max_iters is None else {"max_iters": case.max_iters}
+
+    def parallel(keys, x0):
+        return jax.vmap(lambda k, x: run_chain(sampler, x, k, case.num_steps, solver=solver, **kwargs))(keys, x0)
+
+    algo = _blackjax_algorithm(case)
+
+    def sequential(keys, x0):
+        def one(k, x):
+            _, (states, info) = blackjax.util.run_inference_algorithm(k, algo, case.num_steps, initial_state=algo.init(x))
+            return states.position, info.is_accepted
+
+        return jax.vmap(one)(keys, x0)
+
+    par, t_par = time_jitted(parallel, keys, x0, repeats=repeats)
+    (seq_pos, seq_acc), t_seq = time_jitted(sequential, keys, x0, repeats=repeats)
+    row = dict(
+        case=case.name, sampler=case.sampler.upper(), solver=repr(solver), D=case.dim, T=case.num_steps,
+        chains=case.num_chains, dtype=jnp.dtype(case.dtype).name, device=str(jax.devices()[0]),
+        newton_iterations=int(np.max(par.num_iters)), converged=bool(np.all(par.converged)),
+        fell_back=bool(np.any(par.fell_back)), residual=float(np.max(par.residual)),
+        parallel_s=t_par.median_s, parallel_compile_s=t_par.compile_s,
+        parallel_temp_MiB=t_par.temp_bytes / 2**20,
+        sequential_s=t_seq.median_s, sequential_compile_s=t_seq.compile_s,
+        speedup_vs_sequential_same_device=t_seq.median_s / t_par.median_s,
+        max_abs_diff=float(jnp.max(jnp.abs(par.positions - seq_pos))),
+        accept_decisions_differing=int(jnp.sum(par.stats.is_accepted != seq_acc)),
+    )
+    if cpu_sequential:
+        cpu = jax.devices("cpu")[0]
+        with jax.default_device(cpu):
+            args = jax.device_put((keys, x0), cpu)
+            _, t_cpu = time_jitted(sequential, *args, repeats=repeats)
+        row["sequential_cpu_s"] = t_cpu.median_s
+        row["speedup_vs_sequential_cpu"] = t_cpu.median_s / t_par.median_s
+    return row
+
+
+def banana(num_steps=100_000, solver=None) -> Case:
+    return Case("banana (TFP gym)", banana_logdensity, 2, num_steps, 1, "hmc", 0.5,
+                DEER(damping=0.55, clip=1.0) if solver is None else solver,
+                lambda k: 10.0 * jax.random.normal(k, (1, 2)), num_integration_steps=8)
+
+
+def logistic(num_steps=16_384, solver=None) -> Case:
+    return Case("logistic regression (German-credit shape)", german_credit_like(), 25, num_steps, 4, "mala",
+                0.0015, QuasiDEER() if solver is None else solver, lambda k: jnp.zeros((4, 25)))
+
+
+def gaussian_100d(num_steps=10_000, solver=None) -> Case:
+    logdensity, scales = ill_conditioned_gaussian()
+    return Case("ill-conditioned Gaussian", logdensity, 100, num_steps, 1, "mala", 0.5,
+                QuasiDEER() if solver is None else solver, lambda k: scales * jax.random.normal(k, (1, 100)))

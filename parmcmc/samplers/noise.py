@@ -1,0 +1,69 @@
+"""The noise schedule: every random number of a chain, drawn up front.
+
+BlackJAX's ``run_inference_algorithm`` splits its key once into one key per
+step, ``keys = jax.random.split(rng_key, num_steps)``, and each MALA or HMC
+kernel call splits its step key once more, ``k_first, k_second =
+jax.random.split(keys[t])``: the first key drives the proposal (MALA's
+Gaussian increment, HMC's momentum), the second the accept decision.
+Reproducing that order here is what makes one ``rng_key`` give the same chain
+in BlackJAX and in parmcmc.
+
+All draws are vmapped over the step axis; JAX's counter-based generators give
+the same numbers under ``vmap`` as one call at a time.
+"""
+import operator
+
+import jax
+from jax import Array
+
+__all__ = ["step_keys", "standard_normal", "uniform", "check_num_steps"]
+
+
+def check_num_steps(num_steps) -> int:
+    """Return ``num_steps`` as an int, or raise a clear error."""
+    if isinstance(num_steps, bool):
+        raise TypeError(f"num_steps must be an int >= 1, got the bool {num_steps!r}.")
+    try:
+        num_steps = operator.index(num_steps)
+    except TypeError:
+        raise TypeError(
+            f"num_steps must be an int >= 1, got {num_steps!r} of type "
+            f"{type(num_steps).__name__}."
+        ) from None
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
+    return num_steps
+
+
+def step_keys(rng_key: Array, num_steps: int) -> tuple[Array, Array]:
+    """Per-step key pairs in BlackJAX 1.7's order.
+
+    Returns
+    -------
+    (proposal_keys, accept_keys), each with leading axis ``num_steps``:
+    ``split(split(rng_key, num_steps)[t])`` = ``(proposal_keys[t], accept_keys[t])``.
+    Works for typed keys (``jax.random.key``) and raw ``uint32`` keys alike.
+    """
+    keys = jax.random.split(rng_key, num_steps)
+    pairs = jax.vmap(jax.random.split)(keys)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def standard_normal(keys: Array, size: int, dtype) -> Array:
+    """One ``normal(key, (size,), dtype)`` draw per key: shape ``(T, size)``.
+
+    BlackJAX draws its Gaussian noise on the *flattened* position (it ravels
+    the pytree first), so the flat size and dtype fully determine the draw.
+    """
+    return jax.vmap(lambda k: jax.random.normal(k, (size,), dtype))(keys)
+
+
+def uniform(keys: Array, dtype) -> Array:
+    """One scalar ``uniform(key, (), dtype)`` per key: shape ``(T,)``.
+
+    BlackJAX decides acceptance with ``jax.random.bernoulli(key, p)``, which
+    is ``uniform(key, p.shape, p.dtype) < p``: a scalar uniform in the dtype of
+    the acceptance probability, compared with the probability itself (not
+    its log).
+    """
+    return jax.vmap(lambda k: jax.random.uniform(k, (), dtype))(keys)

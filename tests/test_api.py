@@ -1,0 +1,164 @@
+"""sample() and compare(): NumPyro models in, ArviZ out, the sequential reference alongside."""
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import parmcmc
+from parmcmc.models.builtin import analytic_posterior, eight_schools, linear_regression
+
+REG = linear_regression(seed=3, num_data=40, num_features=3)
+COMMON = dict(num_samples=2000, num_warmup=400, num_chains=2, progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def regression_runs():
+    runs = {}
+    for sampler in ("mala", "hmc"):
+        runs[sampler] = parmcmc.compare(
+            REG.model, rng_key=jax.random.key(11), sampler=sampler, model_args=REG.model_args,
+            model_kwargs=REG.model_kwargs, coords=REG.coords, **COMMON,
+        )
+    return runs
+
+
+@pytest.mark.parametrize("sampler", ["mala", "hmc"])
+@pytest.mark.parametrize("which", ["parallel", "sequential"])
+def test_conjugate_regression_posterior_within_monte_carlo_error(regression_runs, sampler, which):
+    tree = getattr(regression_runs[sampler], which)
+    exact = analytic_posterior(REG.model_args[0], REG.model_kwargs["y"])
+    beta = tree.posterior["beta"]
+    mean = beta.mean(("chain", "draw")).values
+    sd = beta.std(("chain", "draw")).values
+    mcse_mean = az.mcse(tree, var_names=["beta"], method="mean")["beta"].values
+    mcse_sd = az.mcse(tree, var_names=["beta"], method="sd")["beta"].values
+    exact_sd = np.sqrt(np.diag(exact.cov))
+    assert np.all(np.abs(mean - exact.mean) <= 2.33 * mcse_mean), (mean, exact.mean, mcse_mean)
+    assert np.all(np.abs(sd - exact_sd) <= 2.33 * mcse_sd), (sd, exact_sd, mcse_sd)
+
+
+@pytest.mark.parametrize("sampler", ["mala", "hmc"])
+def test_parallel_and_sequential_give_the_same_draws(regression_runs, sampler):
+    run = regression_runs[sampler]
+    diff = np.abs(run.parallel.posterior["beta"].values - run.sequential.posterior["beta"].values)
+    assert diff.max() <= 1e-8
+    assert run.max_abs_diff <= 1e-8
+    assert bool(run.parallel.sample_stats["solver_converged"].all())
+    assert not bool(run.parallel.sample_stats["solver_fell_back"].any())
+
+
+def test_compare_table_has_arviz_summaries_side_by_side(regression_runs):
+    run = regression_runs["hmc"]
+    table = run.summary
+    for stat in ("mean", "sd", "ess_bulk", "ess_tail", "r_hat"):
+        assert ("parallel", stat) in table.columns and ("sequential", stat) in table.columns
+    assert np.allclose(table[("parallel", "mean")].astype(float), table[("sequential", "mean")].astype(float))
+    assert set(run.runs.index) == {"parallel", "sequential"}
+    for col in ("wall_clock_s", "compile_s", "newton_iterations", "converged"):
+        assert col in run.runs.columns
+    assert int(run.runs.loc["sequential", "newton_iterations"]) == 0
+    assert int(run.runs.loc["parallel", "newton_iterations"]) > 0
+    text = str(run)
+    assert "parallel" in text and "max |parallel - sequential|" in text
+
+
+def test_datatree_layout_eight_schools_hmc():
+    ex = eight_schools()
+    tree = parmcmc.sample(
+        ex.model, rng_key=jax.random.key(0), sampler="hmc", num_samples=300, num_warmup=200, num_chains=2,
+        model_args=ex.model_args, model_kwargs=ex.model_kwargs, coords=ex.coords, keep_warmup=True,
+        progress_bar=False,
+    )
+    assert {"posterior", "sample_stats", "observed_data", "warmup_posterior", "warmup_sample_stats"} <= set(tree.children)
+    post = tree.posterior
+    assert {"mu", "tau", "theta", "theta_z"} <= set(post.data_vars)  # theta is a deterministic site
+    assert post["theta"].dims == ("chain", "draw", "school")
+    assert list(post["school"].values) == list(ex.coords["school"])
+    assert post["tau"].min() > 0  # constrained values
+    stats = tree.sample_stats
+    for name in ("acceptance_rate", "diverging", "lp", "energy", "step_size"):
+        assert stats[name].dims == ("chain", "draw"), name
+    for name in ("solver_iterations", "solver_residual", "solver_converged", "solver_fell_back"):
+        assert stats[name].dims == ("chain",), name
+    assert tree.warmup_posterior.sizes["draw"] == 200
+    summary = az.summary(tree, var_names=["mu", "tau"])
+    assert {"mean", "ess_bulk", "r_hat"} <= set(summary.columns)
+    assert az.ess(tree)["mu"].shape == () and az.rhat(tree)["mu"].shape == ()
+
+
+def test_plain_log_density_with_initial_position():
+    logdensity = lambda p: -0.5 * jnp.sum((p["x"] - 1.0) ** 2) - 0.5 * p["y"] ** 2 / 4.0
+    tree = parmcmc.sample(
+        logdensity, initial_position={"x": jnp.zeros(3), "y": jnp.array(0.5)}, rng_key=jax.random.key(1),
+        num_samples=500, num_warmup=200, num_chains=2, progress_bar=False,
+    )
+    assert tree.posterior["x"].dims == ("chain", "draw", "x_dim_0")
+    assert abs(float(tree.posterior["x"].mean()) - 1.0) < 0.3
+    assert "observed_data" not in tree.children
+
+
+def discrete_model():
+    numpyro.sample("k", dist.Poisson(3.0))
+
+
+def raising_model():
+    raise RuntimeError("boom inside the model")
+
+
+def bad_model(x):
+    numpyro.sample("x", dist.Normal(0, 1), obs=x)
+    numpyro.sample("z", dist.Normal(0.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"model": discrete_model}, ValueError, "discrete"),
+        ({"model": raising_model}, ValueError, "boom inside the model"),
+        ({"num_samples": 0}, ValueError, "num_samples must be a positive integer"),
+        ({"num_samples": 10.5}, ValueError, "num_samples"),
+        ({"num_chains": -1}, ValueError, "num_chains"),
+        ({"num_warmup": -5}, ValueError, "num_warmup"),
+        ({"step_size": -0.1}, ValueError, "step_size"),
+        ({"step_size": 0.0}, ValueError, "step_size"),
+        ({"sampler": "nuts"}, ValueError, "unknown sampler"),
+        ({"rng_key": 0}, TypeError, "rng_key must be one JAX random key"),
+        ({"parallel": "maybe"}, ValueError, "parallel"),
+        ({"solver": "deer"}, TypeError, "solver"),
+    ],
+)
+def test_bad_input_is_named_before_any_sampling(kwargs, error, match):
+    args = dict(model=REG.model, rng_key=jax.random.key(0), num_samples=10, num_warmup=10, progress_bar=False,
+                model_args=REG.model_args, model_kwargs=REG.model_kwargs)
+    args.update(kwargs)
+    if kwargs.get("model") in (discrete_model, raising_model):
+        args.pop("model_args"), args.pop("model_kwargs")
+    with pytest.raises(error, match=match):
+        parmcmc.sample(args.pop("model"), **args)
+
+
+def test_initial_position_of_the_wrong_shape_and_non_finite_density():
+    logdensity = lambda x: -0.5 * jnp.sum(x**2) - jnp.where(x[0] > 5, jnp.inf, 0.0)
+    with pytest.raises(ValueError, match="not finite|is -inf|finite"):
+        parmcmc.sample(logdensity, initial_position=jnp.full(2, 10.0), rng_key=jax.random.key(0),
+                       num_samples=10, num_warmup=10, progress_bar=False)
+    with pytest.raises((ValueError, TypeError), match="scalar|shape"):
+        parmcmc.sample(lambda x: -0.5 * x**2, initial_position=jnp.zeros(2), rng_key=jax.random.key(0),
+                       num_samples=10, num_warmup=10, progress_bar=False)
+
+
+def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chain():
+    with pytest.warns(parmcmc.FallbackWarning, match="did not converge within its budget of 2 iterations"):
+        run = parmcmc.compare(
+            REG.model, rng_key=jax.random.key(5), model_args=REG.model_args, model_kwargs=REG.model_kwargs,
+            num_samples=300, num_warmup=100, num_chains=2, progress_bar=False, max_iters=2,
+        )
+    stats = run.parallel.sample_stats
+    assert bool(stats["solver_fell_back"].all()) and bool(stats["solver_converged"].all())
+    assert int(stats["solver_iterations"].max()) == 2
+    assert run.max_abs_diff <= 1e-8
+    assert bool(run.runs.loc["parallel", "fell_back"])

@@ -1,0 +1,120 @@
+"""The step maps reproduce BlackJAX 1.7 chain for chain (float64).
+
+For each target, ``lax.scan`` of our step map over our pre-drawn noise must
+give BlackJAX's ``run_inference_algorithm`` positions to 1e-8 with no accept
+decision differing, and the statistics of the solved chain must equal
+BlackJAX's info fields.
+"""
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _sampler_targets import TARGETS, correlated_gaussian, sequential_chain
+
+from parmcmc.samplers import HMC, MALA
+
+NUM_STEPS = 2000
+NUM_LEAPFROG = 6
+
+
+def blackjax_chain(algorithm, position, rng_key, num_steps):
+    _, (states, infos) = blackjax.util.run_inference_algorithm(
+        rng_key, algorithm, num_steps, initial_state=algorithm.init(position)
+    )
+    return states, infos
+
+
+def our_chain(sampler, position, rng_key, num_steps):
+    sampler = sampler.bind(position)
+    x0 = sampler.ravel(position)
+    inputs = sampler.noise(rng_key, num_steps)
+    states = sequential_chain(sampler, x0, inputs)
+    stats = jax.jit(sampler.chain_stats)(x0, states, inputs)
+    return sampler, states, stats
+
+
+def assert_same_chain(sampler, states, stats, bj_states, bj_infos):
+    bj_flat = jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(bj_states.position)
+    assert states.shape == bj_flat.shape
+    assert float(jnp.max(jnp.abs(states - bj_flat))) <= 1e-8
+    differing = int(jnp.sum(stats.is_accepted != bj_infos.is_accepted))
+    assert differing == 0
+    rejected = int(jnp.sum(~bj_infos.is_accepted))
+    assert 0 < rejected < NUM_STEPS  # the decisions were actually exercised
+    np.testing.assert_allclose(stats.acceptance_rate, bj_infos.acceptance_rate, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(stats.logdensity, bj_states.logdensity, rtol=1e-10, atol=1e-10)
+    # the pytree round trip gives BlackJAX's positions back
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-8),
+        sampler.unravel_chain(states),
+        bj_states.position,
+    )
+
+
+@pytest.mark.parametrize("make_target", TARGETS, ids=lambda f: f.__name__)
+def test_mala_matches_blackjax(make_target):
+    target = make_target()
+    key = jax.random.key(20240501)
+    algorithm = blackjax.mala(target.logdensity_fn, target.mala_step)
+    bj_states, bj_infos = blackjax_chain(algorithm, target.initial_position, key, NUM_STEPS)
+    sampler, states, stats = our_chain(
+        MALA(target.logdensity_fn, target.mala_step), target.initial_position, key, NUM_STEPS
+    )
+    assert_same_chain(sampler, states, stats, bj_states, bj_infos)
+
+
+@pytest.mark.parametrize("make_target", TARGETS, ids=lambda f: f.__name__)
+def test_hmc_matches_blackjax(make_target):
+    target = make_target()
+    imm = target.inverse_mass_matrix
+    assert not np.allclose(imm, 1.0)
+    key = jax.random.key(777)
+    algorithm = blackjax.hmc(target.logdensity_fn, target.hmc_step, imm, NUM_LEAPFROG)
+    bj_states, bj_infos = blackjax_chain(algorithm, target.initial_position, key, NUM_STEPS)
+    sampler, states, stats = our_chain(
+        HMC(target.logdensity_fn, target.hmc_step, NUM_LEAPFROG, imm),
+        target.initial_position,
+        key,
+        NUM_STEPS,
+    )
+    assert_same_chain(sampler, states, stats, bj_states, bj_infos)
+    np.testing.assert_allclose(stats.energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    assert bool(jnp.all(stats.is_divergent == bj_infos.is_divergent))
+    # energy_error = H_end - H_start: -log(acceptance_rate) where that is < 1, <= 0 elsewhere
+    below_one = bj_infos.acceptance_rate < 1
+    np.testing.assert_allclose(
+        stats.energy_error[below_one], -jnp.log(bj_infos.acceptance_rate[below_one]), atol=1e-8
+    )
+    assert bool(jnp.all(stats.energy_error[~below_one] <= 0))
+
+
+def test_hmc_dense_mass_matrix_and_legacy_key():
+    """A dense inverse mass matrix, and a raw uint32 PRNGKey instead of a typed key."""
+    target = correlated_gaussian()
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(10, 10))
+    imm = jnp.asarray(a @ a.T / 10 + np.eye(10)) * 0.5
+    key = jax.random.PRNGKey(5)
+    algorithm = blackjax.hmc(target.logdensity_fn, 0.3, imm, 5)
+    bj_states, bj_infos = blackjax_chain(algorithm, target.initial_position, key, NUM_STEPS)
+    sampler, states, stats = our_chain(
+        HMC(target.logdensity_fn, 0.3, 5, imm), target.initial_position, key, NUM_STEPS
+    )
+    assert_same_chain(sampler, states, stats, bj_states, bj_infos)
+    np.testing.assert_allclose(stats.energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+
+
+def test_hmc_divergences_match_blackjax():
+    """A step size far too large: divergent transitions flagged as BlackJAX flags them."""
+    target = correlated_gaussian()
+    key = jax.random.key(11)
+    algorithm = blackjax.hmc(target.logdensity_fn, 3.0, jnp.ones(10), 5)
+    bj_states, bj_infos = blackjax_chain(algorithm, target.initial_position, key, 200)
+    _, states, stats = our_chain(
+        HMC(target.logdensity_fn, 3.0, 5), target.initial_position, key, 200
+    )
+    assert int(jnp.sum(bj_infos.is_divergent)) > 0
+    assert bool(jnp.all(stats.is_divergent == bj_infos.is_divergent))
+    assert bool(jnp.all(stats.is_accepted == bj_infos.is_accepted))
+    assert float(jnp.max(jnp.abs(states - bj_states.position))) <= 1e-8
