@@ -161,7 +161,8 @@ def hmc_warmup(
         draws = info.state.position if keep_draws else None
         return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], draws, stats
 
-    positions, step_size, inverse_mass_matrix, draws, stats = jax.vmap(one_chain)(
+    # Jitted as a whole: run eagerly, BlackJAX's set-up outside its scan compiles one primitive at a time.
+    positions, step_size, inverse_mass_matrix, draws, stats = jax.jit(jax.vmap(one_chain))(
         chain_keys(rng_key, num_chains), initial_positions
     )
     return WarmupResult(positions, step_size, inverse_mass_matrix, draws, stats)

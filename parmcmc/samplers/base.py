@@ -185,7 +185,7 @@ class AbstractSampler(abc.ABC):
                 "logdensity_fn must return a real floating scalar, got shape "
                 f"{out.shape} and dtype {out.dtype}."
             )
-        logdensity, grad = self.value_and_grad(x)
+        logdensity, grad = jax.jit(self.value_and_grad)(x)  # eagerly, every primitive would compile alone
         if not bool(jnp.isfinite(logdensity)):
             raise ValueError(
                 f"The log density at the initial position is {float(logdensity)}; "
