@@ -1,5 +1,6 @@
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from parmcmc.engine import affine_scan, affine_scan_sequential, picard_scan
@@ -14,16 +15,17 @@ def test_affine_scan_equals_sequential_loop(dense, dtype, tol):
     A = (jax.random.uniform(k1, shape, minval=-1.0, maxval=1.0) / (D if dense else 1)).astype(dtype)
     b = jax.random.normal(k2, (T, D)).astype(dtype)
     x0 = jax.random.normal(k3, (D,)).astype(dtype)
-    # A plain Python loop, independent of lax.scan.
-    x, expected = x0, []
+    # A plain NumPy loop, independent of JAX.
+    An, bn, x = np.asarray(A), np.asarray(b), np.asarray(x0)
+    expected = []
     for t in range(T):
-        x = (A[t] @ x if dense else A[t] * x) + b[t]
+        x = (An[t] @ x if dense else An[t] * x) + bn[t]
         expected.append(x)
-    expected = jnp.stack(expected)
-    got = affine_scan(A, b, x0)
+    expected = jnp.asarray(np.stack(expected))
+    got = jax.jit(affine_scan)(A, b, x0)
     assert got.dtype == dtype
     assert jnp.max(jnp.abs(got - expected)) <= tol * (1 + jnp.max(jnp.abs(expected)))
-    assert jnp.max(jnp.abs(affine_scan_sequential(A, b, x0) - expected)) <= tol * (1 + jnp.max(jnp.abs(expected)))
+    assert jnp.max(jnp.abs(jax.jit(affine_scan_sequential)(A, b, x0) - expected)) <= tol * (1 + jnp.max(jnp.abs(expected)))
 
 
 def test_picard_scan_is_identity_recurrence():
