@@ -23,6 +23,9 @@ The rules below were fixed before the first run, with the seeds, and are not tun
   of a component whose rotation per transition is exactly pi (see SETTINGS_100), a real error that
   MCSEs cannot see, plus six components with an sd-ESS of 5 to 80. The rules above replace the two
   methodological flaws, and HMC on the 100-D target takes 5 leapfrog steps.
+- Changed later, for the suite's running time (the seed and the rules did not change): MALA's 100-D
+  target has condition number 10 instead of 100, with 16,000 draws instead of 100,000 (see SETTINGS_100).
+  It is not a rerun of a failure: the condition-100 run had passed.
 - MALA and HMC, parallel and sequential, both from one parmcmc.compare (same warmup, same keys, so the
   same draws up to 1e-8: that is asserted too, and a flipped accept decision would show as an O(1)
   difference).
@@ -127,14 +130,18 @@ SD_100 = np.geomspace(0.1, 1.0, DIM)  # variances from 0.01 to 1: condition numb
 MEAN_100 = np.linspace(-1.0, 1.0, DIM)
 
 
-def diagonal_gaussian(x):
-    return -0.5 * jnp.sum(((x - jnp.asarray(MEAN_100)) / jnp.asarray(SD_100)) ** 2)
+def diagonal_gaussian(sd):
+    def logdensity(x):
+        return -0.5 * jnp.sum(((x - jnp.asarray(MEAN_100)) / jnp.asarray(sd)) ** 2)
+
+    return logdensity
 
 
-# MALA has no mass matrix: its step is set by the narrowest sd (0.1) and the widest (1) decorrelates in
-# about 1000 steps, so an ESS of 100 everywhere takes 100,000 draws: about 50 s of a 2-core CPU, most of
-# it the parallel solve, hence marked slow (`./dev.sh test -m slow` runs it with the SBC). HMC's adapted diagonal mass matrix
-# removes the conditioning. QuasiDEER with one Hutchinson probe: for a diagonal Gaussian the step map's
+# MALA has no mass matrix: its step is set by the narrowest sd and the widest decorrelates in about
+# (sd_max / sd_min)^2 times as many steps. At condition number 100 an ESS of 100 everywhere took 100,000
+# draws (87 s of the 2-core CI machine, a sixth of the whole suite), so MALA runs at condition number 10
+# (variances 0.1 to 1): 16,000 draws. HMC's adapted diagonal mass matrix removes the conditioning, so it
+# keeps condition number 100. QuasiDEER with one Hutchinson probe: for a diagonal Gaussian the step map's
 # Jacobian is diagonal (MALA, and HMC with a diagonal metric), where z * (J z) IS the diagonal, so this
 # is Newton's method at the cost of one forward pass per step.
 # HMC's trajectory is static. With the default 10 leapfrog steps, the adapted step size (about 0.36-0.44)
@@ -145,24 +152,26 @@ def diagonal_gaussian(x):
 # HMC's known failure on Gaussians, not parallel evaluation's. Five steps (about 2-2.7 rad) keep every
 # component away from multiples of pi, so the test checks what it is for.
 SETTINGS_100 = {
-    "mala": dict(num_samples=25_000, num_warmup=1000, num_chains=4),
+    "mala": dict(num_samples=4000, num_warmup=1000, num_chains=4),
     "hmc": dict(num_samples=1000, num_warmup=1000, num_chains=4, num_integration_steps=5),
 }
+SD_BY_SAMPLER = {"mala": np.geomspace(np.sqrt(0.1), 1.0, DIM), "hmc": SD_100}  # condition numbers 10 and 100
 
 
-@pytest.mark.parametrize("sampler", [pytest.param("mala", marks=pytest.mark.slow), "hmc"])
+@pytest.mark.parametrize("sampler", ["mala", "hmc"])
 def test_ill_conditioned_100d_gaussian(sampler, record_property):
-    cmp = compare(diagonal_gaussian, sampler, initial_position=jnp.zeros(DIM),
+    sd = SD_BY_SAMPLER[sampler]
+    cmp = compare(diagonal_gaussian(sd), sampler, initial_position=jnp.zeros(DIM),
                   solver=parmcmc.QuasiDEER(diagonal="hutchinson"), **SETTINGS_100[sampler])
     assert_parallel_is_sequential(cmp)
-    z_mean, z_sd = z_scores(cmp.parallel, "x", MEAN_100, SD_100)
+    z_mean, z_sd = z_scores(cmp.parallel, "x", MEAN_100, sd)
     report(record_property, f"100-D Gaussian {sampler}", z_mean, z_sd)
     for name, z in (("mean", z_mean), ("sd", z_sd)):
         exceed = int(np.sum(np.abs(z) > Z))
         print(f"\n  {name}: {exceed} of {z.size} |z| > {Z}, max |z| {np.abs(z).max():.2f}", end="")
         record_property(f"{name}_exceedances", exceed)
         assert exceed <= 6, (name, exceed, np.round(z, 2))
-    z_u, z_r2 = pooled_z_scores(cmp.parallel, "x", MEAN_100, SD_100)
+    z_u, z_r2 = pooled_z_scores(cmp.parallel, "x", MEAN_100, sd)
     print(f"\n  pooled: z(u) {z_u:.2f}, z(r2) {z_r2:.2f}", end="")
     record_property("pooled_z", [round(z_u, 3), round(z_r2, 3)])
     assert abs(z_u) <= Z and abs(z_r2) <= Z, (z_u, z_r2)
@@ -186,19 +195,22 @@ def beta_posterior():
     return a / (a + b), np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
 
 
-@pytest.mark.parametrize("sampler", ["mala", "hmc"])
-def test_beta_bernoulli_through_numpyro(sampler, record_property):
+def test_beta_bernoulli_through_numpyro(record_property):
     """p lives on (0, 1): the sampler moves on logit(p) with the transform's Jacobian; the draws come
-    back constrained and are compared with the exact Beta posterior."""
-    # Undamped DEER (the default for small positions) overflows on this HMC chain after ~10 iterations
-    # and sample() finishes it sequentially; DEER with |A_t| entries clipped to 1 converges, so that the
-    # parallel solve itself is what is validated here.
-    solver = parmcmc.DEER(clip=1.0) if sampler == "hmc" else None
-    cmp = compare(beta_bernoulli, sampler, model_args=(BB_DATA,), num_samples=2000, num_warmup=500, num_chains=2,
-                  solver=solver)
+    back constrained and are compared with the exact Beta posterior. HMC only: the transform lives in
+    the log density, which MALA and HMC share (MALA's statistics are checked on the Gaussians above
+    and on the conjugate regression of test_api.py)."""
+    # The solver is the published setting for HMC (damping 0.55, |A_t| entries clipped to 1), so that the
+    # parallel solve itself is what is validated here. History: undamped DEER (the default for small
+    # positions) overflowed on this chain and sample() finished it sequentially; DEER with clipping alone
+    # converged until the warmup was jitted as a whole, which changed its rounding, and then overflowed on
+    # chain 0. Whether undamped Newton survives an HMC chain depends on such details; the damped one did
+    # on both chains (about 14 and 140 iterations for another seed's 1000 draws).
+    cmp = compare(beta_bernoulli, "hmc", model_args=(BB_DATA,), num_samples=2000, num_warmup=500, num_chains=2,
+                  solver=parmcmc.DEER(damping=0.55, clip=1.0))
     assert_parallel_is_sequential(cmp)
     p = cmp.parallel.posterior["p"].values
     assert p.min() > 0 and p.max() < 1
     z_mean, z_sd = z_scores(cmp.parallel, "p", *beta_posterior())
-    report(record_property, f"Beta-Bernoulli {sampler}", z_mean, z_sd)
+    report(record_property, "Beta-Bernoulli hmc", z_mean, z_sd)
     assert np.all(np.abs(z_mean) <= Z) and np.all(np.abs(z_sd) <= Z), (z_mean, z_sd)
