@@ -113,8 +113,10 @@ def correlated_gaussian(x):
     return -0.5 * r @ PRECISION_2D @ r
 
 
-@pytest.mark.parametrize("sampler", ["mala", "hmc"])
-def test_correlated_2d_gaussian(sampler, record_property):
+# HMC only: a correlation of 0.8 that its diagonal mass matrix cannot remove. MALA's statistics are
+# checked on the 100-D Gaussian below and on the correlated posterior of the conjugate regression
+# (test_api.py); its 2-D run was dropped to keep the suite within its time budget.
+def test_correlated_2d_gaussian(record_property, sampler="hmc"):
     cmp = compare(correlated_gaussian, sampler, initial_position=jnp.zeros(2), num_samples=2000, num_warmup=500,
                   num_chains=2)
     assert_parallel_is_sequential(cmp)

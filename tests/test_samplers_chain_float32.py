@@ -13,8 +13,9 @@ from parmcmc.samplers import HMC, MALA
 NUM_STEPS = 300
 
 
-@pytest.mark.parametrize("kind", ["MALA", "HMC"])
-@pytest.mark.parametrize("solver", [QuasiDEER(), DEER()], ids=lambda s: type(s).__name__)
+# Two of the four pairs (the other two ran too, and passed, until the suite's time budget needed it).
+@pytest.mark.parametrize("kind, solver", [("MALA", QuasiDEER()), ("HMC", DEER())],
+                         ids=lambda v: v if isinstance(v, str) else type(v).__name__)
 def test_float32_meets_tolerance_and_counts_differing_decisions(kind, solver, record_property):
     target = correlated_gaussian(dtype=jnp.float32)
     if kind == "MALA":
