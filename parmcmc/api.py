@@ -136,7 +136,10 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     kw["num_warmup"] = check_positive_int("num_warmup", kw["num_warmup"], allow_zero=True)
     kw["num_integration_steps"] = check_positive_int("num_integration_steps", kw["num_integration_steps"])
     if kw["step_size"] is not None:
-        check_step_size(kw["step_size"])
+        try:
+            check_step_size(kw["step_size"])
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"sample: {err} Or leave step_size out and let the warmup adapt it.") from None
     if kw["parallel"] not in (True, False, "auto"):
         raise ValueError(f"sample: parallel={kw['parallel']!r}; use True, False or 'auto'.")
     if kw["solver"] is not None and not isinstance(kw["solver"], AbstractSolver):

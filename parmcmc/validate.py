@@ -32,7 +32,7 @@ def check_rng_key(rng_key, caller: str = "sample") -> None:
     if not ((is_typed and jnp.ndim(rng_key) == 0) or is_raw):
         raise TypeError(
             f"{caller}: rng_key must be one JAX random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0); "
-            f"got {type(rng_key).__name__} {getattr(rng_key, 'shape', '')}."
+            f"got {' '.join(str(v) for v in (type(rng_key).__name__, getattr(rng_key, 'shape', '')) if v != '')}."
         )
 
 

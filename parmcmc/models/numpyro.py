@@ -53,7 +53,8 @@ def _trace_model(model, rng_key, model_args, model_kwargs, name) -> dict:
         raise ValueError(
             f"{_CALLER}: model {name!r} raised {type(err).__name__} when run with the given model_args and "
             f"model_kwargs: {err}. Check that the arguments match the model's signature and that the model "
-            "runs under numpyro.handlers.seed."
+            "runs under numpyro.handlers.seed. If it is a log-density function rather than a NumPyro model, "
+            "pass initial_position= (a starting point) as well."
         ) from err
 
 
