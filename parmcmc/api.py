@@ -223,12 +223,17 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
     if parallel == "auto":
         from parmcmc.diagnose import diagnose  # the verdict needs a pilot chain
 
-        x0 = jax.tree_util.tree_map(lambda a: a[0], prepared.positions)
-        sampler = _chain_sampler(prepared.template, prepared.step_size[0],
-                                 None if prepared.inverse_mass_matrix is None else prepared.inverse_mass_matrix[0])
+        sampler, x0 = _one_chain(prepared, 0)
         verdict = diagnose(sampler, x0, s.rng_key, s.num_samples, solver=solver)
         return solver if verdict.parallel_pays else Sequential()
     return solver
+
+
+def _one_chain(prepared: Prepared, c: int):
+    """(sampler with chain c's step size and mass matrix, chain c's start) after warmup."""
+    imm = None if prepared.inverse_mass_matrix is None else prepared.inverse_mass_matrix[c]
+    x0 = jax.tree_util.tree_map(lambda a: a[c], prepared.positions)
+    return _chain_sampler(prepared.template, prepared.step_size[c], imm), x0
 
 
 def _chain_sampler(template, eps, imm):
@@ -277,9 +282,8 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
 def _estimated_lle(prepared: Prepared, chains, keys, num_samples):
     """The LLE of the first chain that fell back, from a sequential pilot (only when a warning is due)."""
     c = int(jnp.argmax(jnp.asarray(chains.fell_back)))
-    imm = None if prepared.inverse_mass_matrix is None else prepared.inverse_mass_matrix[c]
-    x0 = jax.tree_util.tree_map(lambda a: a[c], prepared.positions)
-    sampler = _chain_sampler(prepared.template, prepared.step_size[c], imm).bind(x0)
+    sampler, x0 = _one_chain(prepared, c)
+    sampler = sampler.bind(x0)
     noise = sampler.noise(keys[c], min(num_samples, 2048))
     return lyapunov_exponent(sampler.step, sampler.ravel(x0), noise)
 

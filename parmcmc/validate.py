@@ -30,9 +30,10 @@ def check_rng_key(rng_key, caller: str = "sample") -> None:
     is_typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
     is_raw = not is_typed and dtype == jnp.uint32 and jnp.shape(rng_key) == (2,)
     if not ((is_typed and jnp.ndim(rng_key) == 0) or is_raw):
+        shape = getattr(rng_key, "shape", None)
         raise TypeError(
             f"{caller}: rng_key must be one JAX random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0); "
-            f"got {' '.join(str(v) for v in (type(rng_key).__name__, getattr(rng_key, 'shape', '')) if v != '')}."
+            f"got {type(rng_key).__name__}{'' if shape is None else f' of shape {shape}'}."
         )
 
 
