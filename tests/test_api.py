@@ -164,3 +164,18 @@ def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chai
     assert int(stats["solver_iterations"].max()) == 2
     assert run.max_abs_diff <= 1e-8
     assert bool(run.runs.loc["parallel", "fell_back"])
+
+
+@pytest.mark.parametrize("step_size, parallel_expected", [(0.5, True), (2.2, False)])
+def test_parallel_auto_follows_the_diagnosis(step_size, parallel_expected):
+    """parallel="auto": MALA on N(0, I) with eps = 0.5 contracts (parallel pays); with eps = 2.2 every
+    accepted step overshoots and expands (|1 - eps| > 1), so sample() runs the chains sequentially.
+    Either way the draws are the sequential chain's."""
+    gaussian = lambda x: -0.5 * jnp.sum(x**2)
+    kwargs = dict(initial_position=jnp.ones(5), rng_key=jax.random.key(1), num_samples=1024, num_warmup=0,
+                  num_chains=2, step_size=step_size, solver=parmcmc.DEER(), progress_bar=False)
+    auto = parmcmc.sample(gaussian, parallel="auto", **kwargs)
+    reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
+    iterations = auto.sample_stats["solver_iterations"].values
+    assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected
+    assert np.max(np.abs(auto.posterior["x"].values - reference.posterior["x"].values)) <= 1e-8
