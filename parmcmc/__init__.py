@@ -19,10 +19,12 @@ from parmcmc.diagnostics import (
     diagnose_recurrence,
     lyapunov_exponent,
 )
+from parmcmc.health import FrozenChainWarning, ReplayWarning
 from parmcmc.engine import (
     DEER,
     ELK,
     Jacobi,
+    NotConvergedWarning,
     Picard,
     QuasiDEER,
     QuasiELK,
@@ -32,11 +34,12 @@ from parmcmc.engine import (
     solve,
 )
 from parmcmc.samplers import HMC, MALA
-from parmcmc.validate import Float64DataWarning
+from parmcmc.validate import Float64DataWarning, IgnoredArgumentWarning
 
 __all__ = [
-    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "Float64DataWarning", "HMC",
-    "Jacobi", "LyapunovEstimate", "MALA", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution",
+    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "Float64DataWarning", "FrozenChainWarning", "HMC",
+    "IgnoredArgumentWarning", "ReplayWarning",
+    "Jacobi", "LyapunovEstimate", "MALA", "NotConvergedWarning", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution",
     "SolveError", "compare", "diagnose", "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample",
     "solve",
 ]

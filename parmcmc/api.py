@@ -16,7 +16,9 @@ import jax.numpy as jnp
 from parmcmc.chain import run_chain
 from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
 from parmcmc.engine import DEER, QuasiDEER, Sequential, solve
+from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
+from parmcmc.health import model_errors_named, report_unconverged, warn_if_frozen, warn_if_replay_may_differ
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
 from parmcmc.output import datatree_from_run
@@ -29,8 +31,10 @@ from parmcmc.validate import (
     check_model,
     check_positive_int,
     check_rng_key,
+    check_memory,
     check_solve_options,
     resolve_sampler,
+    warn_ignored_arguments,
 )
 from parmcmc.warmup import hmc_warmup, mala_warmup
 
@@ -89,7 +93,7 @@ def sample(
     model_kwargs: Optional[dict] = None,
     initial_position: Any = None,
     step_size: Optional[float] = None,
-    num_integration_steps: int = 10,
+    num_integration_steps: int | None = None,
     inverse_mass_matrix: Any = None,
     target_acceptance: Optional[float] = None,
     keep_warmup: bool = False,
@@ -134,7 +138,9 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     kw["num_samples"] = check_positive_int("num_samples", kw["num_samples"])
     kw["num_chains"] = check_positive_int("num_chains", kw["num_chains"])
     kw["num_warmup"] = check_positive_int("num_warmup", kw["num_warmup"], allow_zero=True)
-    kw["num_integration_steps"] = check_positive_int("num_integration_steps", kw["num_integration_steps"])
+    given_steps = kw["num_integration_steps"]
+    kw["num_integration_steps"] = 10 if given_steps is None else check_positive_int("num_integration_steps",
+                                                                                     given_steps)
     if kw["step_size"] is not None:
         try:
             check_step_size(kw["step_size"])
@@ -159,7 +165,11 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
             "log density of the position alone. Close over the data instead (functools.partial or a closure), "
             "or leave initial_position out for a NumPyro model."
         )
+    solve_kwargs = dict(solve_kwargs)
     check_solve_options(solve_kwargs, solve)
+    warn_ignored_arguments(parallel=kw["parallel"], solver=kw["solver"], solve_kwargs=solve_kwargs, sampler_name=name,
+                           instance=instance, num_integration_steps=given_steps, step_size=kw["step_size"],
+                           target_acceptance=accept, keep_warmup=kw["keep_warmup"], num_warmup=kw["num_warmup"])
     check_float64_inputs(model_args=kw["model_args"], model_kwargs=kw["model_kwargs"],
                          initial_position=kw["initial_position"], inverse_mass_matrix=kw["inverse_mass_matrix"])
     return Settings(sampler_name=name, sampler=instance, solve_kwargs=solve_kwargs, **kw)
@@ -178,7 +188,8 @@ def prepare(s: Settings) -> Prepared:
     else:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
     # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
-    template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
+    bound = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
+    _check_memory(s, bound)
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
@@ -203,6 +214,13 @@ def prepare(s: Settings) -> Prepared:
         positions = jax.tree_util.tree_map(lambda a: a[:, -1], burn.positions)
     jax.block_until_ready(positions)
     return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0)
+
+
+def _check_memory(s: Settings, bound) -> None:
+    """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent."""
+    dim = bound.dim
+    solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dim <= 16 else QuasiDEER()))
+    check_memory(s.num_chains, s.num_samples, dim, bound.layout.dtype, solver, s.solve_kwargs.get("window"))
 
 
 def _target(model, key, num_chains, model_args, model_kwargs, initial_position) -> Target:
@@ -259,23 +277,31 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
     num_samples = s.num_samples
     keys = chain_keys(jax.random.split(s.rng_key, 3)[2], s.num_chains)
     kwargs = dict(s.solve_kwargs)
+    throw = bool(kwargs.pop("throw", False))
     if not isinstance(solver, Sequential):
         kwargs.setdefault("fallback", "sequential")
         if s.progress_bar:
             kwargs.setdefault("progress", Progress(type(solver).__name__, num_samples))
+    else:  # the sequential reference takes no solve options (warned about in check_settings)
+        kwargs = {}
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
     fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs))
     t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
+    with unconverged_reported_by_caller():  # sample() reports every chain's outcome itself, below
+        compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    chains = jax.block_until_ready(compiled(*args))
+    with model_errors_named(prepared.target.name, "sample"):
+        chains = jax.block_until_ready(compiled(*args))
     seconds = time.perf_counter() - t0
     if s.progress_bar:
         Progress.finish(type(solver).__name__, chains, seconds, compile_s)
     warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",
                       solver=solver, stacklevel=4)
     _warn_if_infinite_density(chains)
+    report_unconverged(chains, solver, throw=throw, call="sample")
+    warn_if_frozen(chains, prepared.step_size, call="sample")
+    warn_if_replay_may_differ(chains, call="sample")
     return Run(chains, seconds, compile_s, solver)
 
 

@@ -10,8 +10,11 @@ from typing import Any, NamedTuple
 import jax
 from jax import Array
 
-from parmcmc.engine import QuasiDEER, solve
+from parmcmc.engine import QuasiDEER, Sequential, default_tolerance, solve
+from parmcmc.engine.solve import _REPORTED_BY_CALLER
 from parmcmc.engine.solvers import AbstractSolver
+from parmcmc.exactness import exactness
+from parmcmc.health import warn_if_replay_may_differ
 from parmcmc.samplers.base import AbstractSampler
 
 __all__ = ["ChainResult", "run_chain"]
@@ -38,6 +41,11 @@ class ChainResult(NamedTuple):
     sequential_from, fell_back
         With ``fallback="sequential"``: the first step computed sequentially after
         a failed parallel solve, and whether that happened.
+    near_threshold, lle
+        Whether the draws are the sequential replay (:mod:`parmcmc.exactness`):
+        the number of accept decisions within reach of the solver's tolerance
+        (0: the very draws of the sequential chain), and the largest Lyapunov
+        exponent measured along the solved chain. 0 and NaN for ``Sequential``.
     """
 
     positions: Any
@@ -48,6 +56,8 @@ class ChainResult(NamedTuple):
     result: Array
     sequential_from: Array
     fell_back: Array
+    near_threshold: Array | int = 0
+    lle: Array | float = float("nan")
 
 
 def run_chain(
@@ -94,7 +104,13 @@ def run_chain(
     inputs = sampler.noise(rng_key, num_steps)
     solution = solve(sampler.step, x0, inputs, solver, **solve_kwargs)
     stats = jax.jit(sampler.chain_stats)(x0, solution.states, inputs)
-    return ChainResult(
+    near, lle = 0, float("nan")
+    if not isinstance(solver, Sequential):
+        tol = default_tolerance(x0.dtype)
+        atol, rtol = (solve_kwargs.get(k) for k in ("atol", "rtol"))
+        atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
+        near, lle = jax.jit(exactness, static_argnums=0)(sampler, x0, solution.states, inputs, stats, atol, rtol)
+    result = ChainResult(
         positions=sampler.unravel_chain(solution.states),
         stats=stats,
         converged=solution.converged,
@@ -103,4 +119,9 @@ def run_chain(
         result=solution.result,
         sequential_from=solution.sequential_from,
         fell_back=solution.fell_back,
+        near_threshold=near,
+        lle=lle,
     )
+    if not _REPORTED_BY_CALLER.get() and not isinstance(near, jax.core.Tracer):
+        warn_if_replay_may_differ(result, call="run_chain")
+    return result

@@ -10,6 +10,7 @@ from parmcmc.engine.solve import (
     MAX_ITERS,
     NONFINITE,
     SUCCESSFUL,
+    NotConvergedWarning,
     Solution,
     SolveError,
     default_tolerance,
@@ -28,7 +29,7 @@ from parmcmc.engine.solvers import (
 
 __all__ = [
     "AbstractELK", "AbstractLDSSolver", "AbstractSolver", "DEER", "ELK", "QuasiELK", "lm_step",
-    "parallel_filter", "parallel_smoother", "Jacobi", "Linearization", "MAX_ITERS", "NONFINITE",
+    "parallel_filter", "parallel_smoother", "Jacobi", "Linearization", "MAX_ITERS", "NONFINITE", "NotConvergedWarning",
     "Picard", "QuasiDEER", "SUCCESSFUL", "Sequential", "Solution", "SolveError", "affine_scan",
     "affine_scan_sequential", "default_tolerance", "picard_scan", "solve",
 ]
