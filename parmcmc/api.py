@@ -193,7 +193,15 @@ def prepare(s: Settings) -> Prepared:
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
-    warm, positions, t0 = None, target.initial_positions, time.perf_counter()
+    t0 = time.perf_counter()
+    with model_errors_named(target.name, "sample (warmup)"):
+        positions, eps, imm, warm = _warmup(s, target, template, adapt, name, eps, imm, warm_key)
+        jax.block_until_ready(positions)
+    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0)
+
+
+def _warmup(s, target, template, adapt, name, eps, imm, warm_key):
+    warm, positions = None, target.initial_positions
     if s.num_warmup and adapt:
         if s.progress_bar:
             print(f"warmup: {s.num_warmup} steps x {s.num_chains} chains ({name}, sequential, adapting)", flush=True)
@@ -212,8 +220,7 @@ def prepare(s: Settings) -> Prepared:
         keys = chain_keys(warm_key, s.num_chains)
         burn = _vmapped_chains(template, positions, keys, eps, imm, s.num_warmup, Sequential(), {})
         positions = jax.tree_util.tree_map(lambda a: a[:, -1], burn.positions)
-    jax.block_until_ready(positions)
-    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0)
+    return positions, eps, imm, warm
 
 
 def _check_memory(s: Settings, bound) -> None:

@@ -12,6 +12,7 @@
 """
 
 import contextlib
+import re
 import warnings
 
 import jax
@@ -98,7 +99,10 @@ def model_errors_named(model_name: str, call: str = "sample"):
     try:
         yield
     except jax.errors.JaxRuntimeError as err:
-        first = next((line for line in str(err).splitlines() if line.strip()), str(err))
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        # The Python exception the callback raised, e.g. "ValueError: ...", is the last such line.
+        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b.*", line)]
+        first = raised[-1] if raised else (lines[0] if lines else repr(err))
         raise RuntimeError(
             f"{call}: the run failed inside the compiled computation of model {model_name!r}: {first[:400]}. "
             "This is usually a host callback in the log density (jax.pure_callback, io_callback or "
