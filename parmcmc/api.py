@@ -33,6 +33,7 @@ from parmcmc.validate import (
     check_rng_key,
     check_memory,
     check_solve_options,
+    log_density_scratch_bytes,
     resolve_sampler,
     warn_ignored_arguments,
 )
@@ -189,7 +190,7 @@ def prepare(s: Settings) -> Prepared:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
     # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
     bound = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
-    _check_memory(s, bound)
+    _check_memory(s, bound, target.initial_positions)
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
@@ -223,11 +224,13 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key):
     return positions, eps, imm, warm
 
 
-def _check_memory(s: Settings, bound) -> None:
+def _check_memory(s: Settings, bound, prepared_positions) -> None:
     """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent."""
     dim = bound.dim
     solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dim <= 16 else QuasiDEER()))
-    check_memory(s.num_chains, s.num_samples, dim, bound.layout.dtype, solver, s.solve_kwargs.get("window"))
+    x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
+    scratch = log_density_scratch_bytes(bound.logdensity, x0)
+    check_memory(s.num_chains, s.num_samples, dim, bound.layout.dtype, solver, s.solve_kwargs.get("window"), scratch)
 
 
 def _target(model, key, num_chains, model_args, model_kwargs, initial_position) -> Target:

@@ -185,11 +185,14 @@ def warn_ignored_arguments(*, parallel, solver, solve_kwargs, sampler_name, inst
 _BYTES_PER_ITEM = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 
 
-def estimate_run_bytes(num_chains: int, num_samples: int, dim: int, dtype, solver, window=None) -> dict:
+def estimate_run_bytes(num_chains: int, num_samples: int, dim: int, dtype, solver, window=None,
+                       eval_bytes: int = 0) -> dict:
     """Bytes a sampling run holds at its peak, by part (Python ints: no overflow). The engine keeps, per
     chain: the noise (T x (D + 1)), the iterate, f at it and the next iterate (3 T x D), the per-step
     statistics (~6 T), and the Jacobians of a window of W = window or T steps (DEER/ELK: W x D x D,
-    quasi methods: W x D, Jacobi/Picard: none) with the associative scan's workspace (about 2x them)."""
+    quasi methods: W x D, Jacobi/Picard: none) with the associative scan's workspace (about 2x them).
+    `eval_bytes`, the scratch memory of one log-density gradient (large for a density over large data), is
+    held for all W states of a window at once, times D + 1 tangents for a dense Jacobian."""
     item = _BYTES_PER_ITEM.get(np.dtype(dtype).name, 8)
     T, D, C = int(num_samples), int(dim), int(num_chains)
     W = T if window is None else min(int(window), T)
@@ -202,7 +205,22 @@ def estimate_run_bytes(num_chains: int, num_samples: int, dim: int, dtype, solve
         "jacobians": 0 if name == "Sequential" else 3 * C * W * per_step * item,
     }
     parts["output"] = C * T * D * 8  # the draws as float64 NumPy arrays in the DataTree
+    tangents = 1 if name == "Sequential" else (D + 1 if name in ("DEER", "ELK") else 2)
+    parts["log density scratch"] = C * (1 if name == "Sequential" else W) * tangents * int(eval_bytes)
     return parts
+
+
+def log_density_scratch_bytes(logdensity, x) -> int:
+    """Scratch memory of one jitted log-density gradient at flat x, from XLA's memory analysis; 0 unless the
+    density closes over more than 1 MB of data (below that it cannot matter, and the compile is saved)."""
+    try:
+        consts = jax.make_jaxpr(logdensity)(x).consts
+        if sum(int(np.asarray(c).nbytes) for c in consts if hasattr(c, "shape")) < 2**20:
+            return 0
+        stats = jax.jit(jax.value_and_grad(logdensity)).lower(x).compile().memory_analysis()
+        return int(getattr(stats, "temp_size_in_bytes", 0) or 0)
+    except Exception:  # noqa: BLE001  (an estimate: never the reason a run fails)
+        return 0
 
 
 def available_bytes() -> tuple[int, str]:
@@ -219,9 +237,9 @@ def available_bytes() -> tuple[int, str]:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "host memory"
 
 
-def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, caller="sample") -> None:
+def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, eval_bytes=0, caller="sample") -> None:
     """Refuse, before warmup, a run whose estimated peak memory exceeds what the device has."""
-    parts = estimate_run_bytes(num_chains, num_samples, dim, dtype, solver, window)
+    parts = estimate_run_bytes(num_chains, num_samples, dim, dtype, solver, window, eval_bytes)
     total, (limit, where) = sum(parts.values()), available_bytes()
     if total <= 0.8 * limit:
         return
@@ -229,10 +247,12 @@ def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, calle
     detail = ", ".join(f"{k} {gb(v)}" for k, v in parts.items() if v)
     fit = max(1, int(num_samples * 0.8 * limit / total))
     hint = ""
-    if parts["jacobians"] > parts["states"] and window is None:
-        w = max(1, int(0.8 * limit - (total - parts["jacobians"])) * num_samples // max(parts["jacobians"], 1))
+    by_window = parts["jacobians"] + parts["log density scratch"]
+    if by_window > parts["states"] and window is None:
+        w = max(1, int(0.8 * limit - (total - by_window)) * num_samples // max(by_window, 1))
         if w >= 16:
-            hint = f" window={min(w, num_samples) // 2} (Jacobians for a window of steps at a time, same answer),"
+            hint = (f" window={min(w, num_samples) // 2} (Jacobians and log-density evaluations for a window of "
+                    "steps at a time, the same answer),")
     raise MemoryError(
         f"{caller}: this run would need about {gb(total)} ({num_chains} chains x {num_samples} draws x {dim} "
         f"parameters, {type(solver).__name__}: {detail}), more than the {gb(limit)} of {where}. Use{hint} fewer "
