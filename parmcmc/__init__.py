@@ -37,9 +37,9 @@ from parmcmc.samplers import HMC, MALA
 from parmcmc.validate import Float64DataWarning, IgnoredArgumentWarning
 
 __all__ = [
-    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "Float64DataWarning", "FrozenChainWarning", "HMC",
-    "IgnoredArgumentWarning", "ReplayWarning",
-    "Jacobi", "LyapunovEstimate", "MALA", "NotConvergedWarning", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution",
+    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "Float64DataWarning",
+    "FrozenChainWarning", "HMC", "IgnoredArgumentWarning", "Jacobi", "LyapunovEstimate", "MALA",
+    "NotConvergedWarning", "Picard", "QuasiDEER", "QuasiELK", "ReplayWarning", "Sequential", "Solution",
     "SolveError", "compare", "diagnose", "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample",
     "solve",
 ]

@@ -36,7 +36,7 @@ def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, lengt
     """LLE of x_t = step(x_{t-1}, inputs[t]) along the known states: mean log growth of a tangent vector over
     `num_offsets` windows of `length` steps (the first quarter of each discarded while the vector aligns)."""
     T = states.shape[0]
-    L = max(2, min(length, T))
+    L = max(1, min(length, T))
     K = max(1, min(num_offsets, T // L))
     starts = jnp.asarray([round(k * (T - L) / max(K - 1, 1)) for k in range(K)], jnp.int32)
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)

@@ -70,7 +70,8 @@ def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
 
 
 def _sizes(eps, rows):
-    return ", ".join(f"{float(eps[r if eps.size > 1 else 0]):.3g}" for r in rows[:4]) + (", ..." if len(rows) > 4 else "")
+    shown = ", ".join(f"{float(eps[r if eps.size > 1 else 0]):.3g}" for r in rows[:4])
+    return shown + (", ..." if len(rows) > 4 else "")
 
 
 def warn_if_replay_may_differ(chains, *, call: str = "sample") -> None:

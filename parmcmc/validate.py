@@ -152,6 +152,17 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
         )
 
 
+def check_flags_and_names(caller: str = "sample", **named) -> None:
+    """True/False switches are bools; dims and coords are dicts (or None)."""
+    for name in ("progress_bar", "keep_warmup"):
+        if name in named and not isinstance(named[name], (bool, np.bool_)):
+            raise TypeError(f"{caller}: {name}={named[name]!r} must be True or False.")
+    for name, example in (("dims", "{'beta': ['feature']}"), ("coords", "{'feature': ['age', 'income']}")):
+        value = named.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"{caller}: {name} must be a dict such as {example}, or None; got {type(value).__name__}.")
+
+
 class IgnoredArgumentWarning(UserWarning):
     """An argument was given that the rest of the call makes meaningless; it is ignored."""
 

@@ -74,7 +74,8 @@ LATE_ERRORS = [  # (id, changes, exception, excerpt naming the argument and the 
      r"fallback=None is refused: sample\(\) promises that every chain it returns is converged.*run_chain"),
     ("progress-not-callable", dict(progress=123), TypeError, r"progress=123 must be a callable"),
     ("throw-not-bool", dict(throw="yes"), TypeError, r"throw='yes' must be True or False"),
-    ("initial-guess", dict(initial_guess=jnp.zeros((10, 3))), ValueError, r"initial_guess= is not supported.*run_chain"),
+    ("initial-guess", dict(initial_guess=jnp.zeros((10, 3))), ValueError,
+     r"initial_guess= is not supported.*run_chain"),
     ("max-iters-zero-numpy", dict(max_iters=np.int64(0)), ValueError, r"max_iters must be a positive integer"),
     ("window-float", dict(window=64.0), ValueError, r"window must be a positive integer"),
 ]
@@ -243,7 +244,7 @@ def _logistic_map():
 
 def test_unconverged_solve_warns_with_cause_iterations_residual_and_advice():
     fn, x0, inputs = _logistic_map()
-    with pytest.warns(parmcmc.NotConvergedWarning, match=r"Jacobi did not converge after 5 iterations \(residual "
+    with pytest.warns(parmcmc.NotConvergedWarning, match=r"Jacobi failed after 5 iterations \(residual "
                                                          r"[\d.]+\): did not converge within max_iters.*fallback="):
         sol = parmcmc.solve(fn, x0, inputs, parmcmc.Jacobi(), max_iters=5)
     assert not bool(sol.converged)
@@ -251,10 +252,10 @@ def test_unconverged_solve_warns_with_cause_iterations_residual_and_advice():
 
 def test_unconverged_solve_raises_with_throw_eagerly_and_under_jit_and_vmap():
     fn, x0, inputs = _logistic_map()
-    with pytest.raises(parmcmc.SolveError, match="did not converge after 5 iterations"):
+    with pytest.raises(parmcmc.SolveError, match="failed after 5 iterations"):
         parmcmc.solve(fn, x0, inputs, parmcmc.Jacobi(), max_iters=5, throw=True)
     jitted = jax.jit(lambda x: parmcmc.solve(fn, x, inputs, parmcmc.Jacobi(), max_iters=5, throw=True).states)
-    with pytest.raises(jax.errors.JaxRuntimeError, match="SolveError: solve with Jacobi did not converge"):
+    with pytest.raises(jax.errors.JaxRuntimeError, match="SolveError: solve with Jacobi failed after 5"):
         jitted(x0).block_until_ready()
     batched = jax.jit(jax.vmap(lambda x: parmcmc.solve(fn, x, inputs, parmcmc.Jacobi(), max_iters=5,
                                                        throw=True).states))
@@ -266,7 +267,7 @@ def test_unconverged_solve_raises_with_throw_eagerly_and_under_jit_and_vmap():
 
 
 def test_run_chain_with_a_small_budget_warns():
-    with pytest.warns(parmcmc.NotConvergedWarning, match="QuasiDEER did not converge after 2 iterations"):
+    with pytest.warns(parmcmc.NotConvergedWarning, match="QuasiDEER failed after 2 iterations"):
         res = parmcmc.run_chain(parmcmc.MALA(gaussian, 0.5), jnp.zeros(3), jax.random.key(1), 200,
                                 solver=parmcmc.QuasiDEER(), max_iters=2)
     assert not bool(res.converged)

@@ -179,7 +179,7 @@ def _check_tolerance(name, value) -> float:
             return _check_tolerance(name, float(value))
         raise ValueError(
             f"solve: {name}={value!r} must be a real number >= 0 (e.g. {name}=1e-8), or None for the default "
-            "by dtype (1e-11 in float64, 1e-5 in float32)."
+            "by dtype (1e-11 in float64, 1e-5 in float32); tolerances must be >= 0 and not both 0."
         )
     return float(value)
 
@@ -354,12 +354,14 @@ def failure_message(solver, converged, result, num_iters, residual, fell_back=No
     bad = ~converged
     codes = sorted({int(c) for c in np.ravel(result[bad] if result.shape == bad.shape else result)} - {SUCCESSFUL})
     why = "; ".join(RESULT_MESSAGES[c] for c in codes) or RESULT_MESSAGES[NONFINITE]
+    if isinstance(solver, Sequential):
+        why = "fn returned a non-finite value (NaN or inf) along the sequence; check fn on these states"
     which = "" if bad.size == 1 else f" in {int(bad.sum())} of {bad.size} batched solves"
     seq = ""
     if fell_back is not None and bool(np.any(np.asarray(fell_back)[bad] if np.ndim(fell_back) else fell_back)):
         seq = " The sequential fallback ran too and did not help: fn is not finite along the sequence."
     return (
-        f"solve with {type(solver).__name__} did not converge{which} after {int(np.max(num_iters))} iterations "
+        f"solve with {type(solver).__name__} failed{which} after {int(np.max(num_iters))} iterations "
         f"(residual {float(np.max(np.asarray(residual, dtype=np.float64))):.3g}): {why}.{seq} The states "
         "returned are not the solution: check Solution.converged before using them, pass "
         "fallback='sequential' to finish a failed solve step by step, or throw=True to raise."

@@ -69,7 +69,10 @@ def _raising_frame(err: BaseException) -> str:
     tb = err.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    return "an unknown frame" if tb is None else f"{tb.tb_frame.f_code.co_name} ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
+    if tb is None:
+        return "an unknown frame"
+    code = tb.tb_frame.f_code
+    return f"{code.co_name} ({code.co_filename}:{tb.tb_lineno})"
 
 
 class ObservedShapeWarning(UserWarning):
@@ -86,14 +89,15 @@ def _check_observed_shapes(model_trace: dict, name: str) -> None:
         value_shape = tuple(np.shape(site["value"]))
         # A smaller distribution shape is the i.i.d. idiom (a scalar location for a data vector): fine. The
         # fault is a value that NumPyro has to replicate, i.e. the broadcast shape exceeds the value's.
-        if not _broadcastable(value_shape, dist_shape) or np.broadcast_shapes(value_shape, dist_shape) != value_shape:
+        fits = _broadcastable(value_shape, dist_shape) and np.broadcast_shapes(value_shape, dist_shape) == value_shape
+        if not fits:
             warnings.warn(
                 f"{_CALLER}: model {name!r}: the observed value of site {site_name!r} has shape {value_shape}, but "
                 f"its distribution has shape {dist_shape} (batch {tuple(site['fn'].batch_shape)} + event "
                 f"{tuple(site['fn'].event_shape)}), so NumPyro broadcasts the log likelihood to shape "
                 f"{np.broadcast_shapes(value_shape, dist_shape) if _broadcastable(value_shape, dist_shape) else '?'}"
-                ", counting each observation more than once. Reshape the data (e.g. y.reshape(-1) or y[:, None]) or the "
-                "distribution's parameters so that both shapes match.",
+                ", counting each observation more than once. Reshape the data (e.g. y.reshape(-1) or y[:, None]) "
+                "or the distribution's parameters so that both shapes match.",
                 ObservedShapeWarning,
                 stacklevel=5,
             )
