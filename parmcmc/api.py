@@ -27,6 +27,7 @@ from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler, check_step_size
 from parmcmc.validate import (
     check_flags_and_names,
+    check_initial_position,
     check_float64_inputs,
     check_mass_matrix_setting,
     check_model,
@@ -148,6 +149,7 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
             check_step_size(kw["step_size"])
         except (TypeError, ValueError) as err:
             raise type(err)(f"sample: {err} Or leave step_size out and let the warmup adapt it.") from None
+    check_initial_position(kw["initial_position"])
     check_flags_and_names(progress_bar=kw["progress_bar"], keep_warmup=kw["keep_warmup"], dims=kw["dims"],
                           coords=kw["coords"])
     if kw["parallel"] not in (True, False, "auto"):

@@ -121,6 +121,8 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
             solve_kwargs[name] = check_positive_int(name, solve_kwargs[name], caller=caller)
     for name in ("atol", "rtol"):
         value = solve_kwargs.get(name)
+        if hasattr(value, "dtype") and np.ndim(value) == 0 and np.asarray(value).dtype.kind in "fiu":
+            value = solve_kwargs[name] = float(value)  # a 0-d NumPy/JAX array
         if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
                                   or not value >= 0 or not np.isfinite(value)):
             raise ValueError(
@@ -150,6 +152,20 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
             f"{caller}: initial_guess= is not supported by {caller}() (each chain starts from its own warmed-up "
             "position). Use parmcmc.run_chain(sampler, x0, key, T, initial_guess=...) for one chain."
         )
+
+
+def check_initial_position(initial_position, caller: str = "sample") -> None:
+    """Every leaf a real number or a real array (JAX refuses strings and objects with a raw message)."""
+    if initial_position is None:
+        return
+    for path, leaf in jax.tree_util.tree_flatten_with_path(initial_position)[0]:
+        kind = np.asarray(leaf).dtype.kind if isinstance(leaf, (numbers.Number, np.ndarray, jax.Array)) else None
+        if kind is None or kind not in "fiub":
+            raise TypeError(
+                f"{caller}: initial_position{jax.tree_util.keystr(path)} is {type(leaf).__name__} "
+                f"{leaf!r:.60}; the initial position must be a pytree (array, dict, tuple) of floating-point "
+                "arrays, e.g. jnp.zeros(3) or {'mu': 0.0, 'beta': jnp.zeros(2)}."
+            )
 
 
 def check_flags_and_names(caller: str = "sample", **named) -> None:
