@@ -26,6 +26,7 @@ from parmcmc.progress import Progress
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler, check_step_size
 from parmcmc.validate import (
+    check_dims_and_coords,
     check_flags_and_names,
     check_initial_position,
     check_float64_inputs,
@@ -186,6 +187,7 @@ def prepare(s: Settings) -> Prepared:
     sequential sampling."""
     init_key, warm_key, _ = jax.random.split(s.rng_key, 3)
     target = _target(s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position)
+    check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data)
     name, template = s.sampler_name, s.sampler
     if template is None:
         cls = MALA if name == "mala" else HMC

@@ -42,11 +42,16 @@ def report_unconverged(chains, solver, *, throw: bool = False, call: str = "samp
     warnings.warn(msg, NotConvergedWarning, stacklevel=4)
 
 
+MIN_DRAWS = 10
+
+
 def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
     """Per chain: no accepted proposal (step size too large), or a largest relative move over the whole
     chain below sqrt(machine epsilon) (step size too small: the moves are lost in rounding)."""
     accepted = np.asarray(chains.stats.is_accepted, dtype=bool)  # (chain, draw)
     accepted = accepted.reshape(-1, accepted.shape[-1])
+    if accepted.shape[1] < MIN_DRAWS:  # too few draws to tell a frozen chain from chance
+        return
     flat = np.asarray(jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(chains.positions))  # (chain, draw, D)
     flat = flat.reshape(-1, *flat.shape[-2:])
     eps = np.asarray(step_size).ravel()

@@ -344,3 +344,28 @@ def test_compare_verdict_same_draws_same_distribution_different():
     assert verdict.startswith("same distribution")
     verdict = _verdict({"parallel": same, "sequential": _tree(2.0)}, 3.0, 250, np.float64)
     assert verdict.startswith("different: x's posterior mean differs by 2")
+
+
+# ---------------------------------------------------------------- more arguments of the same classes
+MORE_BAD = [
+    ("progress-bar-string", dict(progress_bar="no"), TypeError, r"progress_bar='no' must be True or False"),
+    ("dims-not-a-dict", dict(dims=["x"]), TypeError, r"dims must be a dict such as"),
+    ("dims-unknown-variable", dict(dims={"beta": ["feature"]}), ValueError,
+     r"dims names 'beta', which is not a variable of the model; its variables are \['x'\]"),
+    ("dims-wrong-length", dict(dims={"x": ["a", "b"]}), ValueError, r"dims\['x'\] = \['a', 'b'\] must list 1 dimension"),
+    ("coords-wrong-size", dict(dims={"x": ["param"]}, coords={"param": ["a", "b"]}), ValueError,
+     r"coords\['param'\] has 2 label\(s\), but dimension 'param' has size 3"),
+    ("initial-position-string", dict(initial_position={"a": "x"}), TypeError,
+     r"initial_position\['a'\] is str 'x'; the initial position must be a pytree .* of floating-point arrays"),
+]
+
+
+@pytest.mark.parametrize("changes, exc, match", [c[1:] for c in MORE_BAD], ids=[c[0] for c in MORE_BAD])
+def test_more_bad_arguments_are_refused_before_warmup(no_heavy_work, changes, exc, match):
+    with pytest.raises(exc, match=match):
+        call_sample(**changes)
+
+
+def test_zero_dimensional_array_tolerances_are_accepted():
+    assert check(atol=jnp.asarray(1e-9), rtol=np.float32(1e-9)).solve_kwargs == {"atol": 1e-9,
+                                                                                 "rtol": pytest.approx(1e-9)}
