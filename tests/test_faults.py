@@ -7,6 +7,7 @@ under `no_heavy_work`, which fails the test if warmup or the sampling run starts
 """
 
 import inspect
+import sys
 import warnings
 
 import jax
@@ -369,3 +370,27 @@ def test_more_bad_arguments_are_refused_before_warmup(no_heavy_work, changes, ex
 def test_zero_dimensional_array_tolerances_are_accepted():
     assert check(atol=jnp.asarray(1e-9), rtol=np.float32(1e-9)).solve_kwargs == {"atol": 1e-9,
                                                                                  "rtol": pytest.approx(1e-9)}
+
+
+def test_sample_reports_a_chain_still_unconverged_after_the_fallback():
+    from parmcmc.health import report_unconverged
+
+    class Chains:  # two chains, the second not finite even step by step
+        converged, result, num_iters = np.array([True, False]), np.array([1, 3]), np.array([4, 9])
+        residual, fell_back = np.array([1e-13, np.inf]), np.array([False, True])
+
+    with pytest.warns(parmcmc.NotConvergedWarning, match=r"sample: chain\(s\) \[1\] are not converged: .*"
+                                                         r"non-finite.*sequential fallback ran too"):
+        report_unconverged(Chains(), parmcmc.DEER())
+    with pytest.raises(parmcmc.SolveError, match=r"chain\(s\) \[1\] are not converged"):
+        report_unconverged(Chains(), parmcmc.DEER(), throw=True)
+
+
+def test_compare_warns_that_parallel_is_ignored(monkeypatch):
+    def stop(**kwargs):
+        raise KeyboardInterrupt("checked")
+
+    monkeypatch.setattr(sys.modules["parmcmc.compare"], "check_settings", stop)
+    with pytest.warns(parmcmc.IgnoredArgumentWarning, match=r"compare: parallel= is ignored"):
+        with pytest.raises(KeyboardInterrupt):
+            parmcmc.compare(gaussian, rng_key=jax.random.key(0), num_samples=10, parallel=False)
