@@ -237,7 +237,8 @@ def _check_memory(s: Settings, bound, prepared_positions) -> None:
     solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dim <= 16 else QuasiDEER()))
     x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
     scratch = log_density_scratch_bytes(bound.logdensity, x0)
-    check_memory(s.num_chains, s.num_samples, dim, bound.layout.dtype, solver, s.solve_kwargs.get("window"), scratch)
+    check_memory(s.num_chains, s.num_samples, dim, bound.layout.dtype, solver, s.solve_kwargs.get("window"), scratch,
+                 num_warmup=s.num_warmup, keep_warmup=s.keep_warmup)
 
 
 def _target(model, key, num_chains, model_args, model_kwargs, initial_position) -> Target:

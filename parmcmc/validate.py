@@ -290,9 +290,13 @@ def available_bytes() -> tuple[int, str]:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "host memory"
 
 
-def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, eval_bytes=0, caller="sample") -> None:
-    """Refuse, before warmup, a run whose estimated peak memory exceeds what the device has."""
+def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, eval_bytes=0, caller="sample",
+                 num_warmup=0, keep_warmup=False) -> None:
+    """Refuse, before warmup, a run whose estimated peak memory exceeds what the device has (the warmup's
+    per-step statistics, and its draws with keep_warmup=True, included)."""
     parts = estimate_run_bytes(num_chains, num_samples, dim, dtype, solver, window, eval_bytes)
+    item = _BYTES_PER_ITEM.get(np.dtype(dtype).name, 8)
+    parts["warmup"] = int(num_chains) * int(num_warmup) * (6 + (int(dim) if keep_warmup else 0)) * item
     total, (limit, where) = sum(parts.values()), available_bytes()
     if total <= 0.8 * limit:
         return
@@ -310,7 +314,8 @@ def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, eval_
         f"{caller}: this run would need about {gb(total)} ({num_chains} chains x {num_samples} draws x {dim} "
         f"parameters, {type(solver).__name__}: {detail}), more than the {gb(limit)} of {where}. Use{hint} fewer "
         f"draws per call (about {fit} fit; run several calls with new keys and concatenate), fewer chains per "
-        "call, or parallel=False (no Jacobians). Thinning shortens the output only: every step is still solved."
+        "call, a shorter num_warmup (or keep_warmup=False) if the warmup is the large part, or parallel=False "
+        "(no Jacobians). Thinning shortens the output only: every step is still solved."
     )
 
 

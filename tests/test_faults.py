@@ -105,6 +105,11 @@ def test_a_run_that_cannot_fit_is_refused_up_front_with_the_figure(no_heavy_work
         call_sample(num_samples=num_samples, num_chains=num_chains)
 
 
+def test_a_warmup_that_cannot_fit_is_refused_up_front(no_heavy_work):
+    with pytest.raises(MemoryError, match=r"warmup [\d.e+]+ GB.*a shorter num_warmup \(or keep_warmup=False\)"):
+        call_sample(num_warmup=10**11, keep_warmup=True)
+
+
 def test_memory_estimate_counts_jacobians_by_solver_and_window():
     dense = estimate_run_bytes(4, 1000, 10, np.float64, parmcmc.DEER())
     quasi = estimate_run_bytes(4, 1000, 10, np.float64, parmcmc.QuasiDEER())
