@@ -5,15 +5,17 @@ module draws the sampler's noise, hands its step map to
 :func:`parmcmc.engine.solve`, and turns the solved flat chain back into
 positions and per-step statistics.
 """
+import functools
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 from jax import Array
 
 from parmcmc.engine import QuasiDEER, Sequential, default_tolerance, solve
 from parmcmc.engine.solve import _REPORTED_BY_CALLER
 from parmcmc.engine.solvers import AbstractSolver
-from parmcmc.exactness import exactness
+from parmcmc.exactness import stats_and_exactness
 from parmcmc.health import warn_if_replay_may_differ
 from parmcmc.samplers.base import AbstractSampler
 
@@ -60,6 +62,16 @@ class ChainResult(NamedTuple):
     lle: Array | float = float("nan")
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _stats_and_exactness(sampler, parallel, x0, states, inputs, atol, rtol):
+    """The chain's statistics and, for a parallel solve, its exactness figures: one compilation."""
+    if not parallel:  # the sequential reference is the replay by definition
+        stats = sampler.chain_stats(x0, states, inputs)
+        return stats, (jnp.zeros((), jnp.int32), jnp.full((), jnp.nan, states.dtype))
+    stats, figures = stats_and_exactness(sampler, x0, states, inputs, atol, rtol)
+    return stats, tuple(figures)
+
+
 def run_chain(
     sampler: AbstractSampler,
     initial_position,
@@ -103,13 +115,11 @@ def run_chain(
     sampler, x0 = sampler.bound_at(initial_position)
     inputs = sampler.noise(rng_key, num_steps)
     solution = solve(sampler.step, x0, inputs, solver, **solve_kwargs)
-    stats = jax.jit(sampler.chain_stats)(x0, solution.states, inputs)
-    near, lle = 0, float("nan")
-    if not isinstance(solver, Sequential):
-        tol = default_tolerance(x0.dtype)
-        atol, rtol = (solve_kwargs.get(k) for k in ("atol", "rtol"))
-        atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
-        near, lle = jax.jit(exactness, static_argnums=0)(sampler, x0, solution.states, inputs, stats, atol, rtol)
+    tol = default_tolerance(x0.dtype)
+    atol, rtol = (solve_kwargs.get(k) for k in ("atol", "rtol"))
+    atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
+    parallel = not isinstance(solver, Sequential)
+    stats, (near, lle) = _stats_and_exactness(sampler, parallel, x0, solution.states, inputs, atol, rtol)
     result = ChainResult(
         positions=sampler.unravel_chain(solution.states),
         stats=stats,

@@ -60,12 +60,19 @@ def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, lengt
     return jnp.mean(jax.vmap(one)(starts, v0))
 
 
-def near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol) -> jax.Array:
-    """Accept decisions whose margin |log u - log alpha| is within what the tolerance can move (module doc)."""
+def moved_by_tolerance(x0, states, atol, rtol):
+    """The previous state of every step, moved by the tolerance (fixed random signs per entry)."""
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
     signs = jnp.where(jax.random.bernoulli(jax.random.key(1), 0.5, previous.shape[1:]), 1.0, -1.0)
-    moved = previous + signs.astype(states.dtype) * (atol + rtol * jnp.abs(previous))
-    alpha_moved = jax.vmap(sampler.stats)(moved, inputs).acceptance_rate
+    return previous + signs.astype(states.dtype) * (atol + rtol * jnp.abs(previous))
+
+
+def near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_moved=None) -> jax.Array:
+    """Accept decisions whose margin |log u - log alpha| is within what the tolerance can move (module doc).
+    `alpha_moved`, the acceptance probabilities from `moved_by_tolerance`, is computed here unless given."""
+    if alpha_moved is None:
+        moved = moved_by_tolerance(x0, states, atol, rtol)
+        alpha_moved = jax.vmap(sampler.stats)(moved, inputs).acceptance_rate
     log_alpha, log_moved = jnp.log(stats.acceptance_rate), jnp.log(alpha_moved)
     delta = jnp.abs(log_moved - log_alpha)
     delta = jnp.where(jnp.isfinite(delta), delta, 0.0)
@@ -75,10 +82,22 @@ def near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol) -> jax.A
     return jnp.sum(margin <= SAFETY * delta * growth).astype(jnp.int32)
 
 
-def exactness(sampler, x0, states, inputs, stats, atol, rtol) -> Exactness:
+def exactness(sampler, x0, states, inputs, stats, atol, rtol, alpha_moved=None) -> Exactness:
     """Both figures for one solved chain (jittable; vmap it over chains)."""
     lle = lle_along(sampler.step, x0, states, inputs)
-    return Exactness(near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol), lle)
+    return Exactness(near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_moved), lle)
+
+
+def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
+    """The chain's statistics (as sampler.chain_stats) and its Exactness, the statistics at the solved and at
+    the moved states computed in one vmapped pass (one compiled copy of the step, not two)."""
+    previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
+    both = jnp.concatenate([previous, moved_by_tolerance(x0, states, atol, rtol)], axis=0)
+    twice = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a], axis=0), inputs)
+    all_stats = jax.vmap(sampler.stats)(both, twice)
+    T = states.shape[0]
+    stats = jax.tree_util.tree_map(lambda a: a[:T], all_stats)
+    return stats, exactness(sampler, x0, states, inputs, stats, atol, rtol, all_stats.acceptance_rate[T:])
 
 
 def any_may_differ(result: Any) -> bool:
