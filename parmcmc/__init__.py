@@ -19,7 +19,6 @@ from parmcmc.diagnostics import (
     diagnose_recurrence,
     lyapunov_exponent,
 )
-from parmcmc.health import FrozenChainWarning, ReplayWarning
 from parmcmc.engine import (
     DEER,
     ELK,
@@ -33,6 +32,7 @@ from parmcmc.engine import (
     SolveError,
     solve,
 )
+from parmcmc.health import FrozenChainWarning, ReplayWarning
 from parmcmc.samplers import HMC, MALA
 from parmcmc.validate import Float64DataWarning, IgnoredArgumentWarning
 

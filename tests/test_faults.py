@@ -310,12 +310,12 @@ def test_contracting_chain_reports_the_sequential_draws():
 def test_expanding_chain_is_flagged_and_does_part_from_the_replay():
     sampler, x0 = parmcmc.HMC(funnel, 0.3, 10), jnp.concatenate([jnp.ones(1), jnp.full(9, 0.5)])
     with pytest.warns(parmcmc.ReplayWarning, match=r"may differ from the sequential replay.*LLE \+"):
-        par = parmcmc.run_chain(sampler, x0, jax.random.key(3), 300, solver=parmcmc.DEER(), max_iters=300,
+        par = parmcmc.run_chain(sampler, x0, jax.random.key(3), 200, solver=parmcmc.DEER(), max_iters=200,
                                 fallback="sequential")
-    seq = parmcmc.run_chain(sampler, x0, jax.random.key(3), 300, solver=parmcmc.Sequential())
+    seq = parmcmc.run_chain(sampler, x0, jax.random.key(3), 200, solver=parmcmc.Sequential())
     assert bool(par.converged)
     assert int(par.near_threshold) > 0 and float(par.lle) > 0
-    # what the flag predicts happens: the chains part at a decision (measured: 62 decisions differ)
+    # what the flag predicts happens: the chains part at a decision (measured: 7 differ; 62 at T = 300)
     assert int(jnp.sum(par.stats.is_accepted != seq.stats.is_accepted)) > 0
 
 
