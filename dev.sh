@@ -46,7 +46,8 @@ ensure_extra() {
 lint() {
     local rc=0
     echo "== ruff check" >&2; .venv/bin/ruff check "$@" || rc=1
-    echo "== ruff format --check" >&2; .venv/bin/ruff format --check "$@" || rc=1
+    echo "== ruff format --check (ruff format --diff shows the changes)" >&2
+    .venv/bin/ruff format --check --output-format concise "$@" || rc=1
     echo "== basedpyright (basic)" >&2; .venv/bin/basedpyright "$@" || rc=1
     return $rc
 }
