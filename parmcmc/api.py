@@ -283,9 +283,10 @@ def _chain_sampler(template, eps, imm):
     return template.replace(step_size=eps) if imm is None else template.replace(step_size=eps, inverse_mass_matrix=imm)
 
 
-def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs):
+def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0):
     def one(key, x0, eps, imm):
-        return run_chain(_chain_sampler(template, eps, imm), x0, key, num_steps, solver=solver, **solve_kwargs)
+        return run_chain(_chain_sampler(template, eps, imm), x0, key, num_steps, solver=solver,
+                         noise_offset=noise_offset, **solve_kwargs)
 
     return jax.vmap(one, in_axes=(0, 0, 0, None if imm is None else 0))(keys, positions, eps, imm)
 
@@ -297,8 +298,12 @@ class Run(NamedTuple):
     solver: AbstractSolver
 
 
-def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
-    """Sample every chain from the prepared state with `solver` (vmapped over chains)."""
+def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_offset: int = 0) -> Run:
+    """Sample every chain from the prepared state with `solver` (vmapped over chains).
+
+    noise_offset: skip the noise of the first `noise_offset` steps of each chain's key, so that a run
+    continued from the last state of a run of `noise_offset` steps with the same key gives the draws of
+    one long run (parmcmc.infer.MCMC's post_warmup_state)."""
     num_samples = s.num_samples
     keys = chain_keys(jax.random.split(s.rng_key, 3)[2], s.num_chains)
     kwargs = dict(s.solve_kwargs)
@@ -307,7 +312,8 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
         if s.progress_bar:
             kwargs.setdefault("progress", Progress(type(solver).__name__, num_samples))
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
-    fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs))
+    fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
+                                                    noise_offset))
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0
