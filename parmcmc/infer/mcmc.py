@@ -262,7 +262,8 @@ class MCMC(numpyro.infer.MCMC):
         """The ArviZ DataTree of the last run, as parmcmc.sample() returns it (solver_stats included)."""
         if self._run is None:
             raise RuntimeError("MCMC: call run() first.")
-        settings = self._settings._replace(log_likelihood=log_likelihood, posterior_predictive=posterior_predictive,
+        settings = self._settings._replace(thinning=self.thinning, log_likelihood=log_likelihood,
+                                           posterior_predictive=posterior_predictive,
                                            prior=prior, dims=dims, coords=coords)
         return datatree_from_run(self._prepared, self._run, settings)
 
