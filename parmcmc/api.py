@@ -20,6 +20,7 @@ from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
 from parmcmc.io.output import datatree_from_run
+from parmcmc import progress
 from parmcmc.progress import Progress
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler, check_step_size
@@ -226,8 +227,7 @@ def prepare(s: Settings) -> Prepared:
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
     warm, positions, t0 = None, target.initial_positions, time.perf_counter()
     if s.num_warmup and adapt:
-        if s.progress_bar:
-            print(f"warmup: {s.num_warmup} steps x {s.num_chains} chains ({name}, sequential, adapting)", flush=True)
+        progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)", s.progress_bar)
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
         if name == "mala":
             warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup,
@@ -238,12 +238,12 @@ def prepare(s: Settings) -> Prepared:
             imm = warm.inverse_mass_matrix
         positions, eps = warm.positions, warm.step_size
     elif s.num_warmup:
-        if s.progress_bar:
-            print(f"warmup: {s.num_warmup} steps x {s.num_chains} chains (burn-in, sequential)", flush=True)
+        progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains (burn-in)", s.progress_bar)
         keys = chain_keys(warm_key, s.num_chains)
         burn = _vmapped_chains(template, positions, keys, eps, imm, s.num_warmup, Sequential(), {})
         positions = jax.tree_util.tree_map(lambda a: a[:, -1], burn.positions)
     jax.block_until_ready(positions)
+    progress.end_phase()
     return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0)
 
 
@@ -307,21 +307,28 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     num_samples = s.num_samples
     keys = chain_keys(jax.random.split(s.rng_key, 3)[2], s.num_chains)
     kwargs = dict(s.solve_kwargs)
+    display = Progress(type(solver).__name__, num_samples, progress_bar=s.progress_bar, tolerance=kwargs.get("atol"),
+                       num_chains=s.num_chains)
     if not isinstance(solver, Sequential):
         kwargs.setdefault("fallback", "sequential")
-        if s.progress_bar:
-            kwargs.setdefault("progress", Progress(type(solver).__name__, num_samples))
+        if display.show:  # one function for every run (compiled code stays reusable); it feeds `display`
+            kwargs.setdefault("progress", progress.engine_callback)
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
     fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
                                                     noise_offset))
+    progress.start_phase(f"{type(solver).__name__}  |  compiling {s.num_chains} chains x {num_samples} steps",
+                         s.progress_bar)
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0
+    progress.start_phase(f"{type(solver).__name__}  |  sampling {s.num_chains} chains x {num_samples} steps",
+                         s.progress_bar)
     t0 = time.perf_counter()
-    chains = jax.block_until_ready(compiled(*args))
+    with display:
+        chains = jax.block_until_ready(compiled(*args))
     seconds = time.perf_counter() - t0
-    if s.progress_bar:
-        Progress.finish(type(solver).__name__, chains, seconds, compile_s)
+    progress.end_phase()
+    display.finish(chains, seconds, compile_s)
     warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",
                       solver=solver, stacklevel=4)
     _warn_if_infinite_density(chains)
