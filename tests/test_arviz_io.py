@@ -144,3 +144,13 @@ def test_bad_input_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message) as err:
         to_datatree(**args)
     assert "to_datatree" in str(err.value)
+
+
+def test_an_arviz_older_than_1_gets_a_clear_import_error(monkeypatch):
+    import importlib.metadata
+
+    from parmcmc.io import arviz as io_arviz
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.20.0" if name == "arviz" else "1.0")
+    with pytest.raises(ImportError, match=r"needs arviz>=1.0 .* arviz 0.20.0"):
+        io_arviz._require_arviz_1()
