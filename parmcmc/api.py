@@ -227,7 +227,8 @@ def prepare(s: Settings) -> Prepared:
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
     warm, positions, t0 = None, target.initial_positions, time.perf_counter()
     if s.num_warmup and adapt:
-        progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)", s.progress_bar)
+        progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)",
+                             s.progress_bar)
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
         if name == "mala":
             warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup,

@@ -7,7 +7,8 @@ reused across runs), which forwards to the display that is active at the time: a
 
 What a terminal shows:
     warmup  |  1000 steps x 4 chains (hmc, adapting)  [00:07]
-    DEER |█████▌    | 11/16 decades, it 9, residual 3.2e-07, converged 63% of the chain, chains 2/4 under tolerance
+    DEER |█████▌    | 11/16 decades, it 9, residual 3.2e-07, converged 63% of the chain, chains 2/4 under
+    tolerance  (one line on a terminal)
     DEER: done, 14 iterations (max over chains), 0.41 s sampling + 12.1 s compiling
 
 The bar of a parallel solve fills as the residual falls, one step per decade, from the first residual

@@ -56,12 +56,14 @@ def _observation_groups(settings, samples: dict, target, num_draws: int) -> dict
     from parmcmc.io import numpyro as nio  # NumPyro's tools, only for NumPyro models
 
     out = {}
-    if settings.initial_position is not None or not target.observed_data:
-        return out  # a plain log density: no likelihood terms to separate out
+    if settings.initial_position is not None:
+        return out  # a plain log density: no likelihood terms to separate out, no prior to draw from
     args, kwargs = settings.model_args, settings.model_kwargs or {}
     want = getattr(settings, "log_likelihood", None)
     size = num_draws * sum(int(np.size(v)) for v in target.observed_data.values())
-    if want is None and size > LOG_LIKELIHOOD_AUTO_LIMIT:
+    if not target.observed_data:
+        pass  # nothing observed: no log_likelihood group
+    elif want is None and size > LOG_LIKELIHOOD_AUTO_LIMIT:
         warnings.warn(
             f"sample: the log_likelihood group would hold {size:,} values; left out. Pass log_likelihood=True "
             "to compute it anyway (az.loo needs it), or thin the draws (thinning=).", RuntimeWarning, stacklevel=4)
