@@ -138,9 +138,10 @@ def sample(
     and `warmup_posterior`/`warmup_sample_stats` when keep_warmup=True.
     """
     settings = check_settings(**{k: v for k, v in locals().items()})
-    prepared = prepare(settings)
-    solver = pick_solver(settings, prepared)
-    run = run_chains(settings, prepared, solver)
+    with progress.phases():  # an error or Ctrl-C stops the progress display's clock
+        prepared = prepare(settings)
+        solver = pick_solver(settings, prepared)
+        run = run_chains(settings, prepared, solver)
     return datatree_from_run(prepared, run, settings)
 
 

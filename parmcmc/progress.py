@@ -21,6 +21,7 @@ Quiet when stderr is not a terminal, unless asked with progress_bar="always".
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import threading
@@ -29,7 +30,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["Progress", "engine_callback", "enabled", "start_phase", "end_phase"]
+__all__ = ["Progress", "engine_callback", "enabled", "start_phase", "end_phase", "phases"]
 
 _active: Progress | None = None
 _phase = None
@@ -77,6 +78,15 @@ def start_phase(description: str, progress_bar=True, stream=None) -> None:
     end_phase()
     if enabled(progress_bar, stream):
         _phase = _Phase(description, stream)
+
+
+@contextlib.contextmanager
+def phases():
+    """Close whatever phase is open when the block ends, by an error or Ctrl-C included."""
+    try:
+        yield
+    finally:
+        end_phase()
 
 
 def end_phase() -> None:

@@ -51,3 +51,14 @@ def test_the_engine_drives_the_display_through_its_callback():
         sol = solve(fn, jnp.zeros(2), jnp.ones((50, 2)), DEER(), progress=progress.engine_callback)
     assert bool(sol.converged)
     assert f"it {int(sol.num_iters)}," in out.getvalue()
+
+
+def test_an_error_stops_the_phase_clock():
+    out = io.StringIO()
+    try:
+        with progress.phases():
+            progress.start_phase("warmup  |  10 steps", "always", stream=out)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert progress._phase is None

@@ -18,7 +18,7 @@ import numpy as np
 import numpyro.infer
 from numpyro.diagnostics import print_summary as numpyro_print_summary
 
-from parmcmc import api
+from parmcmc import api, progress
 from parmcmc.infer.kernels import AbstractKernel
 from parmcmc.io.arviz import solver_stats
 from parmcmc.io.output import datatree_from_run, thin
@@ -162,7 +162,8 @@ class MCMC(numpyro.infer.MCMC):
                                       "parmcmc.sample(..., keep_warmup=True) keeps the warmup draws.")
         self._settings = self._make_settings(rng_key, self.num_warmup, args, kwargs, init_params)
         self._args, self._kwargs = tuple(args), dict(kwargs)
-        self._prepared = api.prepare(self._settings)
+        with progress.phases():
+            self._prepared = api.prepare(self._settings)
         p = self._prepared
         self._warmup_state = MCMCState(p.positions, p.step_size, p.inverse_mass_matrix, rng_key, 0)
 
@@ -174,6 +175,11 @@ class MCMC(numpyro.infer.MCMC):
         the draws of one run of both lengths (``mcmc.post_warmup_state = mcmc.last_state;
         mcmc.run(mcmc.post_warmup_state.rng_key)``, NumPyro's idiom). Each segment is solved in parallel.
         """
+        with progress.phases():  # an error or Ctrl-C stops the progress display's clock
+            self._run_segment(rng_key, args, kwargs, extra_fields, init_params)
+
+    def _run_segment(self, rng_key, args, kwargs, extra_fields, init_params):
+        """One run() (see there)."""
         extra_fields = _check_extra_fields(self._sampler, extra_fields)
         state = self._warmup_state
         if state is None:
