@@ -84,6 +84,8 @@ class HMC(AbstractSampler):
         Energy error above which a transition counts as divergent (1000, as
         BlackJAX, Stan and NumPyro).
 
+    Notes
+    -----
     Each step costs L + 1 gradient evaluations: one at the start (BlackJAX
     carries it in its state) and one per leapfrog step.
     """

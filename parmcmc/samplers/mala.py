@@ -64,6 +64,8 @@ class MALA(AbstractSampler):
     gate_temperature
         Temperature of the smooth gate's sigmoid.
 
+    Notes
+    -----
     Each step evaluates ``jax.value_and_grad`` twice, at ``x`` and at the
     proposal (BlackJAX carries the first in its state; a step map whose state
     is the position only must recompute it).
