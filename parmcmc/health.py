@@ -36,7 +36,7 @@ def report_unconverged(chains, solver, *, throw: bool = False, call: str = "samp
     if not msg:
         return
     bad = np.flatnonzero(~np.asarray(chains.converged, dtype=bool).ravel()).tolist()
-    msg = f"{call}: chain(s) {bad} are not converged: {msg} tree["solver_stats"].solver_converged marks them."
+    msg = f"{call}: chain(s) {bad} are not converged: {msg} tree['solver_stats'].solver_converged marks them."
     if throw:
         raise SolveError(msg)
     warnings.warn(msg, NotConvergedWarning, stacklevel=4)
@@ -95,7 +95,7 @@ def warn_if_replay_may_differ(chains, *, call: str = "sample") -> None:
         "tolerance, so these are valid draws of the same sampler; they are the very draws of the sequential chain "
         "only where no decision flips. A positive LLE means the dynamics expand a 1e-13 difference until a "
         "decision near its threshold flips. For the replay itself use parallel=False; for fewer near-threshold "
-        "decisions tighten atol/rtol. tree["solver_stats"].solver_near_threshold and solver_lle hold the figures.",
+        "decisions tighten atol/rtol. tree['solver_stats'].solver_near_threshold and solver_lle hold the figures.",
         ReplayWarning, stacklevel=4)
 
 
