@@ -81,7 +81,8 @@ def check_inverse_mass_matrix(inverse_mass_matrix, size: int | None = None) -> A
                 f"inverse_mass_matrix (dense) must be square, got shape {arr.shape}."
             )
         # Symmetric up to sqrt(eps) of its dtype, relative to its largest entry (jnp.linalg.inv(cov) in
-        # float32 is asymmetric at ~1e-7), then symmetrised: the Cholesky factor reads one triangle, the velocity the whole matrix.
+        # float32 is asymmetric at ~1e-7), then symmetrised: the Cholesky factor reads one triangle, the
+        # velocity the whole matrix.
         eps = np.finfo(arr.dtype).eps if arr.dtype.kind == "f" else np.finfo(np.float64).eps
         asym = float(np.max(np.abs(arr - arr.T))) if arr.size else 0.0
         scale = float(np.max(np.abs(arr))) if arr.size else 0.0
