@@ -160,7 +160,7 @@ def check_initial_position(initial_position, caller: str = "sample") -> None:
         return
     for path, leaf in jax.tree_util.tree_flatten_with_path(initial_position)[0]:
         kind = np.asarray(leaf).dtype.kind if isinstance(leaf, (numbers.Number, np.ndarray, jax.Array)) else None
-        if kind is None or kind not in "fiub":
+        if kind is None or kind not in "fiubc":  # numeric dtypes other than float get the target's message
             raise TypeError(
                 f"{caller}: initial_position{jax.tree_util.keystr(path)} is {type(leaf).__name__} "
                 f"{leaf!r:.60}; the initial position must be a pytree (array, dict, tuple) of floating-point "
