@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from parmcmc.chain import run_chain
 from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
-from parmcmc.engine import DEER, QuasiDEER, Sequential, solve
+from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding, solve
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
@@ -73,6 +73,7 @@ class Settings(NamedTuple):
     dims: Optional[dict]
     coords: Optional[dict]
     solve_kwargs: dict
+    mesh: Any = None
 
 
 def sample(
@@ -96,6 +97,7 @@ def sample(
     progress_bar: bool = True,
     dims: Optional[dict] = None,
     coords: Optional[dict] = None,
+    mesh: Any = None,
     **solve_kwargs,
 ):
     """Sample `model` with `num_chains` chains of `num_samples` draws; returns an ArviZ DataTree.
@@ -112,6 +114,9 @@ def sample(
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
                  fails continues sequentially from its exact prefix, with a warning: every returned
                  chain is converged.
+    mesh:        a jax.sharding.Mesh with axes "chain" and/or "time" (docs/scaling.md): chains are split
+                 over "chain" (num_chains must be a multiple of its size), the states of each chain's solve
+                 over "time". The draws are those without a mesh. The warmup is not split.
     Chain k's start, warmup and draws depend on (rng_key, k) only, not on num_chains.
 
     The tree holds `posterior` (constrained sites and deterministic sites), `sample_stats`
@@ -160,6 +165,7 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
             "or leave initial_position out for a NumPyro model."
         )
     check_solve_options(solve_kwargs, solve)
+    kw["mesh"] = sharding.check_mesh_for_chains(kw["mesh"], kw["num_chains"])
     check_float64_inputs(model_args=kw["model_args"], model_kwargs=kw["model_kwargs"],
                          initial_position=kw["initial_position"], inverse_mass_matrix=kw["inverse_mass_matrix"])
     return Settings(sampler_name=name, sampler=instance, solve_kwargs=solve_kwargs, **kw)
@@ -240,11 +246,12 @@ def _chain_sampler(template, eps, imm):
     return template.replace(step_size=eps) if imm is None else template.replace(step_size=eps, inverse_mass_matrix=imm)
 
 
-def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs):
+def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, spmd_axis_name=None):
     def one(key, x0, eps, imm):
         return run_chain(_chain_sampler(template, eps, imm), x0, key, num_steps, solver=solver, **solve_kwargs)
 
-    return jax.vmap(one, in_axes=(0, 0, 0, None if imm is None else 0))(keys, positions, eps, imm)
+    in_axes = (0, 0, 0, None if imm is None else 0)
+    return jax.vmap(one, in_axes=in_axes, spmd_axis_name=spmd_axis_name)(keys, positions, eps, imm)
 
 
 class Run(NamedTuple):
@@ -264,7 +271,10 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
         if s.progress_bar:
             kwargs.setdefault("progress", Progress(type(solver).__name__, num_samples))
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
-    fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs))
+    axis = None
+    if s.mesh is not None:  # chains over "chain", each solve's states over "time" (engine/sharding.py)
+        kwargs["mesh"], args, axis = s.mesh, sharding.put_chains(args, s.mesh), sharding.chain_axis(s.mesh)
+    fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs, axis))
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0

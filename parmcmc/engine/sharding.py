@@ -36,7 +36,7 @@ CHAIN, TIME = "chain", "time"
 _MESH: contextvars.ContextVar = contextvars.ContextVar("parmcmc_mesh", default=None)
 
 __all__ = [
-    "CHAIN", "TIME", "check_mesh", "use_mesh", "current_mesh", "time_size", "chain_size", "constrain_time",
+    "CHAIN", "TIME", "check_mesh", "check_mesh_for_chains", "chain_axis", "put_chains", "use_mesh", "current_mesh", "time_size", "chain_size", "constrain_time",
     "sharded_affine_scan", "sharded_associative_scan",
 ]
 
@@ -68,6 +68,29 @@ def auto(mesh: Mesh) -> Mesh:
     if all(t == AxisType.Auto for t in mesh.axis_types):
         return mesh
     return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+
+
+def check_mesh_for_chains(mesh, num_chains: int):
+    """check_mesh for sample(): num_chains must be a multiple of the "chain" axis' size."""
+    mesh = check_mesh(mesh, "sample")
+    if mesh is not None and num_chains % chain_size(mesh):
+        raise ValueError(
+            f"sample: num_chains={num_chains} must be a multiple of the mesh's 'chain' axis ({chain_size(mesh)} "
+            f"devices); change num_chains or the mesh, e.g. jax.make_mesh((1, n), ('chain', 'time'))."
+        )
+    return mesh
+
+
+def chain_axis(mesh: Mesh | None) -> str | None:
+    """The vmap `spmd_axis_name` that splits a batch of chains over "chain" (None without that axis)."""
+    return CHAIN if mesh is not None and CHAIN in mesh.axis_names else None
+
+
+def put_chains(tree, mesh: Mesh):
+    """Places every leaf's leading (chain) axis over "chain" (replicated over "time"); None stays None."""
+    if chain_axis(mesh) is None:
+        return tree
+    return jax.device_put(tree, NamedSharding(auto(mesh), P(CHAIN)))
 
 
 @contextlib.contextmanager
