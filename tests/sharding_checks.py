@@ -22,7 +22,7 @@ from parmcmc.engine import DEER, ELK, Jacobi, Picard, QuasiDEER, QuasiELK, kalma
 MESHES = {"1x8": (1, 8), "8x1": (8, 1), "2x4": (2, 4)}
 SOLVERS = {"Jacobi": Jacobi(), "Picard": Picard(), "QuasiDEER": QuasiDEER(), "DEER": DEER(), "ELK": ELK(),
            "QuasiELK": QuasiELK()}
-T, D = 50, 3  # 8 does not divide 50; 4 does not either
+T, D = 50, 3  # neither 8 nor 4 divides 50
 
 
 def step(x, u):

@@ -243,7 +243,8 @@ def parallel_smoother(A, b, x0, y, lam, *, scan=None):
     """Smoothed (RTS) means and covariances of x_1..x_W, p(x_t | y_1..y_W), in O(log W) depth.
 
     The smoothed mean is the exact minimiser of the Levenberg–Marquardt objective in the module
-    docstring. Arguments as for `parallel_filter` (`scan` serves both passes). Unused covariances are removed by XLA under jit.
+    docstring. Arguments as for `parallel_filter` (`scan` serves both passes). Unused covariances are
+    removed by XLA under jit.
     """
     diagonal = _check_inputs(A, b, x0, y, lam)
     filtered = parallel_filter(A, b, x0, y, lam, scan=scan)

@@ -96,14 +96,20 @@ def affine_scan_associative(A: jax.Array, b: jax.Array, x0: jax.Array) -> jax.Ar
     return jax.lax.associative_scan(compose, AffineElement(A, b)).b
 
 
-def _pad_steps(A: jax.Array, b: jax.Array, length: int):
-    """Appends zero steps (A = 0, b = 0) up to `length`: they follow every real step, so they change
-    none of its states, and a zero map cannot overflow."""
+def _pad_steps(A: jax.Array, b: jax.Array, length: int, identity: bool = False):
+    """Appends steps up to `length`: zero steps (A = 0, b = 0; they follow every real step, so they change
+    none of its states, and a zero map cannot overflow), or identity steps (A = I, b = 0: they also keep
+    the composed map of the steps before them, as the shards of a sharded scan need)."""
     pad = length - b.shape[0]
     if pad == 0:
         return A, b
     zeros = lambda a: jnp.zeros((pad,) + a.shape[1:], a.dtype)
-    return jnp.concatenate([A, zeros(A)]), jnp.concatenate([b, zeros(b)])
+    if identity:
+        one = jnp.eye(b.shape[1], dtype=A.dtype) if A.ndim == 3 else jnp.ones(b.shape[1:], A.dtype)
+        pad_A = jnp.broadcast_to(one, (pad,) + A.shape[1:])
+    else:
+        pad_A = zeros(A)
+    return jnp.concatenate([A, pad_A]), jnp.concatenate([b, zeros(b)])
 
 
 def block_map(A: jax.Array, b: jax.Array) -> AffineElement:
@@ -194,12 +200,16 @@ def inclusive_scan_sequential(op: Callable, elems):
     return jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[None], r]), first, out)
 
 
-def pad_with_last(elems, length: int):
-    """Repeats the last element up to `length`: padding AFTER the real elements of a forward scan
-    changes none of their prefixes, and copies of a valid element keep every operation finite."""
+def pad_with_edge(elems, length: int, front: bool = False):
+    """Repeats the last element up to `length` (the first one, before them, when front=True): padding
+    AFTER the real elements of a forward scan (before them for a reverse one) changes none of their
+    prefixes, and copies of a valid element keep every operation finite."""
     def pad(a):
         extra = length - a.shape[0]
-        return a if extra == 0 else jnp.concatenate([a, jnp.broadcast_to(a[-1:], (extra,) + a.shape[1:])])
+        if extra == 0:
+            return a
+        edge = jnp.broadcast_to(a[:1] if front else a[-1:], (extra,) + a.shape[1:])
+        return jnp.concatenate([edge, a] if front else [a, edge])
 
     return jax.tree_util.tree_map(pad, elems)
 
@@ -218,7 +228,7 @@ def blocked_associative_scan(op: Callable, elems, *, reverse: bool = False, bloc
     T = jax.tree_util.tree_leaves(elems)[0].shape[0]
     B = min(block, T)
     n = -(-T // B)
-    padded = pad_with_last(elems, n * B)
+    padded = pad_with_edge(elems, n * B)
     blocks = jax.tree_util.tree_map(lambda a: a.reshape((n, B) + a.shape[1:]), padded)
     local = jax.vmap(lambda e: inclusive_scan_sequential(op, e))(blocks)  # (n, B, ...)
     if n > 1:

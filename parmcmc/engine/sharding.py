@@ -36,8 +36,8 @@ CHAIN, TIME = "chain", "time"
 _MESH: contextvars.ContextVar = contextvars.ContextVar("parmcmc_mesh", default=None)
 
 __all__ = [
-    "CHAIN", "TIME", "check_mesh", "check_mesh_for_chains", "chain_axis", "put_chains", "use_mesh", "current_mesh", "time_size", "chain_size", "constrain_time",
-    "sharded_affine_scan", "sharded_associative_scan",
+    "CHAIN", "TIME", "check_mesh", "check_mesh_for_chains", "chain_axis", "put_chains", "use_mesh", "current_mesh",
+    "time_size", "chain_size", "constrain_time", "sharded_affine_scan", "sharded_associative_scan",
 ]
 
 
@@ -131,13 +131,6 @@ def constrain_time(tree, mesh: Mesh | None):
     return jax.tree_util.tree_map(one, tree)
 
 
-def _shard_length(T: int, n: int, block: int) -> tuple[int, int]:
-    """(steps per shard, steps per block): shards hold a whole number of blocks, n shards cover T."""
-    per = -(-T // n)
-    B = min(block, per)
-    return -(-per // B) * B, B
-
-
 def _fold_before(totals, i, op1):
     """Folds the totals of shards j < i (leading axis n) in order; returns (fold, any_folded)."""
     first = jax.tree_util.tree_map(lambda a: a[0], totals)
@@ -164,11 +157,14 @@ def sharded_affine_scan(A: jax.Array, b: jax.Array, x0: jax.Array, mesh: Mesh,
     scan._check("sharded_affine_scan", A, b, x0)
     T, D = b.shape
     mesh, n = auto(mesh), time_size(mesh)
-    per, B = _shard_length(T, n, block)
+    per = -(-T // n)  # steps per shard; only a T that n does not divide is padded, after its last step
     A, b = scan._pad_steps(A, b, n * per)
+    B = min(block, per)
+    nb = -(-per // B)
 
     def local(A, b, x0):
-        nb = per // B
+        # Identity steps complete this shard's last block in place (no data moves between devices).
+        A, b = scan._pad_steps(A, b, nb * B, identity=True)
         A, b = A.reshape((nb, B) + A.shape[1:]), b.reshape(nb, B, D)
         maps = jax.vmap(scan.block_map)(A, b)
         total = scan.block_map(maps.A, maps.b)  # this shard's composed map
@@ -176,37 +172,41 @@ def sharded_affine_scan(A: jax.Array, b: jax.Array, x0: jax.Array, mesh: Mesh,
         i = jax.lax.axis_index(TIME)
         x_in = scan.entry_states(totals, x0)[i]  # the state entering shard i (n small: a short scan)
         x_in = scan.entry_states(maps, x_in)
-        return jax.vmap(scan.block_states)(A, b, x_in).reshape(per, D)
+        return jax.vmap(scan.block_states)(A, b, x_in).reshape(nb * B, D)[:per]
 
-    out = jax.shard_map(local, mesh=mesh, in_specs=(P(TIME), P(TIME), P()), out_specs=P(TIME), check_vma=False)(A, b, x0)
-    return out[:T]
+    # check_vma=False: the scans' carries start replicated and become per-shard; the specs say it all.
+    split = jax.shard_map(local, mesh=mesh, in_specs=(P(TIME), P(TIME), P()), out_specs=P(TIME), check_vma=False)
+    return split(A, b, x0)[:T]
 
 
 def sharded_associative_scan(op: Callable, elems, mesh: Mesh, *, reverse: bool = False,
                              block: int = scan.DEFAULT_BLOCK):
-    """`jax.lax.associative_scan(op, elems, reverse=reverse)` with the leading axis split over "time".
+    """`jax.lax.associative_scan(op, elems, reverse=reverse)`, the leading axis split over "time".
 
     op(earlier, later) acts on stacks of elements, as for associative_scan. Each shard scans its own
     elements (scan.blocked_associative_scan), the n shard totals are all-gathered, and shard i combines
-    its prefixes with the fold of the totals before it.
+    its prefixes with the fold of the totals before it (after it, for reverse=True). Reversal happens
+    within each shard, so no element moves between devices.
     """
-    if reverse:
-        flip = lambda tree: jax.tree_util.tree_map(lambda a: jnp.flip(a, 0), tree)
-        return flip(sharded_associative_scan(op, flip(elems), mesh, block=block))
     T = jax.tree_util.tree_leaves(elems)[0].shape[0]
     mesh, n = auto(mesh), time_size(mesh)
-    per, B = _shard_length(T, n, block)
-    elems = scan.pad_with_last(elems, n * per)
+    per = -(-T // n)
+    pad = n * per - T
+    elems = scan.pad_with_edge(elems, n * per, front=reverse)
     op1 = scan._one(op)
+    flip = lambda tree: jax.tree_util.tree_map(lambda a: jnp.flip(a, 0), tree)
 
     def local(elems):
-        out = scan.blocked_associative_scan(op, elems, block=B)
+        out = scan.blocked_associative_scan(op, flip(elems) if reverse else elems, block=block)
         totals = jax.lax.all_gather(jax.tree_util.tree_map(lambda a: a[-1], out), TIME)
         i = jax.lax.axis_index(TIME)
+        if reverse:  # the shards after this one come first
+            totals, i = flip(totals), n - 1 - i
         prefix, _ = _fold_before(totals, i, op1)
         fixed = op(jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (per,) + a.shape), prefix), out)
-        return jax.tree_util.tree_map(lambda f, o: jnp.where(i > 0, f, o), fixed, out)
+        out = jax.tree_util.tree_map(lambda f, o: jnp.where(i > 0, f, o), fixed, out)
+        return flip(out) if reverse else out
 
     spec = jax.tree_util.tree_map(lambda _: P(TIME), elems)
     out = jax.shard_map(local, mesh=mesh, in_specs=(spec,), out_specs=spec, check_vma=False)(elems)
-    return jax.tree_util.tree_map(lambda a: a[:T], out)
+    return jax.tree_util.tree_map(lambda a: a[pad:] if reverse else a[:T], out)
