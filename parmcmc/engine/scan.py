@@ -66,21 +66,9 @@ def _check(name: str, A: jax.Array, b: jax.Array, x0: jax.Array) -> bool:
     return dense
 
 
-# Below this D the blocked scans multiply small matrices by broadcasting and summing: XLA's CPU backend
-# runs a batch of tiny dots as one call per matrix, which made a DEER iteration at D = 4 2x slower.
-_BROADCAST_MATMUL_MAX_D = 16
-
-
 def _apply(A: jax.Array, x: jax.Array) -> jax.Array:
     """A x for one step: A is (D, D) dense or (D,) diagonal (also batched over leading axes)."""
-    return jnp.sum(A * x[..., None, :], axis=-1) if A.ndim == x.ndim + 1 else A * x
-
-
-def _matmul(A: jax.Array, P: jax.Array) -> jax.Array:
-    """A P for (..., D, D) stacks (see _BROADCAST_MATMUL_MAX_D)."""
-    if A.shape[-1] <= _BROADCAST_MATMUL_MAX_D:
-        return jnp.sum(A[..., :, :, None] * P[..., None, :, :], axis=-2)
-    return A @ P
+    return jnp.einsum("...ij,...j->...i", A, x) if A.ndim == x.ndim + 1 else A * x
 
 
 def affine_scan(A: jax.Array, b: jax.Array, x0: jax.Array) -> jax.Array:
@@ -130,7 +118,7 @@ def block_map(A: jax.Array, b: jax.Array) -> AffineElement:
 
     def step(Pc, Ab):
         (P, c), (A_t, b_t) = Pc, Ab
-        P = _matmul(A_t, P) if A_t.ndim == 2 else A_t * P
+        P = A_t @ P if A_t.ndim == 2 else A_t * P
         return (P, _apply(A_t, c) + b_t), None
 
     return AffineElement(*jax.lax.scan(step, (eye, jnp.zeros_like(b[0])), (A, b))[0])
