@@ -68,21 +68,40 @@ def step(x, u):
 
 
 def solves():
+    """Compile time of a whole solve, and the cost of one iteration: (time of 6 iterations - time of 2) /
+    (the iteration counts actually taken), the compiled programs run in turn so that load hits all alike."""
     D = 4
     for T in (1_000, 10_000, 100_000):
-        u = jax.random.normal(jax.random.key(1), (T, D))
-        x0 = jnp.zeros(D)
+        u, x0 = jax.random.normal(jax.random.key(1), (T, D)), jnp.zeros(D)
         for solver in (QuasiDEER(), DEER()):
-            # one batched evaluation of f and its Jacobian approximation at all T states
-            _, lin_ms = timed(lambda X, u, s=solver: s.linearize(step, X, u, None), jnp.zeros((T, D)), u)
-            for name, impl in (("associative", scan.affine_scan_associative), ("blocked", scan.affine_scan)):
+            lin = jax.jit(lambda X, u, s=solver: s.linearize(step, X, u, None)).lower(jnp.zeros((T, D)), u).compile()
+            progs = {}
+            for name, impl in (("associative", scan.affine_scan_associative), ("blocked", scan.affine_scan_blocked)):
                 solvers.affine_scan = impl  # the solvers' scan, swapped for the measurement only
                 jax.clear_caches()
-                fn = lambda x0, u, s=solver: solve(step, x0, u, s, max_iters=4, atol=0.0, rtol=1e-300).states
-                c, r = timed(fn, x0, u)
-                per_iter = (r - lin_ms) / 4  # 4 iterations after the initial linearisation
-                print(f"solve {type(solver).__name__:9s} D={D} T={T:7d} {name:12s} compile {c:6.2f} s  "
-                      f"run {r:9.2f} ms  ~{per_iter:8.2f} ms/iter  iter/eval {per_iter / lin_ms:5.2f}", flush=True)
+                for iters in (2, 6):
+                    def fn(x0, u, s=solver, k=iters):
+                        return solve(step, x0, u, s, max_iters=k, atol=0.0, rtol=1e-300).num_iters
+
+                    t0 = time.perf_counter()
+                    c = jax.jit(fn).lower(x0, u).compile()
+                    progs[name, iters] = (c, time.perf_counter() - t0, int(c(x0, u)))
+            times = {k: [] for k in progs} | {"eval": []}
+            for _ in range(7):
+                t0 = time.perf_counter()
+                jax.block_until_ready(lin(jnp.zeros((T, D)), u))
+                times["eval"].append(time.perf_counter() - t0)
+                for k, (c, _, _) in progs.items():
+                    t0 = time.perf_counter()
+                    jax.block_until_ready(c(x0, u))
+                    times[k].append(time.perf_counter() - t0)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            for name in ("associative", "blocked"):
+                (_, c6, n6), (_, _, n2) = progs[name, 6], progs[name, 2]
+                it = (med[name, 6] - med[name, 2]) / max(n6 - n2, 1)
+                print(f"solve {type(solver).__name__:9s} D={D} T={T:7d} {name:12s} compile {c6:6.2f} s  "
+                      f"iterations {n2}->{n6}  per iteration {1e3 * it:8.2f} ms  "
+                      f"batched eval {1e3 * med['eval']:8.2f} ms  ratio {it / med['eval']:5.2f}", flush=True)
         solvers.affine_scan = scan.affine_scan
 
 

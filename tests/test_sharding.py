@@ -88,3 +88,24 @@ def test_bad_mesh_is_named():
         solve(lambda x, u: x, x0, u, DEER(), mesh="time")
     with pytest.raises(ValueError, match="'chain' and/or 'time'"):
         solve(lambda x, u: x, x0, u, DEER(), mesh=jax.make_mesh((1,), ("data",)))
+
+
+def test_two_processes_as_two_hosts():
+    """jax.distributed.initialize with two processes of 4 CPU devices each: the time axis split across
+    processes gives the unsharded states (what one machine can test of a multi-host run)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    script = str(Path(__file__).with_name("multihost_check.py"))
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    procs = [subprocess.Popen([sys.executable, script, str(i), port], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+        assert p.returncode == 0 and lines, err[-4000:]
+        processes, devices, error = lines[-1].split()[1:]
+        assert (int(processes), int(devices)) == (2, 8)
+        assert float(error) <= TOL
