@@ -15,7 +15,17 @@ import jax.numpy as jnp
 
 jax.config.update("jax_enable_x64", True)
 
-from parmcmc.engine import DEER, QuasiDEER, kalman, scan, solve, solvers  # noqa: E402
+from parmcmc.engine import DEER, ELK, QuasiDEER, kalman, scan, solve, solvers  # noqa: E402
+
+OLD_SCANS = {"affine": scan.affine_scan_associative,
+             "kalman": lambda op, elems, reverse=False: jax.lax.associative_scan(op, elems, reverse=reverse)}
+NEW_SCANS = {"affine": scan.affine_scan_blocked, "kalman": kalman.blocked_associative_scan}
+
+
+def use_scans(scans):
+    """The solvers' and ELK's scans, swapped for the measurement only."""
+    solvers.affine_scan = kalman.affine_scan = scans["affine"]
+    kalman.associative_scan = scans["kalman"]
 
 
 def timed(fn, *args):
@@ -73,11 +83,11 @@ def solves():
     D = 4
     for T in (1_000, 10_000, 100_000):
         u, x0 = jax.random.normal(jax.random.key(1), (T, D)), jnp.zeros(D)
-        for solver in (QuasiDEER(), DEER()):
+        for solver in (QuasiDEER(), DEER(), ELK()) if T <= 10_000 else (QuasiDEER(), DEER()):
             lin = jax.jit(lambda X, u, s=solver: s.linearize(step, X, u, None)).lower(jnp.zeros((T, D)), u).compile()
             progs = {}
-            for name, impl in (("associative", scan.affine_scan_associative), ("blocked", scan.affine_scan_blocked)):
-                solvers.affine_scan = impl  # the solvers' scan, swapped for the measurement only
+            for name, scans in (("associative", OLD_SCANS), ("blocked", NEW_SCANS)):
+                use_scans(scans)
                 jax.clear_caches()
                 for iters in (2, 6):
                     def fn(x0, u, s=solver, k=iters):
@@ -102,7 +112,7 @@ def solves():
                 print(f"solve {type(solver).__name__:9s} D={D} T={T:7d} {name:12s} compile {c6:6.2f} s  "
                       f"iterations {n2}->{n6}  per iteration {1e3 * it:8.2f} ms  "
                       f"batched eval {1e3 * med['eval']:8.2f} ms  ratio {it / med['eval']:5.2f}", flush=True)
-        solvers.affine_scan = scan.affine_scan
+        use_scans({"affine": scan.affine_scan, "kalman": kalman.blocked_associative_scan})
 
 
 if __name__ == "__main__":
