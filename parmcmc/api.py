@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from parmcmc.chain import run_chain
 from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
-from parmcmc.engine import DEER, QuasiDEER, Sequential, solve
+from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding, solve
 from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.health import model_errors_named, report_unconverged, warn_if_frozen, warn_if_replay_may_differ
@@ -87,6 +87,7 @@ class Settings(NamedTuple):
     log_likelihood: Optional[bool] = None
     posterior_predictive: bool = False
     prior: Optional[int] = None
+    mesh: Any = None
 
 
 def sample(
@@ -115,6 +116,7 @@ def sample(
     log_likelihood: Optional[bool] = None,
     posterior_predictive: bool = False,
     prior: Optional[int] = None,
+    mesh: Any = None,
     **solve_kwargs,
 ):
     """Sample `model` with `num_chains` chains of `num_samples` draws; returns an ArviZ DataTree.
@@ -137,6 +139,9 @@ def sample(
     log_likelihood: compute the `log_likelihood` group (az.loo); None: yes, unless it is huge.
     posterior_predictive: add a `posterior_predictive` group (one draw of each observed site per draw).
     prior:       a number of prior draws: adds `prior` and `prior_predictive` groups (one chain).
+    mesh:        a jax.sharding.Mesh with axes "chain" and/or "time" (docs/scaling.md): chains are split
+                 over "chain" (num_chains must be a multiple of its size), the states of each chain's solve
+                 over "time". The draws are those without a mesh. The warmup is not split.
     Chain k's start, warmup and draws depend on (rng_key, k) only, not on num_chains.
 
     The tree holds `posterior` (constrained sites and deterministic sites), `sample_stats`
@@ -197,6 +202,7 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
                            instance=instance, num_integration_steps=given_steps, step_size=kw["step_size"],
                            target_acceptance=accept, keep_warmup=kw["keep_warmup"], num_warmup=kw["num_warmup"])
     _check_output_settings(kw)
+    kw["mesh"] = sharding.check_mesh_for_chains(kw["mesh"], kw["num_chains"])
     check_float64_inputs(model_args=kw["model_args"], model_kwargs=kw["model_kwargs"],
                          initial_position=kw["initial_position"], inverse_mass_matrix=kw["inverse_mass_matrix"])
     return Settings(sampler_name=name, sampler=instance, solve_kwargs=solve_kwargs, **kw)
@@ -321,12 +327,14 @@ def _chain_sampler(template, eps, imm):
     return template.replace(step_size=eps) if imm is None else template.replace(step_size=eps, inverse_mass_matrix=imm)
 
 
-def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0):
+def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0,
+                    spmd_axis_name=None):
     def one(key, x0, eps, imm):
         return run_chain(_chain_sampler(template, eps, imm), x0, key, num_steps, solver=solver,
                          noise_offset=noise_offset, **solve_kwargs)
 
-    return jax.vmap(one, in_axes=(0, 0, 0, None if imm is None else 0))(keys, positions, eps, imm)
+    in_axes = (0, 0, 0, None if imm is None else 0)
+    return jax.vmap(one, in_axes=in_axes, spmd_axis_name=spmd_axis_name)(keys, positions, eps, imm)
 
 
 class Run(NamedTuple):
@@ -355,8 +363,11 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     else:  # the sequential reference takes no solve options (warned about in check_settings)
         kwargs = {}
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
+    axis = None
+    if s.mesh is not None:  # chains over "chain", each solve's states over "time" (engine/sharding.py)
+        kwargs["mesh"], args, axis = s.mesh, sharding.put_chains(args, s.mesh), sharding.chain_axis(s.mesh)
     fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
-                                                    noise_offset))
+                                                    noise_offset, axis))
     progress.start_phase(f"{type(solver).__name__}  |  compiling {s.num_chains} chains x {num_samples} steps",
                          s.progress_bar)
     t0 = time.perf_counter()

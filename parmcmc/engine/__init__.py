@@ -5,7 +5,14 @@ It knows nothing about MCMC; samplers hand it a step map.
 
 from parmcmc.engine.elk import ELK, AbstractELK, QuasiELK
 from parmcmc.engine.kalman import lm_step, parallel_filter, parallel_smoother
-from parmcmc.engine.scan import affine_scan, affine_scan_sequential, picard_scan
+from parmcmc.engine.scan import (
+    affine_scan,
+    affine_scan_associative,
+    affine_scan_blocked,
+    affine_scan_sequential,
+    blocked_associative_scan,
+    picard_scan,
+)
 from parmcmc.engine.solve import (
     MAX_ITERS,
     NONFINITE,
@@ -31,5 +38,6 @@ __all__ = [
     "AbstractELK", "AbstractLDSSolver", "AbstractSolver", "DEER", "ELK", "QuasiELK", "lm_step",
     "parallel_filter", "parallel_smoother", "Jacobi", "Linearization", "MAX_ITERS", "NONFINITE", "NotConvergedWarning",
     "Picard", "QuasiDEER", "SUCCESSFUL", "Sequential", "Solution", "SolveError", "affine_scan",
-    "affine_scan_sequential", "default_tolerance", "picard_scan", "solve",
+    "affine_scan_sequential", "default_tolerance", "picard_scan", "solve", "affine_scan_associative",
+    "affine_scan_blocked", "blocked_associative_scan",
 ]

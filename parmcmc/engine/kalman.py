@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve, lu_factor, lu_solve
 
-from parmcmc.engine.scan import affine_scan
+from parmcmc.engine.scan import affine_scan, blocked_associative_scan
 
 __all__ = [
     "FilterElement",
@@ -167,16 +167,29 @@ def _combine_filter_dense_one(e1, e2):
 _combine_filter_dense = jax.vmap(_combine_filter_dense_one)
 
 
-def parallel_filter(A, b, x0, y, lam):
-    """Filtered means and covariances of x_1..x_W, p(x_t | y_1..y_t), in O(log W) depth.
+def associative_scan(op, elems, reverse=False):
+    """The scan the filter and smoother run: two-level (scan.blocked_associative_scan), split over the
+    devices of the "time" axis inside `sharding.use_mesh(mesh)`."""
+    from parmcmc.engine import sharding
+
+    mesh = sharding.current_mesh()
+    if mesh is not None and sharding.time_size(mesh) > 1:
+        return sharding.sharded_associative_scan(op, elems, mesh, reverse=reverse)
+    return blocked_associative_scan(op, elems, reverse=reverse)
+
+
+def parallel_filter(A, b, x0, y, lam, *, scan=None):
+    """Filtered means and covariances of x_1..x_W, p(x_t | y_1..y_t), in low depth.
 
     A: (W, D, D) dense or (W, D) diagonal; b, y: (W, D); x0: (D,); lam: scalar ≥ 0.
+    scan: an implementation of `jax.lax.associative_scan(op, elems, reverse=...)`; default
+    `associative_scan` above (two-level, or time-sharded under a mesh).
     """
     diagonal = _check_inputs(A, b, x0, y, lam)
     lam = jnp.asarray(lam, b.dtype)
     elems = _filter_elements(A, b, x0, y, lam, diagonal)
     op = _combine_filter_diag if diagonal else _combine_filter_dense
-    out = jax.lax.associative_scan(op, elems)
+    out = (scan or associative_scan)(op, elems)
     return GaussianMarginals(mean=out.b, cov=out.C)
 
 
@@ -226,19 +239,20 @@ def _combine_smooth_dense(later, earlier):
     )
 
 
-def parallel_smoother(A, b, x0, y, lam):
+def parallel_smoother(A, b, x0, y, lam, *, scan=None):
     """Smoothed (RTS) means and covariances of x_1..x_W, p(x_t | y_1..y_W), in O(log W) depth.
 
     The smoothed mean is the exact minimiser of the Levenberg–Marquardt objective in the module
-    docstring. Arguments as for `parallel_filter`. Unused covariances are removed by XLA under jit.
+    docstring. Arguments as for `parallel_filter` (`scan` serves both passes). Unused covariances are
+    removed by XLA under jit.
     """
     diagonal = _check_inputs(A, b, x0, y, lam)
-    filtered = parallel_filter(A, b, x0, y, lam)
+    filtered = parallel_filter(A, b, x0, y, lam, scan=scan)
     elems = _smooth_elements(A, b, filtered, diagonal)
     op = _combine_smooth_diag if diagonal else _combine_smooth_dense
     # With reverse=True the scan runs from t = W down; the operator's first argument is the
     # accumulated later segment.
-    out = jax.lax.associative_scan(op, elems, reverse=True)
+    out = (scan or associative_scan)(op, elems, reverse=True)
     return GaussianMarginals(mean=out.g, cov=out.L)
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.engine import sharding
 from parmcmc.engine.solvers import AbstractSolver, Sequential, shift
 
 RUNNING, SUCCESSFUL, MAX_ITERS, NONFINITE = 0, 1, 2, 3
@@ -106,6 +107,7 @@ def solve(
     initial_guess: Any = None,
     fallback: Optional[str] = None,
     progress: Optional[Callable] = None,
+    mesh: Any = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -128,6 +130,9 @@ def solve(
               itself is not finite there; `sequential_from` says where the sequential part began.
     progress: called on the host after every evaluation as progress(iteration, residual, window_start)
               (through jax.debug.callback; batched arrays under vmap). For progress displays.
+    mesh:     a jax.sharding.Mesh with an axis "time" (and/or "chain"): the T states, inputs and Jacobians
+              are split over the "time" devices and the scans run as two-level scans across them
+              (engine/sharding.py, docs/scaling.md). The answer equals the unsharded solve up to rounding.
     """
     if not isinstance(solver, AbstractSolver):
         raise TypeError(
@@ -164,7 +169,11 @@ def solve(
 
     if fallback not in (None, "sequential"):
         raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
-    out = _solve_jit(hoisted, consts, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress)
+    mesh = sharding.check_mesh(mesh)
+    inputs = sharding.constrain_time(inputs, mesh)
+    with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
+        out = _solve_jit(hoisted, consts, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback,
+                         progress, mesh)
     sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
     if throw:
         _throw_if_failed(sol, solver)
@@ -245,8 +254,9 @@ class _HoistedFn:
         return isinstance(other, _HoistedFn) and self.key == other.key
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11))
-def _solve_jit(hoisted, consts, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress):
+@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11, 12))
+def _solve_jit(hoisted, consts, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress,
+               mesh=None):  # mesh: a static key only; the scans read it from sharding.use_mesh
     fn = functools.partial(hoisted, consts)
     if isinstance(solver, Sequential):
         states = solver.scan(fn, x0, inputs)
