@@ -23,6 +23,7 @@ from parmcmc.engine import (
     DEER,
     ELK,
     Jacobi,
+    NotConvergedWarning,
     Picard,
     QuasiDEER,
     QuasiELK,
@@ -31,12 +32,14 @@ from parmcmc.engine import (
     SolveError,
     solve,
 )
+from parmcmc.health import FrozenChainWarning, ReplayWarning
 from parmcmc.samplers import HMC, MALA
-from parmcmc.validate import Float64DataWarning
+from parmcmc.validate import Float64DataWarning, IgnoredArgumentWarning
 
 __all__ = [
-    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "Float64DataWarning", "HMC",
-    "Jacobi", "LyapunovEstimate", "MALA", "Picard", "QuasiDEER", "QuasiELK", "Sequential", "Solution",
+    "ChainResult", "Comparison", "DEER", "Diagnosis", "ELK", "FallbackWarning", "Float64DataWarning",
+    "FrozenChainWarning", "HMC", "IgnoredArgumentWarning", "Jacobi", "LyapunovEstimate", "MALA",
+    "NotConvergedWarning", "Picard", "QuasiDEER", "QuasiELK", "ReplayWarning", "Sequential", "Solution",
     "SolveError", "compare", "diagnose", "diagnose_recurrence", "lyapunov_exponent", "run_chain", "sample",
     "solve",
 ]

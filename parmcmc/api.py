@@ -16,7 +16,9 @@ import jax.numpy as jnp
 from parmcmc.chain import run_chain
 from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
 from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding, solve
+from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
+from parmcmc.health import model_errors_named, report_unconverged, warn_if_frozen, warn_if_replay_may_differ
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
 from parmcmc.io.output import datatree_from_run
@@ -25,13 +27,19 @@ from parmcmc.progress import Progress
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler, check_step_size
 from parmcmc.validate import (
+    check_dims_and_coords,
+    check_flags_and_names,
     check_float64_inputs,
+    check_initial_position,
     check_mass_matrix_setting,
+    check_memory,
     check_model,
     check_positive_int,
     check_rng_key,
     check_solve_options,
+    log_density_scratch_bytes,
     resolve_sampler,
+    warn_ignored_arguments,
 )
 from parmcmc.warmup import hmc_warmup, mala_warmup
 
@@ -96,7 +104,7 @@ def sample(
     model_kwargs: Optional[dict] = None,
     initial_position: Any = None,
     step_size: Optional[float] = None,
-    num_integration_steps: int = 10,
+    num_integration_steps: int | None = None,
     inverse_mass_matrix: Any = None,
     target_acceptance: Optional[float] = None,
     keep_warmup: bool = False,
@@ -158,12 +166,17 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     kw["num_samples"] = check_positive_int("num_samples", kw["num_samples"])
     kw["num_chains"] = check_positive_int("num_chains", kw["num_chains"])
     kw["num_warmup"] = check_positive_int("num_warmup", kw["num_warmup"], allow_zero=True)
-    kw["num_integration_steps"] = check_positive_int("num_integration_steps", kw["num_integration_steps"])
+    given_steps = kw["num_integration_steps"]
+    kw["num_integration_steps"] = 10 if given_steps is None else check_positive_int("num_integration_steps",
+                                                                                     given_steps)
     if kw["step_size"] is not None:
         try:
             check_step_size(kw["step_size"])
         except (TypeError, ValueError) as err:
             raise type(err)(f"sample: {err} Or leave step_size out and let the warmup adapt it.") from None
+    check_initial_position(kw["initial_position"])
+    check_flags_and_names(progress_bar=kw["progress_bar"], keep_warmup=kw["keep_warmup"], dims=kw["dims"],
+                          coords=kw["coords"])
     if kw["parallel"] not in (True, False, "auto"):
         raise ValueError(f"sample: parallel={kw['parallel']!r}; use True, False or 'auto'.")
     if kw["solver"] is not None and not isinstance(kw["solver"], AbstractSolver):
@@ -183,7 +196,11 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
             "log density of the position alone. Close over the data instead (functools.partial or a closure), "
             "or leave initial_position out for a NumPyro model."
         )
+    solve_kwargs = dict(solve_kwargs)
     check_solve_options(solve_kwargs, solve)
+    warn_ignored_arguments(parallel=kw["parallel"], solver=kw["solver"], solve_kwargs=solve_kwargs, sampler_name=name,
+                           instance=instance, num_integration_steps=given_steps, step_size=kw["step_size"],
+                           target_acceptance=accept, keep_warmup=kw["keep_warmup"], num_warmup=kw["num_warmup"])
     _check_output_settings(kw)
     kw["mesh"] = sharding.check_mesh_for_chains(kw["mesh"], kw["num_chains"])
     check_float64_inputs(model_args=kw["model_args"], model_kwargs=kw["model_kwargs"],
@@ -220,6 +237,7 @@ def prepare(s: Settings) -> Prepared:
     init_key, warm_key, _ = jax.random.split(s.rng_key, 3)
     target = _target(s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position,
                      s.init_strategy)
+    check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data)
     name, template = s.sampler_name, s.sampler
     if template is None:
         cls = MALA if name == "mala" else HMC
@@ -228,11 +246,21 @@ def prepare(s: Settings) -> Prepared:
     else:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
     # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
-    template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
+    bound = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
+    _check_memory(s, bound, target.initial_positions)
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
-    warm, positions, t0 = None, target.initial_positions, time.perf_counter()
+    t0 = time.perf_counter()
+    with model_errors_named(target.name, "sample (warmup)"):
+        positions, eps, imm, warm = _warmup(s, target, template, adapt, name, eps, imm, warm_key)
+        jax.block_until_ready(positions)
+    progress.end_phase()
+    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0)
+
+
+def _warmup(s, target, template, adapt, name, eps, imm, warm_key):
+    warm, positions = None, target.initial_positions
     if s.num_warmup and adapt:
         progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)",
                              s.progress_bar)
@@ -250,9 +278,17 @@ def prepare(s: Settings) -> Prepared:
         keys = chain_keys(warm_key, s.num_chains)
         burn = _vmapped_chains(template, positions, keys, eps, imm, s.num_warmup, Sequential(), {})
         positions = jax.tree_util.tree_map(lambda a: a[:, -1], burn.positions)
-    jax.block_until_ready(positions)
-    progress.end_phase()
-    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0)
+    return positions, eps, imm, warm
+
+
+def _check_memory(s: Settings, bound, prepared_positions) -> None:
+    """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent."""
+    dim = bound.dim
+    solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dim <= 16 else QuasiDEER()))
+    x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
+    scratch = log_density_scratch_bytes(bound.logdensity, x0)
+    check_memory(s.num_chains, s.num_samples, dim, bound.layout.dtype, solver, s.solve_kwargs.get("window"), scratch,
+                 num_warmup=s.num_warmup, keep_warmup=s.keep_warmup)
 
 
 def _target(model, key, num_chains, model_args, model_kwargs, initial_position, init_strategy=None) -> Target:
@@ -317,12 +353,15 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     num_samples = s.num_samples
     keys = chain_keys(jax.random.split(s.rng_key, 3)[2], s.num_chains)
     kwargs = dict(s.solve_kwargs)
+    throw = bool(kwargs.pop("throw", False))
     display = Progress(type(solver).__name__, num_samples, progress_bar=s.progress_bar, tolerance=kwargs.get("atol"),
                        num_chains=s.num_chains)
     if not isinstance(solver, Sequential):
         kwargs.setdefault("fallback", "sequential")
         if display.show:  # one function for every run (compiled code stays reusable); it feeds `display`
             kwargs.setdefault("progress", progress.engine_callback)
+    else:  # the sequential reference takes no solve options (warned about in check_settings)
+        kwargs = {}
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
     axis = None
     if s.mesh is not None:  # chains over "chain", each solve's states over "time" (engine/sharding.py)
@@ -332,12 +371,13 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     progress.start_phase(f"{type(solver).__name__}  |  compiling {s.num_chains} chains x {num_samples} steps",
                          s.progress_bar)
     t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
+    with unconverged_reported_by_caller():  # sample() reports every chain's outcome itself, below
+        compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0
     progress.start_phase(f"{type(solver).__name__}  |  sampling {s.num_chains} chains x {num_samples} steps",
                          s.progress_bar)
     t0 = time.perf_counter()
-    with display:
+    with display, model_errors_named(prepared.target.name, "sample"):
         chains = jax.block_until_ready(compiled(*args))
     seconds = time.perf_counter() - t0
     progress.end_phase()
@@ -345,6 +385,9 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",
                       solver=solver, stacklevel=4)
     _warn_if_infinite_density(chains)
+    report_unconverged(chains, solver, throw=throw, call="sample")
+    warn_if_frozen(chains, prepared.step_size, call="sample")
+    warn_if_replay_may_differ(chains, call="sample")
     return Run(chains, seconds, compile_s, solver)
 
 

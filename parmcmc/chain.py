@@ -5,13 +5,18 @@ module draws the sampler's noise, hands its step map to
 :func:`parmcmc.engine.solve`, and turns the solved flat chain back into
 positions and per-step statistics.
 """
+import functools
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 from jax import Array
 
-from parmcmc.engine import QuasiDEER, solve
+from parmcmc.engine import QuasiDEER, Sequential, default_tolerance, solve
+from parmcmc.engine.solve import _REPORTED_BY_CALLER
 from parmcmc.engine.solvers import AbstractSolver
+from parmcmc.exactness import stats_and_exactness
+from parmcmc.health import warn_if_replay_may_differ
 from parmcmc.samplers.base import AbstractSampler
 
 __all__ = ["ChainResult", "run_chain"]
@@ -38,6 +43,11 @@ class ChainResult(NamedTuple):
     sequential_from, fell_back
         With ``fallback="sequential"``: the first step computed sequentially after
         a failed parallel solve, and whether that happened.
+    near_threshold, lle
+        Whether the draws are the sequential replay (:mod:`parmcmc.exactness`):
+        the number of accept decisions within reach of the solver's tolerance
+        (0: the very draws of the sequential chain), and the largest Lyapunov
+        exponent measured along the solved chain. 0 and NaN for ``Sequential``.
     """
 
     positions: Any
@@ -48,6 +58,18 @@ class ChainResult(NamedTuple):
     result: Array
     sequential_from: Array
     fell_back: Array
+    near_threshold: Array | int = 0
+    lle: Array | float = float("nan")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _stats_and_exactness(sampler, parallel, x0, states, inputs, atol, rtol):
+    """The chain's statistics and, for a parallel solve, its exactness figures: one compilation."""
+    if not parallel:  # the sequential reference is the replay by definition
+        stats = sampler.chain_stats(x0, states, inputs)
+        return stats, (jnp.zeros((), jnp.int32), jnp.full((), jnp.nan, states.dtype))
+    stats, figures = stats_and_exactness(sampler, x0, states, inputs, atol, rtol)
+    return stats, tuple(figures)
 
 
 def run_chain(
@@ -101,8 +123,12 @@ def run_chain(
     if noise_offset:
         inputs = jax.tree_util.tree_map(lambda a: a[noise_offset:], inputs)
     solution = solve(sampler.step, x0, inputs, solver, **solve_kwargs)
-    stats = jax.jit(sampler.chain_stats)(x0, solution.states, inputs)
-    return ChainResult(
+    tol = default_tolerance(x0.dtype)
+    atol, rtol = (solve_kwargs.get(k) for k in ("atol", "rtol"))
+    atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
+    parallel = not isinstance(solver, Sequential)
+    stats, (near, lle) = _stats_and_exactness(sampler, parallel, x0, solution.states, inputs, atol, rtol)
+    result = ChainResult(
         positions=sampler.unravel_chain(solution.states),
         stats=stats,
         converged=solution.converged,
@@ -111,4 +137,9 @@ def run_chain(
         result=solution.result,
         sequential_from=solution.sequential_from,
         fell_back=solution.fell_back,
+        near_threshold=near,
+        lle=lle,
     )
+    if not _REPORTED_BY_CALLER.get() and not isinstance(near, jax.core.Tracer):
+        warn_if_replay_may_differ(result, call="run_chain")
+    return result

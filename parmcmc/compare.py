@@ -1,5 +1,6 @@
 """compare(): the same chains computed in parallel and sequentially, side by side."""
 
+import warnings
 from typing import Any, NamedTuple
 
 import arviz as az
@@ -11,6 +12,7 @@ import pandas as pd
 from parmcmc.api import check_settings, pick_solver, prepare, run_chains, sample
 from parmcmc.engine import Sequential
 from parmcmc.io.output import datatree_from_run
+from parmcmc.validate import IgnoredArgumentWarning
 
 SUMMARY_STATS = ("mean", "sd", "ess_bulk", "ess_tail", "r_hat")
 
@@ -19,27 +21,38 @@ class Comparison(NamedTuple):
     """parallel, sequential: the two DataTrees (same keys, same warmup, so the same draws).
     summary: ArviZ's mean, sd, ess_bulk, ess_tail, r_hat per parameter, columns (run, statistic).
     runs:    per run: wall-clock of sampling (compiled), compile time, Newton iterations (max over
-             chains), converged, fell back.
-    max_abs_diff: the largest |parallel - sequential| over all unconstrained draws."""
+             chains), converged, fell back, divergences (HMC; total over chains), mean acceptance rate,
+             accept decisions near their threshold (parmcmc.exactness) and the largest LLE along the chains.
+    max_abs_diff: the largest |parallel - sequential| over all unconstrained draws.
+    differing_decisions: accept decisions that differ between the two runs (all chains).
+    verdict: "same draws" (max_abs_diff within 1e-8 in float64, 1e-3 in float32, and no decision differs),
+             "same distribution" (the draws differ, but every parameter's posterior mean agrees within
+             3 combined Monte Carlo standard errors, and so does its sd), or "different"."""
 
     parallel: Any
     sequential: Any
     summary: pd.DataFrame
     runs: pd.DataFrame
     max_abs_diff: float
+    differing_decisions: int = 0
+    verdict: str = ""
 
     def __str__(self) -> str:
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             return (
                 f"{self.summary.round(3)}\n\n{self.runs}\n\n"
-                f"max |parallel - sequential| over all draws: {self.max_abs_diff:.2e}"
+                f"max |parallel - sequential| over all draws: {self.max_abs_diff:.2e}, "
+                f"{self.differing_decisions} accept decision(s) differ\nverdict: {self.verdict}"
             )
 
 
 def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
     """Run `model` with parallel=True and parallel=False on the same keys and warmup; takes the
-    arguments of parmcmc.sample (its `parallel` is ignored) and returns a Comparison."""
-    kwargs.pop("parallel", None)
+    arguments of parmcmc.sample (a `parallel` argument is ignored, with a warning) and returns a Comparison."""
+    if "parallel" in kwargs:
+        kwargs.pop("parallel")
+        warnings.warn("compare: parallel= is ignored: compare() runs both parallel=True and parallel=False.",
+                      IgnoredArgumentWarning, stacklevel=2)
     params = _sample_params()
     given = {k: v for k, v in kwargs.items() if k in params}
     defaults = {k: p.default for k, p in params.items() if p.default is not p.empty}
@@ -67,11 +80,39 @@ def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
                 "newton_iterations": int(np.max(run.chains.num_iters)),
                 "converged": bool(np.all(run.chains.converged)),
                 "fell_back": bool(np.any(run.chains.fell_back)),
+                "divergences": int(np.sum(getattr(run.chains.stats, "is_divergent", np.zeros(1, int)))),
+                "acceptance": round(float(np.mean(run.chains.stats.acceptance_rate)), 4),
+                "near_threshold": int(np.sum(run.chains.near_threshold)),
+                "lle_max": round(float(np.max(run.chains.lle)), 4) if name == "parallel" else float("nan"),
             }
             for name, run in runs.items()
         }
     ).T
-    return Comparison(trees["parallel"], trees["sequential"], summary, table, max_diff)
+    differing = int(np.sum(np.asarray(runs["parallel"].chains.stats.is_accepted)
+                           != np.asarray(runs["sequential"].chains.stats.is_accepted)))
+    dtype = jax.tree_util.tree_leaves(runs["parallel"].chains.positions)[0].dtype
+    verdict = _verdict(trees, max_diff, differing, dtype)
+    return Comparison(trees["parallel"], trees["sequential"], summary, table, max_diff, differing, verdict)
+
+
+def _verdict(trees, max_diff, differing, dtype) -> str:
+    """Same draws; same distribution within Monte Carlo error; or different (see Comparison)."""
+    same_tol = 1e-8 if np.dtype(dtype) == np.float64 else 1e-3
+    if np.isfinite(max_diff) and max_diff <= same_tol and differing == 0:
+        return "same draws"
+    stats = {name: az.summary(tree, kind="all") for name, tree in trees.items()}
+    a, b = stats["parallel"], stats["sequential"]
+    mcse = np.sqrt(a["mcse_mean"] ** 2 + b["mcse_mean"] ** 2)
+    mcse_sd = np.sqrt(a["mcse_sd"] ** 2 + b["mcse_sd"] ** 2)
+    means_agree = bool(np.all(np.abs(a["mean"] - b["mean"]) <= 3 * mcse))
+    sds_agree = bool(np.all(np.abs(a["sd"] - b["sd"]) <= 3 * mcse_sd))
+    if means_agree and sds_agree:
+        return (f"same distribution: the draws differ ({differing} accept decisions, max gap {max_diff:.3g}) but "
+                "every posterior mean and sd agrees within 3 Monte Carlo standard errors")
+    worst = (np.abs(a["mean"] - b["mean"]) / mcse).idxmax()
+    return (f"different: {worst}'s posterior mean differs by {float(np.abs(a['mean'] - b['mean'])[worst]):.3g}, "
+            f"{float((np.abs(a['mean'] - b['mean']) / mcse)[worst]):.1f} Monte Carlo standard errors "
+            f"({differing} accept decisions differ); check solver_converged, solver_fell_back and the warnings")
 
 
 def _sample_params():

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from parmcmc.engine.solve import MAX_ITERS, NONFINITE, SUCCESSFUL, Solution, solve
+from parmcmc.engine.solve import MAX_ITERS, NONFINITE, SUCCESSFUL, Solution, solve, unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver, Sequential
 
 DEFAULT_ITERS_PER_LOG2T = 8.0
@@ -46,7 +46,8 @@ _Z = 2.0  # how many uncertainties below zero an LLE must lie to count as "clear
 
 
 class FallbackWarning(UserWarning):
-    """A parallel solve failed and the chain was finished sequentially (every step still within tolerance)."""
+    """A parallel solve failed and the chain was finished sequentially from its prefix (every step within
+    tolerance; the sequential replay where the dynamics contract, a valid chain of the sampler otherwise)."""
 
 
 class LyapunovEstimate(NamedTuple):
@@ -235,7 +236,8 @@ def diagnose_recurrence(
     T_p = min(pilot_steps, num_in, T)
     pilot_budget = max(1, math.floor(iteration_budget(T_p, iters_per_log2T)))
     pilot_inputs = jax.tree_util.tree_map(lambda a: a[:T_p], inputs)
-    sol = solve(fn, x0, pilot_inputs, solver, max_iters=pilot_budget, atol=atol, rtol=rtol)
+    with unconverged_reported_by_caller():  # a pilot that does not converge is an answer, not a fault
+        sol = solve(fn, x0, pilot_inputs, solver, max_iters=pilot_budget, atol=atol, rtol=rtol)
     k_p, prefix = int(sol.num_iters), int(sol.sequential_from)
     result = {SUCCESSFUL: "converged", MAX_ITERS: "max_iters", NONFINITE: "non-finite"}[int(sol.result)]
     converged = bool(sol.converged)
@@ -321,8 +323,10 @@ def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve"
     where = (f"state index {int(starts.min())}" if starts.min() == starts.max()
              else f"state indices {int(starts.min())}..{int(starts.max())}")
     msg = (f"{call}: the parallel solve{name} {' and '.join(causes) or 'failed'}{which}; it continued "
-           f"sequentially from {where} (0-based) of {T} (the states before were already exact), so the "
-           f"result is the sequential chain, computed without the parallel speed-up.")
+           f"sequentially from {where} (0-based) of {T}: the states before it satisfy the step map to "
+           f"tolerance and the rest continues that prefix step by step, computed without the parallel "
+           f"speed-up. Where the dynamics contract this is the sequential chain; on a chaotic chain (positive "
+           f"LLE) it is a valid chain of the same sampler but not necessarily the sequential replay.")
     if lle is not None:
         if isinstance(lle, Diagnosis):
             lle = lle.lyapunov

@@ -118,7 +118,205 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
         )
     for name in ("max_iters", "window"):
         if solve_kwargs.get(name) is not None:
-            check_positive_int(name, solve_kwargs[name], caller=caller)
+            solve_kwargs[name] = check_positive_int(name, solve_kwargs[name], caller=caller)
+    for name in ("atol", "rtol"):
+        value = solve_kwargs.get(name)
+        if hasattr(value, "dtype") and np.ndim(value) == 0 and np.asarray(value).dtype.kind in "fiu":
+            value = solve_kwargs[name] = float(value)  # a 0-d NumPy/JAX array
+        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+                                  or not value >= 0 or not np.isfinite(value)):
+            raise ValueError(
+                f"{caller}: {name}={value!r} must be a finite real number >= 0 (e.g. {name}=1e-8), or left out "
+                "for the default by dtype (1e-11 in float64, 1e-5 in float32)."
+            )
+    if "fallback" in solve_kwargs and solve_kwargs["fallback"] != "sequential":
+        fallback = solve_kwargs["fallback"]
+        if fallback is None:
+            raise ValueError(
+                f"{caller}: fallback=None is refused: {caller}() promises that every chain it returns is "
+                "converged, so a parallel solve that fails is finished sequentially from its exact prefix "
+                "(fallback='sequential', the default). For the raw, possibly unconverged solve use "
+                "parmcmc.run_chain(..., fallback=None) or parmcmc.solve, which warn (or raise with throw=True)."
+            )
+        raise ValueError(f"{caller}: fallback={fallback!r}; the only choice is 'sequential' (the default).")
+    if "throw" in solve_kwargs and not isinstance(solve_kwargs["throw"], (bool, np.bool_)):
+        raise TypeError(f"{caller}: throw={solve_kwargs['throw']!r} must be True or False.")
+    progress = solve_kwargs.get("progress")
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"{caller}: progress={progress!r} must be a callable progress(iteration, residual, window_start), or "
+            "None; for the built-in display use progress_bar=True."
+        )
+    if solve_kwargs.get("initial_guess") is not None:
+        raise ValueError(
+            f"{caller}: initial_guess= is not supported by {caller}() (each chain starts from its own warmed-up "
+            "position). Use parmcmc.run_chain(sampler, x0, key, T, initial_guess=...) for one chain."
+        )
+
+
+def check_initial_position(initial_position, caller: str = "sample") -> None:
+    """Every leaf a real number or a real array (JAX refuses strings and objects with a raw message)."""
+    if initial_position is None:
+        return
+    for path, leaf in jax.tree_util.tree_flatten_with_path(initial_position)[0]:
+        kind = np.asarray(leaf).dtype.kind if isinstance(leaf, (numbers.Number, np.ndarray, jax.Array)) else None
+        if kind is None or kind not in "fiubc":  # numeric dtypes other than float get the target's message
+            raise TypeError(
+                f"{caller}: initial_position{jax.tree_util.keystr(path)} is {type(leaf).__name__} "
+                f"{leaf!r:.60}; the initial position must be a pytree (array, dict, tuple) of floating-point "
+                "arrays, e.g. jnp.zeros(3) or {'mu': 0.0, 'beta': jnp.zeros(2)}."
+            )
+
+
+def check_flags_and_names(caller: str = "sample", **named) -> None:
+    """True/False switches are bools; dims and coords are dicts (or None)."""
+    for name in ("progress_bar", "keep_warmup"):
+        if name in named and not isinstance(named[name], (bool, np.bool_)):
+            raise TypeError(f"{caller}: {name}={named[name]!r} must be True or False.")
+    for name, example in (("dims", "{'beta': ['feature']}"), ("coords", "{'feature': ['age', 'income']}")):
+        value = named.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"{caller}: {name} must be a dict such as {example}, or None; got {type(value).__name__}.")
+
+
+def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, caller: str = "sample") -> None:
+    """dims name variables of the model with the right number of dimensions, and coords fit their sizes:
+    checked against the model's shapes before warmup (ArviZ would refuse them only after the run)."""
+    shapes = {**{k: tuple(np.shape(v)) for k, v in (observed or {}).items()}, **dict(var_shapes)}
+    sizes = {}
+    for name, names in (dims or {}).items():
+        if name not in shapes:
+            raise ValueError(
+                f"{caller}: dims names {name!r}, which is not a variable of the model; its variables are "
+                f"{sorted(shapes)}."
+            )
+        if isinstance(names, str) or len(names) != len(shapes[name]):
+            example = [f"{name}_dim_{i}" for i in range(len(shapes[name]))]
+            raise ValueError(
+                f"{caller}: dims[{name!r}] = {names!r} must list {len(shapes[name])} dimension name(s), one per axis "
+                f"of one draw of {name!r} (shape {shapes[name]}), e.g. {example}."
+            )
+        sizes.update({d: shapes[name][i] for i, d in enumerate(names)})
+    for dim, labels in (coords or {}).items():
+        if dim in sizes and np.size(labels) != sizes[dim]:
+            raise ValueError(
+                f"{caller}: coords[{dim!r}] has {np.size(labels)} label(s), but dimension {dim!r} has size "
+                f"{sizes[dim]}; give one label per entry."
+            )
+
+
+class IgnoredArgumentWarning(UserWarning):
+    """An argument was given that the rest of the call makes meaningless; it is ignored."""
+
+
+def warn_ignored_arguments(*, parallel, solver, solve_kwargs, sampler_name, instance, num_integration_steps,
+                           step_size, target_acceptance, keep_warmup, num_warmup, caller="sample") -> None:
+    """One IgnoredArgumentWarning per argument that the other arguments make meaningless."""
+    ignored = []
+    if parallel is False and solver is not None:
+        ignored.append(("solver=", "parallel=False runs the sequential reference (lax.scan); use parallel=True "
+                                   "to solve with it"))
+    engine = sorted(k for k in ("max_iters", "atol", "rtol", "window", "progress") if solve_kwargs.get(k) is not None)
+    if parallel is False and engine:
+        ignored.append((", ".join(f"{k}=" for k in engine), "they set the parallel solve, and parallel=False runs "
+                                                             "the sequential reference"))
+    if num_integration_steps is not None and (sampler_name != "hmc" or instance is not None):
+        why = ("MALA takes one gradient step per draw" if sampler_name != "hmc"
+               else "the HMC instance's own num_integration_steps is used; set it there")
+        ignored.append(("num_integration_steps=", why))
+    adapts = instance is None and step_size is None and num_warmup > 0
+    if target_acceptance is not None and not adapts:
+        ignored.append(("target_acceptance=", "no step size is adapted (step_size= or a sampler instance was given, "
+                                              "or num_warmup=0)"))
+    if keep_warmup and not adapts:
+        ignored.append(("keep_warmup=True", "warmup draws are kept only when warmup adapts the step size "
+                                            "(num_warmup > 0, no step_size=, no sampler instance)"))
+    for name, why in ignored:
+        warnings.warn(f"{caller}: {name} is ignored: {why}.", IgnoredArgumentWarning, stacklevel=4)
+
+
+_BYTES_PER_ITEM = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def estimate_run_bytes(num_chains: int, num_samples: int, dim: int, dtype, solver, window=None,
+                       eval_bytes: int = 0) -> dict:
+    """Bytes a sampling run holds at its peak, by part (Python ints: no overflow). The engine keeps, per
+    chain: the noise (T x (D + 1)), the iterate, f at it and the next iterate (3 T x D), the per-step
+    statistics (~6 T), and the Jacobians of a window of W = window or T steps (DEER/ELK: W x D x D,
+    quasi methods: W x D, Jacobi/Picard: none) with the associative scan's workspace (about 2x them).
+    `eval_bytes`, the scratch memory of one log-density gradient (large for a density over large data), is
+    held for all W states of a window at once, times D + 1 tangents for a dense Jacobian."""
+    item = _BYTES_PER_ITEM.get(np.dtype(dtype).name, 8)
+    T, D, C = int(num_samples), int(dim), int(num_chains)
+    W = T if window is None else min(int(window), T)
+    name = type(solver).__name__
+    per_step = {"DEER": D * D, "ELK": 3 * D * D, "QuasiDEER": D, "QuasiELK": 3 * D}.get(name, 0)
+    parts = {
+        "noise": C * T * (D + 1) * item,
+        "states": (C * T * D * item) * (1 if name == "Sequential" else 3),
+        "statistics": C * T * 6 * item,
+        "jacobians": 0 if name == "Sequential" else 3 * C * W * per_step * item,
+    }
+    parts["output"] = C * T * D * 8  # the draws as float64 NumPy arrays in the DataTree
+    tangents = 1 if name == "Sequential" else (D + 1 if name in ("DEER", "ELK") else 2)
+    parts["log density scratch"] = C * (1 if name == "Sequential" else W) * tangents * int(eval_bytes)
+    return parts
+
+
+def log_density_scratch_bytes(logdensity, x) -> int:
+    """Scratch memory of one jitted log-density gradient at flat x, from XLA's memory analysis; 0 unless the
+    density closes over more than 1 MB of data (below that it cannot matter, and the compile is saved)."""
+    try:
+        consts = jax.make_jaxpr(logdensity)(x).consts
+        if sum(int(np.asarray(c).nbytes) for c in consts if hasattr(c, "shape")) < 2**20:
+            return 0
+        stats = jax.jit(jax.value_and_grad(logdensity)).lower(x).compile().memory_analysis()
+        return int(getattr(stats, "temp_size_in_bytes", 0) or 0)
+    except Exception:  # noqa: BLE001  (an estimate: never the reason a run fails)
+        return 0
+
+
+def available_bytes() -> tuple[int, str]:
+    """(bytes, where) of the memory the run can use: the accelerator's limit, or the host's RAM."""
+    device = jax.devices()[0]
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:  # noqa: BLE001  (backends without memory statistics)
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"{device.platform.upper()} memory"
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "host memory"
+
+
+def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, eval_bytes=0, caller="sample",
+                 num_warmup=0, keep_warmup=False) -> None:
+    """Refuse, before warmup, a run whose estimated peak memory exceeds what the device has (the warmup's
+    per-step statistics, and its draws with keep_warmup=True, included)."""
+    parts = estimate_run_bytes(num_chains, num_samples, dim, dtype, solver, window, eval_bytes)
+    item = _BYTES_PER_ITEM.get(np.dtype(dtype).name, 8)
+    parts["warmup"] = int(num_chains) * int(num_warmup) * (6 + (int(dim) if keep_warmup else 0)) * item
+    total, (limit, where) = sum(parts.values()), available_bytes()
+    if total <= 0.8 * limit:
+        return
+    gb = lambda b: f"{b / 1e9:.3g} GB"
+    detail = ", ".join(f"{k} {gb(v)}" for k, v in parts.items() if v)
+    fit = max(1, int(num_samples * 0.8 * limit / total))
+    hint = ""
+    by_window = parts["jacobians"] + parts["log density scratch"]
+    if by_window > parts["states"] and window is None:
+        w = max(1, int(0.8 * limit - (total - by_window)) * num_samples // max(by_window, 1))
+        if w >= 16:
+            hint = (f" window={min(w, num_samples) // 2} (Jacobians and log-density evaluations for a window of "
+                    "steps at a time, the same answer),")
+    raise MemoryError(
+        f"{caller}: this run would need about {gb(total)} ({num_chains} chains x {num_samples} draws x {dim} "
+        f"parameters, {type(solver).__name__}: {detail}), more than the {gb(limit)} of {where}. Use{hint} fewer "
+        f"draws per call (about {fit} fit; run several calls with new keys and concatenate), fewer chains per "
+        "call, a shorter num_warmup (or keep_warmup=False) if the warmup is the large part, or parallel=False "
+        "(no Jacobians). Thinning shortens the output only: every step is still solved."
+    )
 
 
 def check_mass_matrix_setting(inverse_mass_matrix, sampler_name: str, instance, step_size, caller: str = "sample"):

@@ -17,6 +17,7 @@ from parmcmc.engine.solve import (
     MAX_ITERS,
     NONFINITE,
     SUCCESSFUL,
+    NotConvergedWarning,
     Solution,
     SolveError,
     default_tolerance,
@@ -35,7 +36,7 @@ from parmcmc.engine.solvers import (
 
 __all__ = [
     "AbstractELK", "AbstractLDSSolver", "AbstractSolver", "DEER", "ELK", "QuasiELK", "lm_step",
-    "parallel_filter", "parallel_smoother", "Jacobi", "Linearization", "MAX_ITERS", "NONFINITE",
+    "parallel_filter", "parallel_smoother", "Jacobi", "Linearization", "MAX_ITERS", "NONFINITE", "NotConvergedWarning",
     "Picard", "QuasiDEER", "SUCCESSFUL", "Sequential", "Solution", "SolveError", "affine_scan",
     "affine_scan_sequential", "default_tolerance", "picard_scan", "solve", "affine_scan_associative",
     "affine_scan_blocked", "blocked_associative_scan",

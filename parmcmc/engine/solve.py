@@ -5,11 +5,17 @@ stop when every state satisfies |x_t - fn(x_{t-1})| <= atol + rtol |x_t| (checke
 explicitly: a NaN never counts as converged), when an iterate is not finite, or at max_iters.
 """
 
+import contextlib
+import contextvars
 import functools
+import numbers
+import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
+import jax.experimental
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from parmcmc.engine import sharding
@@ -35,6 +41,25 @@ _DEFAULT_TOL = {"float64": 1e-11, "float32": 1e-5, "float16": 1e-2, "bfloat16": 
 
 class SolveError(RuntimeError):
     """A solve that did not converge, raised by solve(..., throw=True)."""
+
+
+class NotConvergedWarning(UserWarning):
+    """solve()/run_chain() returned a result that did not converge (throw=False); the text names the
+    cause, the iterations, the residual and what to try. `throw=True` raises SolveError instead."""
+
+
+# Set while a caller that reports unconverged results itself (sample(), the diagnose pilot) runs solve.
+_REPORTED_BY_CALLER = contextvars.ContextVar("parmcmc_unconverged_reported_by_caller", default=False)
+
+
+@contextlib.contextmanager
+def unconverged_reported_by_caller():
+    """Within this context solve() does not warn about an unconverged result: the caller reports it."""
+    token = _REPORTED_BY_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _REPORTED_BY_CALLER.reset(token)
 
 
 class Solution(NamedTuple):
@@ -95,7 +120,10 @@ def solve(
               (defaults by dtype: 1e-11 for float64, 1e-5 for float32).
     window:   solve at most `window` states at a time, the window starting at the first state not yet
               converged: Jacobians take memory O(window), not O(T). The answer equals the full solve.
-    throw:    raise SolveError when the solve fails, instead of returning converged=False.
+    throw:    False (default): an unconverged result is returned with converged=False and a
+              NotConvergedWarning naming the cause, iterations, residual and what to try. True: raise
+              SolveError instead. Under an outer jit/vmap the check runs when the computation does
+              (an io_callback): the error then surfaces as a JaxRuntimeError carrying the same text.
     initial_guess: pytree like `states` to start from (default: x0 repeated).
     fallback: "sequential" continues a failed solve step by step from its first unconverged state
               (the states before it are exact), so the answer is always the exact sequence unless fn
@@ -116,16 +144,19 @@ def solve(
     num_steps = _num_steps(inputs)
     hoisted, consts = _flatten_fn(fn, x0, x0_flat, unravel, inputs)
     tol = default_tolerance(x0_flat.dtype)
-    atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
-    if not (atol >= 0 and rtol >= 0 and atol + rtol > 0):
+    atol = tol if atol is None else _check_tolerance("atol", atol)
+    rtol = tol if rtol is None else _check_tolerance("rtol", rtol)
+    if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    max_iters = num_steps if max_iters is None else max_iters
-    if not (isinstance(max_iters, int) and max_iters >= 1):
-        raise ValueError(f"solve: max_iters={max_iters!r} must be an integer >= 1.")
-    window = num_steps if window is None else window
-    if not (isinstance(window, int) and window >= 1):
-        raise ValueError(f"solve: window={window!r} must be an integer >= 1.")
+    max_iters = num_steps if max_iters is None else _check_count("max_iters", max_iters)
+    window = num_steps if window is None else _check_count("window", window)
     window = min(window, num_steps)
+    if not isinstance(throw, (bool, np.bool_)):
+        raise TypeError(f"solve: throw={throw!r} must be True or False.")
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"solve: progress={progress!r} must be a callable progress(iteration, residual, window_start) or None."
+        )
     guess = None
     if initial_guess is not None:
         guess = jax.vmap(lambda s: ravel_pytree(s)[0])(initial_guess)
@@ -146,7 +177,27 @@ def solve(
     sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
     if throw:
         _throw_if_failed(sol, solver)
+    elif not _REPORTED_BY_CALLER.get():
+        _warn_if_unconverged(sol, solver)
     return sol
+
+
+def _check_tolerance(name, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not value >= 0:
+        if hasattr(value, "shape") and np.ndim(value) == 0 and not isinstance(value, jax.core.Tracer):
+            return _check_tolerance(name, float(value))
+        raise ValueError(
+            f"solve: {name}={value!r} must be a real number >= 0 (e.g. {name}=1e-8), or None for the default "
+            "by dtype (1e-11 in float64, 1e-5 in float32); tolerances must be >= 0 and not both 0."
+        )
+    return float(value)
+
+
+def _check_count(name, value) -> int:
+    """A positive integer count; NumPy integers are accepted."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"solve: {name}={value!r} must be an integer >= 1.")
+    return int(value)
 
 
 def _num_steps(inputs) -> int:
@@ -305,18 +356,55 @@ def _per_step_check(X, fx, atol, rtol):
     return ok, residual
 
 
-def _throw_if_failed(sol: Solution, solver) -> None:
-    def fail(converged, result, num_iters, residual):
-        if not bool(jnp.all(converged)):
-            codes = sorted({int(c) for c in jnp.ravel(result)} - {SUCCESSFUL})
-            why = "; ".join(RESULT_MESSAGES[c] for c in codes)
-            raise SolveError(
-                f"solve with {type(solver).__name__} failed after {int(jnp.max(num_iters))} iterations "
-                f"(residual {float(jnp.max(residual)):.3g}): {why}."
-            )
+def failure_message(solver, converged, result, num_iters, residual, fell_back=None) -> str:
+    """'' for a converged solve; else what failed, after how many iterations, the residual, what to try."""
+    converged, result = np.asarray(converged), np.asarray(result)
+    if bool(np.all(converged)):
+        return ""
+    bad = ~converged
+    codes = sorted({int(c) for c in np.ravel(result[bad] if result.shape == bad.shape else result)} - {SUCCESSFUL})
+    why = "; ".join(RESULT_MESSAGES[c] for c in codes) or RESULT_MESSAGES[NONFINITE]
+    if isinstance(solver, Sequential):
+        why = "fn returned a non-finite value (NaN or inf) along the sequence; check fn on these states"
+    which = "" if bad.size == 1 else f" in {int(bad.sum())} of {bad.size} batched solves"
+    seq = ""
+    if fell_back is not None and bool(np.any(np.asarray(fell_back)[bad] if np.ndim(fell_back) else fell_back)):
+        seq = " The sequential fallback ran too and did not help: fn is not finite along the sequence."
+    return (
+        f"solve with {type(solver).__name__} failed{which} after {int(np.max(num_iters))} iterations "
+        f"(residual {float(np.max(np.asarray(residual, dtype=np.float64))):.3g}): {why}.{seq} The states "
+        "returned are not the solution: check Solution.converged before using them, pass "
+        "fallback='sequential' to finish a failed solve step by step, or throw=True to raise."
+    )
 
-    args = (sol.converged, sol.result, sol.num_iters, sol.residual)
+
+def _throw_if_failed(sol: Solution, solver) -> None:
+    """Raise SolveError for an unconverged solve: on the host when the result is concrete, or, under an
+    outer jit/vmap, from an io_callback when the computation runs (as equinox's error_if raises from a
+    callback; an io_callback is effectful, so XLA never drops it, and it sees the whole batch at once)."""
+    args = (sol.converged, sol.result, sol.num_iters, sol.residual, sol.fell_back)
+
+    def fail(*values):
+        msg = failure_message(solver, *values)
+        if msg:
+            raise SolveError(msg)
+
     if any(isinstance(a, jax.core.Tracer) for a in args):
-        jax.debug.callback(fail, *args)
+        jax.experimental.io_callback(fail, None, *args, ordered=False)
     else:
         fail(*args)
+
+
+def _warn_if_unconverged(sol: Solution, solver) -> None:
+    """NotConvergedWarning for an unconverged result (under an outer jit: when the computation runs)."""
+    args = (sol.converged, sol.result, sol.num_iters, sol.residual, sol.fell_back)
+
+    def warn(*values):
+        msg = failure_message(solver, *values)
+        if msg:
+            warnings.warn(msg, NotConvergedWarning, stacklevel=4)
+
+    if any(isinstance(a, jax.core.Tracer) for a in args):
+        jax.debug.callback(warn, *args)
+    else:
+        warn(*args)

@@ -148,7 +148,7 @@ class MCMC(numpyro.infer.MCMC):
             model=model, rng_key=rng_key, num_samples=self.num_samples, num_warmup=num_warmup,
             num_chains=self.num_chains, sampler=k["sampler"], parallel=k["parallel"], solver=k["solver"],
             model_args=tuple(args), model_kwargs=dict(kwargs), initial_position=initial_position,
-            step_size=k["step_size"], num_integration_steps=k.get("num_integration_steps", 10),
+            step_size=k["step_size"], num_integration_steps=k.get("num_integration_steps"),
             inverse_mass_matrix=k.get("inverse_mass_matrix"), target_acceptance=k["target_acceptance"],
             keep_warmup=False, progress_bar=self.progress_bar, dims=None, coords=None, thinning=self.thinning,
             init_strategy=k["init_strategy"], log_likelihood=None, posterior_predictive=False, prior=None,

@@ -84,6 +84,10 @@ def datatree_from_run(prepared, run, settings):
     chains = thin(run.chains, getattr(settings, "thinning", 1))
     per_chain = solver_stats(chains)
     per_chain["solver_fell_back"] = np.asarray(chains.fell_back, dtype=bool)
+    # Is chain c the sequential replay? (parmcmc.exactness; 0 and NaN for the sequential reference)
+    shape = per_chain["solver_fell_back"].shape
+    per_chain["solver_near_threshold"] = np.broadcast_to(np.asarray(chains.near_threshold), shape)
+    per_chain["solver_lle"] = np.broadcast_to(np.asarray(chains.lle, dtype=np.float64), shape)
     kwargs = {}
     if settings.keep_warmup and prepared.warmup is not None and prepared.warmup.draws is not None:
         kwargs["warmup_posterior"] = target.postprocess(prepared.warmup.draws)

@@ -9,12 +9,13 @@ deterministic sites at the output end.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Callable
 
 import jax
 
 import numpy as np
-from numpyro.handlers import seed, trace
+from numpyro.handlers import seed, substitute, trace
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.util import initialize_model
 
@@ -46,16 +47,68 @@ def _raw_keys(rng_key: jax.Array, num: int) -> jax.Array:
 
 
 def _trace_model(model, rng_key, model_args, model_kwargs, name) -> dict:
-    """Run the model once with prior draws; wrap whatever it raises with the model's name."""
+    """Run the model once with prior draws; wrap whatever it raises with the model's name.
+
+    Latent sites take init_to_uniform's values rather than prior draws, so that priors that cannot be
+    sampled (ImproperUniform) still trace: only their support and shape are needed here."""
     try:
-        return trace(seed(model, rng_key)).get_trace(*model_args, **model_kwargs)
+        return trace(substitute(seed(model, rng_key), substitute_fn=init_to_uniform)).get_trace(
+            *model_args, **model_kwargs)
     except Exception as err:
+        if not str(err).strip():
+            err = type(err)(f"{type(err).__name__} with no message, raised by {_raising_frame(err)}")
         raise ValueError(
             f"{_CALLER}: model {name!r} raised {type(err).__name__} when run with the given model_args and "
             f"model_kwargs: {err}. Check that the arguments match the model's signature and that the model "
             "runs under numpyro.handlers.seed. If it is a log-density function rather than a NumPyro model, "
             "pass initial_position= (a starting point) as well."
         ) from err
+
+
+def _raising_frame(err: BaseException) -> str:
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "an unknown frame"
+    code = tb.tb_frame.f_code
+    return f"{code.co_name} ({code.co_filename}:{tb.tb_lineno})"
+
+
+class ObservedShapeWarning(UserWarning):
+    """An observed value's shape differs from its distribution's shape, so NumPyro broadcasts the likelihood."""
+
+
+def _check_observed_shapes(model_trace: dict, name: str) -> None:
+    """Warn when an observed value's shape differs from its distribution's (batch + event) shape: NumPyro then
+    broadcasts, e.g. obs (20, 1) against a (20,) location gives a 20 x 20 likelihood, without a word."""
+    for site_name, site in model_trace.items():
+        if site["type"] != "sample" or not site["is_observed"]:
+            continue
+        dist_shape = tuple(site["fn"].batch_shape) + tuple(site["fn"].event_shape)
+        value_shape = tuple(np.shape(site["value"]))
+        # A smaller distribution shape is the i.i.d. idiom (a scalar location for a data vector): fine. The
+        # fault is a value that NumPyro has to replicate, i.e. the broadcast shape exceeds the value's.
+        fits = _broadcastable(value_shape, dist_shape) and np.broadcast_shapes(value_shape, dist_shape) == value_shape
+        if not fits:
+            warnings.warn(
+                f"{_CALLER}: model {name!r}: the observed value of site {site_name!r} has shape {value_shape}, but "
+                f"its distribution has shape {dist_shape} (batch {tuple(site['fn'].batch_shape)} + event "
+                f"{tuple(site['fn'].event_shape)}), so NumPyro broadcasts the log likelihood to shape "
+                f"{np.broadcast_shapes(value_shape, dist_shape) if _broadcastable(value_shape, dist_shape) else '?'}"
+                ", counting each observation more than once. Reshape the data (e.g. y.reshape(-1) or y[:, None]) "
+                "or the distribution's parameters so that both shapes match.",
+                ObservedShapeWarning,
+                stacklevel=5,
+            )
+
+
+def _broadcastable(a, b) -> bool:
+    try:
+        np.broadcast_shapes(a, b)
+        return True
+    except ValueError:
+        return False
 
 
 def _check_sites(model_trace: dict, name: str) -> None:
@@ -140,6 +193,7 @@ def from_numpyro(
     keys = _raw_keys(init_key, num_chains)
     model_trace = _trace_model(model, _raw_keys(trace_key, 1)[0], model_args, model_kwargs, name)
     _check_sites(model_trace, name)
+    _check_observed_shapes(model_trace, name)
 
     try:
         info = initialize_model(

@@ -99,7 +99,33 @@ def check_initial_positions(logdensity_fn: Callable, positions: PyTree, caller: 
             f"{caller}: the log density of model {model_name!r} must return a scalar for one position; "
             f"it returned shape {getattr(out, 'shape', type(out))}. Sum the terms (jnp.sum) before returning."
         )
-    value, grad = jax.jit(jax.vmap(jax.value_and_grad(logdensity_fn)))(positions)
+    dtype = getattr(out, "dtype", None)
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"{caller}: the log density of model {model_name!r} must return a real floating-point scalar; it "
+            f"returned dtype {dtype}. "
+            + ("Return the real log density (a complex value has no order for the accept test), e.g. jnp.real(...) "
+               "if the imaginary part is zero by construction." if dtype is not None and jnp.issubdtype(
+                   dtype, jnp.complexfloating) else
+               "An integer or boolean result has no gradient: compute it in floating point, e.g. "
+               "jnp.asarray(value, dtype=float), and check that it is a log density, not a count or a flag.")
+        )
+    try:
+        value, grad = jax.jit(jax.vmap(jax.value_and_grad(logdensity_fn)))(positions)
+    except Exception as err:
+        if "vmap" in str(err):
+            raise ValueError(
+                f"{caller}: the log density of model {model_name!r} cannot be vmapped ({type(err).__name__}: "
+                f"{str(err).splitlines()[0]}). The chains, and a parallel solve's steps, are evaluated under "
+                "jax.vmap: pass vmap_method='sequential' (or 'expand_dims' / 'broadcast_all' if the callback "
+                "handles a leading batch axis) to jax.pure_callback."
+            ) from err
+        raise ValueError(
+            f"{caller}: the gradient of the log density of model {model_name!r} cannot be computed "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). MALA and HMC need "
+            "jax.grad of the log density: a jax.pure_callback (or other host call) needs a JVP rule "
+            "(wrap it in jax.custom_jvp with the gradient), or write the density in JAX."
+        ) from err
     bad_value = ~np.isfinite(np.asarray(value))
     grad_flat = jax.vmap(lambda g: ravel_pytree(g)[0])(grad)
     bad_grad = ~np.all(np.isfinite(np.asarray(grad_flat)), axis=-1)

@@ -1,0 +1,104 @@
+"""Does a parallel chain equal the sequential replay? Measured on the solved chain, without the replay.
+
+Every step the solver returns satisfies the step map to the solver's tolerance. Whether the draws are also
+the very draws of the sequential chain depends on two things this module measures per chain:
+
+- the accept decisions within reach of the tolerance: step t accepts iff log u_t < log alpha_t. Moving the
+  previous state by the tolerance (|delta_i| = atol + rtol |x_i|, fixed random signs) moves log alpha_t by
+  some Delta_t, measured by recomputing the step's statistics at the moved state. A decision is "near its
+  threshold" when its margin |log u_t - log alpha_t| is at most 10 Delta_t times the growth the dynamics can
+  give a difference over the chain (below).
+- the largest Lyapunov exponent (LLE) along the solved chain: K tangent vectors pushed through the step
+  Jacobians at the solved states, from K offsets, each for L steps, vmapped (depth L, not T). Where the LLE is
+  negative differences shrink and the growth factor is 1; where it is positive a difference can grow by up to
+  exp(LLE T) (capped at 1 / machine epsilon) before it meets a decision.
+
+A chain with no near-threshold decision gives the sequential chain's draws; otherwise its draws are a valid
+chain of the same sampler that may part from the replay at such a decision (docs/precision.md).
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+NUM_OFFSETS, LENGTH, SAFETY = 8, 64, 10.0
+
+
+class Exactness(NamedTuple):
+    """near_threshold: int, accept decisions within reach of the tolerance. lle: the LLE estimate per step."""
+
+    near_threshold: jax.Array
+    lle: jax.Array
+
+
+def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, length: int = LENGTH) -> jax.Array:
+    """LLE of x_t = step(x_{t-1}, inputs[t]) along the known states: mean log growth of a tangent vector over
+    `num_offsets` windows of `length` steps (the first quarter of each discarded while the vector aligns)."""
+    T = states.shape[0]
+    L = max(1, min(length, T))
+    K = max(1, min(num_offsets, T // L))
+    starts = jnp.asarray([round(k * (T - L) / max(K - 1, 1)) for k in range(K)], jnp.int32)
+    previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
+    tiny = jnp.finfo(states.dtype).tiny
+    v0 = jax.random.normal(jax.random.key(0), (K, states.shape[1]), states.dtype)
+    v0 = v0 / jnp.linalg.norm(v0, axis=1, keepdims=True)
+
+    def one(start, v):
+        xs = jax.lax.dynamic_slice_in_dim(previous, start, L)
+        us = jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, L), inputs)
+
+        def body(v, xu):
+            x, u = xu
+            w = jax.jvp(lambda y: step(y, u), (x,), (v,))[1]
+            n = jnp.maximum(jnp.linalg.norm(w), tiny)
+            return w / n, jnp.log(n)
+
+        logs = jax.lax.scan(body, v, (xs, us))[1]
+        return jnp.mean(logs[L // 4:])
+
+    return jnp.mean(jax.vmap(one)(starts, v0))
+
+
+def moved_by_tolerance(x0, states, atol, rtol):
+    """The previous state of every step, moved by the tolerance (fixed random signs per entry)."""
+    previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
+    signs = jnp.where(jax.random.bernoulli(jax.random.key(1), 0.5, previous.shape[1:]), 1.0, -1.0)
+    return previous + signs.astype(states.dtype) * (atol + rtol * jnp.abs(previous))
+
+
+def near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_moved=None) -> jax.Array:
+    """Accept decisions whose margin |log u - log alpha| is within what the tolerance can move (module doc).
+    `alpha_moved`, the acceptance probabilities from `moved_by_tolerance`, is computed here unless given."""
+    if alpha_moved is None:
+        moved = moved_by_tolerance(x0, states, atol, rtol)
+        alpha_moved = jax.vmap(sampler.stats)(moved, inputs).acceptance_rate
+    log_alpha, log_moved = jnp.log(stats.acceptance_rate), jnp.log(alpha_moved)
+    delta = jnp.abs(log_moved - log_alpha)
+    delta = jnp.where(jnp.isfinite(delta), delta, 0.0)
+    margin = jnp.abs(jnp.log(inputs.uniform) - log_alpha)
+    T, eps = states.shape[0], jnp.finfo(states.dtype).eps
+    growth = jnp.minimum(jnp.exp(jnp.clip(jnp.nan_to_num(lle, nan=jnp.inf), 0.0, None) * T), 1.0 / eps)
+    return jnp.sum(margin <= SAFETY * delta * growth).astype(jnp.int32)
+
+
+def exactness(sampler, x0, states, inputs, stats, atol, rtol, alpha_moved=None) -> Exactness:
+    """Both figures for one solved chain (jittable; vmap it over chains)."""
+    lle = lle_along(sampler.step, x0, states, inputs)
+    return Exactness(near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_moved), lle)
+
+
+def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
+    """The chain's statistics (as sampler.chain_stats) and its Exactness, the statistics at the solved and at
+    the moved states computed in one vmapped pass (one compiled copy of the step, not two)."""
+    previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
+    both = jnp.concatenate([previous, moved_by_tolerance(x0, states, atol, rtol)], axis=0)
+    twice = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a], axis=0), inputs)
+    all_stats = jax.vmap(sampler.stats)(both, twice)
+    T = states.shape[0]
+    stats = jax.tree_util.tree_map(lambda a: a[:T], all_stats)
+    return stats, exactness(sampler, x0, states, inputs, stats, atol, rtol, all_stats.acceptance_rate[T:])
+
+
+def any_may_differ(result: Any) -> bool:
+    return bool(jnp.any(jnp.asarray(result.near_threshold) > 0))

@@ -1,0 +1,118 @@
+"""After a sampling run: say what is wrong with it, never return it silently.
+
+- report_unconverged:        a chain that is not converged (even after the sequential fallback) warns
+                             NotConvergedWarning, or raises SolveError with throw=True.
+- warn_if_frozen:            a chain that accepted no proposal, or whose draws barely move (a step size far
+                             too large or far too small) warns FrozenChainWarning.
+- warn_if_replay_may_differ: a chain with accept decisions within reach of the solver's tolerance (see
+                             parmcmc.exactness) warns ReplayWarning: its draws are a valid chain of the sampler
+                             but may differ from the sequential replay.
+- model_errors_named:        a runtime failure inside the compiled run (a host callback of the log density that
+                             raised) is re-raised naming the model and what to do, instead of JAX's raw error.
+"""
+
+import contextlib
+import re
+import warnings
+
+import jax
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from parmcmc.engine.solve import NotConvergedWarning, SolveError, failure_message
+
+
+class FrozenChainWarning(UserWarning):
+    """A chain accepted no proposal, or its draws barely moved: its step size is far off."""
+
+
+class ReplayWarning(UserWarning):
+    """A parallel chain's draws may differ from the sequential replay (a valid chain of the same sampler)."""
+
+
+def report_unconverged(chains, solver, *, throw: bool = False, call: str = "sample") -> None:
+    msg = failure_message(solver, chains.converged, chains.result, chains.num_iters, chains.residual,
+                          chains.fell_back)
+    if not msg:
+        return
+    bad = np.flatnonzero(~np.asarray(chains.converged, dtype=bool).ravel()).tolist()
+    msg = f"{call}: chain(s) {bad} are not converged: {msg} tree['solver_stats'].solver_converged marks them."
+    if throw:
+        raise SolveError(msg)
+    warnings.warn(msg, NotConvergedWarning, stacklevel=4)
+
+
+MIN_DRAWS = 10
+
+
+def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
+    """Per chain: no accepted proposal (step size too large), or a largest relative move over the whole
+    chain below sqrt(machine epsilon) (step size too small: the moves are lost in rounding)."""
+    accepted = np.asarray(chains.stats.is_accepted, dtype=bool)  # (chain, draw)
+    accepted = accepted.reshape(-1, accepted.shape[-1])
+    if accepted.shape[1] < MIN_DRAWS:  # too few draws to tell a frozen chain from chance
+        return
+    flat = np.asarray(jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(chains.positions))  # (chain, draw, D)
+    flat = flat.reshape(-1, *flat.shape[-2:])
+    eps = np.asarray(step_size).ravel()
+    tiny = float(np.sqrt(np.finfo(flat.dtype).eps))
+    with np.errstate(invalid="ignore"):
+        moved = np.max((flat.max(axis=1) - flat.min(axis=1)) / (1.0 + np.abs(flat).max(axis=1)), axis=-1)
+    never = np.flatnonzero(~accepted.any(axis=1)).tolist()
+    still = [c for c in np.flatnonzero(moved < tiny).tolist() if c not in never]
+    if never:
+        warnings.warn(
+            f"{call}: chain(s) {never} accepted none of their {accepted.shape[1]} proposals (step size "
+            f"{_sizes(eps, never)}): every draw is the starting point, not a sample of the posterior. The step "
+            "size is far too large for the target: leave step_size out to let the warmup adapt it, or give a "
+            "smaller one.", FrozenChainWarning, stacklevel=4)
+    if still:
+        warnings.warn(
+            f"{call}: the draws of chain(s) {still} barely moved (largest change of any parameter over the "
+            f"chain {float(np.min(moved[still])):.2g} relative to its size; step size {_sizes(eps, still)}): "
+            "the chain has not explored the posterior. The step size is far too small: leave step_size out to "
+            "let the warmup adapt it, or give a larger one.", FrozenChainWarning, stacklevel=4)
+
+
+def _sizes(eps, rows):
+    shown = ", ".join(f"{float(eps[r if eps.size > 1 else 0]):.3g}" for r in rows[:4])
+    return shown + (", ..." if len(rows) > 4 else "")
+
+
+def warn_if_replay_may_differ(chains, *, call: str = "sample") -> None:
+    near = getattr(chains, "near_threshold", None)
+    if near is None:
+        return
+    near = np.asarray(near).ravel()
+    if not (near > 0).any():
+        return
+    lle = np.asarray(chains.lle, dtype=np.float64).ravel()
+    rows = np.flatnonzero(near > 0).tolist()
+    detail = "; ".join(f"chain {r}: {int(near[r])} decision(s), LLE {lle[r]:+.3g}/step" for r in rows[:6])
+    warnings.warn(
+        f"{call}: the draws of chain(s) {rows} may differ from the sequential replay: accept decisions lie within "
+        f"what the solver's tolerance can move ({detail}). Every returned step satisfies the step map to "
+        "tolerance, so these are valid draws of the same sampler; they are the very draws of the sequential chain "
+        "only where no decision flips. A positive LLE means the dynamics expand a 1e-13 difference until a "
+        "decision near its threshold flips. For the replay itself use parallel=False; for fewer near-threshold "
+        "decisions tighten atol/rtol. tree['solver_stats'].solver_near_threshold and solver_lle hold the figures.",
+        ReplayWarning, stacklevel=4)
+
+
+@contextlib.contextmanager
+def model_errors_named(model_name: str, call: str = "sample"):
+    """Re-raise a failure inside the compiled run (a host callback that raised) naming the model."""
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        # The Python exception the callback raised, e.g. "ValueError: ...", is the last such line.
+        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b.*", line)]
+        first = raised[-1] if raised else (lines[0] if lines else repr(err))
+        raise RuntimeError(
+            f"{call}: the run failed inside the compiled computation of model {model_name!r}: {first[:400]}. "
+            "This is usually a host callback in the log density (jax.pure_callback, io_callback or "
+            "jax.debug.callback) that raised on some position the chain reached: the run is lost. Make the "
+            "callback return -inf (or NaN) where it cannot evaluate (the proposal is then rejected), or write the "
+            "density in JAX."
+        ) from err
