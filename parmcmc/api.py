@@ -5,6 +5,7 @@ The data flow: model -> Target (log density on unconstrained space) -> warmup (s
 -> postprocess (constrained values, deterministic sites) -> DataTree.
 """
 
+import contextlib
 import numbers
 import time
 import warnings
@@ -13,10 +14,12 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from parmcmc import jitcache
 from parmcmc.chain import run_chain
 from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
 from parmcmc.engine import DEER, QuasiDEER, Sequential, solve
 from parmcmc.engine.solvers import AbstractSolver
+from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
 from parmcmc.output import datatree_from_run
@@ -247,6 +250,29 @@ def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solv
     return jax.vmap(one, in_axes=(0, 0, 0, None if imm is None else 0))(keys, positions, eps, imm)
 
 
+class _ProgressRelay:
+    """The progress callback every compiled run calls: a stable object, so that the program (and its
+    compilation) does not change with each call's Progress display, which run_chains points it at."""
+
+    def __init__(self):
+        self.target = None
+
+    def __call__(self, *args):
+        if self.target is not None:
+            self.target(*args)
+
+    @contextlib.contextmanager
+    def pointing_at(self, target):
+        previous, self.target = self.target, target
+        try:
+            yield
+        finally:
+            self.target = previous
+
+
+_PROGRESS_RELAY = _ProgressRelay()
+
+
 class Run(NamedTuple):
     chains: Any          # ChainResult with leading chain axis
     seconds: float       # wall-clock of the sampling run (compiled, excluding compilation)
@@ -263,14 +289,18 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
         kwargs.setdefault("fallback", "sequential")
         if s.progress_bar:
             kwargs.setdefault("progress", Progress(type(solver).__name__, num_samples))
+    progress = kwargs.get("progress")
+    if isinstance(progress, Progress):  # one stable callback: the compiled run is reused across calls
+        kwargs["progress"] = _PROGRESS_RELAY
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
-    fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs))
-    t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    chains = jax.block_until_ready(compiled(*args))
-    seconds = time.perf_counter() - t0
+    # Keyed on the traced program, with the log density's data hoisted into arguments: a second
+    # call with new data, keys or step sizes of the same shapes compiles nothing.
+    fn = program_jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs))
+    before, t0 = jitcache.stats(), time.perf_counter()
+    with _PROGRESS_RELAY.pointing_at(progress):
+        chains = jax.block_until_ready(fn(*args))
+    compile_s = jitcache.stats().compile_seconds - before.compile_seconds
+    seconds = time.perf_counter() - t0 - compile_s
     if s.progress_bar:
         Progress.finish(type(solver).__name__, chains, seconds, compile_s)
     warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",

@@ -12,6 +12,7 @@ from jax import Array
 
 from parmcmc.engine import QuasiDEER, solve
 from parmcmc.engine.solvers import AbstractSolver
+from parmcmc.jitcache import program_jit
 from parmcmc.samplers.base import AbstractSampler
 
 __all__ = ["ChainResult", "run_chain"]
@@ -93,7 +94,7 @@ def run_chain(
     sampler, x0 = sampler.bound_at(initial_position)
     inputs = sampler.noise(rng_key, num_steps)
     solution = solve(sampler.step, x0, inputs, solver, **solve_kwargs)
-    stats = jax.jit(sampler.chain_stats)(x0, solution.states, inputs)
+    stats = program_jit(sampler.chain_stats)(x0, solution.states, inputs)
     return ChainResult(
         positions=sampler.unravel_chain(solution.states),
         stats=stats,

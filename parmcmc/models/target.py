@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.jitcache import program_jit
+
 __all__ = ["Target", "from_logdensity", "check_initial_positions", "num_chains_of"]
 
 PyTree = Any
@@ -99,7 +101,7 @@ def check_initial_positions(logdensity_fn: Callable, positions: PyTree, caller: 
             f"{caller}: the log density of model {model_name!r} must return a scalar for one position; "
             f"it returned shape {getattr(out, 'shape', type(out))}. Sum the terms (jnp.sum) before returning."
         )
-    value, grad = jax.jit(jax.vmap(jax.value_and_grad(logdensity_fn)))(positions)
+    value, grad = program_jit(jax.vmap(jax.value_and_grad(logdensity_fn)))(positions)
     bad_value = ~np.isfinite(np.asarray(value))
     grad_flat = jax.vmap(lambda g: ravel_pytree(g)[0])(grad)
     bad_grad = ~np.all(np.isfinite(np.asarray(grad_flat)), axis=-1)

@@ -1,0 +1,49 @@
+"""Where the time of one sample() call goes: warmup, solve compile, run; compile counts.
+
+    ./dev.sh python benchmarks/time_to_result.py [eight_schools|readme] [parallel] [sampler] [repeat]
+
+Counts XLA compilations with jax's monitoring events (one '/jax/compilation_cache/...' or backend
+compile event per compiled program) and prints the per-phase wall-clock that sample() itself records.
+"""
+import sys
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+import jax.monitoring
+
+import parmcmc
+from parmcmc.models.builtin import eight_schools, logistic_regression
+
+COMPILES = []
+
+
+def _listener(event, duration, **kw):
+    if event == "/jax/core/compile/backend_compile_duration":
+        COMPILES.append(duration)
+
+
+jax.monitoring.register_event_duration_secs_listener(_listener)
+
+
+def run(case, parallel, sampler, key):
+    ex = eight_schools() if case == "eight_schools" else logistic_regression()
+    n0, t0 = len(COMPILES), time.perf_counter()
+    tree = parmcmc.sample(ex.model, model_args=ex.model_args, model_kwargs=ex.model_kwargs,
+                          rng_key=jax.random.key(key), num_samples=2000, num_warmup=1000, num_chains=4,
+                          sampler=sampler, parallel=parallel, progress_bar=False)
+    wall = time.perf_counter() - t0
+    c = COMPILES[n0:]
+    print(f"{case} {sampler} parallel={parallel}: {wall:.2f} s to DataTree; {len(c)} compilations, "
+          f"{sum(c):.2f} s backend compile (largest {max(c, default=0):.2f} s)", flush=True)
+    return tree
+
+
+if __name__ == "__main__":
+    case = sys.argv[1] if len(sys.argv) > 1 else "eight_schools"
+    par = {"True": True, "False": False, "auto": "auto"}[sys.argv[2] if len(sys.argv) > 2 else "True"]
+    sampler = sys.argv[3] if len(sys.argv) > 3 else "mala"
+    repeat = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    for r in range(repeat):
+        run(case, par, sampler, r)
