@@ -167,10 +167,16 @@ def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chai
 
 
 @pytest.mark.parametrize("step_size, parallel_expected", [(0.5, True), (2.2, False)])
-def test_parallel_auto_follows_the_diagnosis(step_size, parallel_expected):
-    """parallel="auto": MALA on N(0, I) with eps = 0.5 contracts (parallel pays); with eps = 2.2 every
-    accepted step overshoots and expands (|1 - eps| > 1), so sample() runs the chains sequentially.
-    Either way the draws are the sequential chain's."""
+def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(monkeypatch, step_size,
+                                                                               parallel_expected):
+    """parallel="auto" on a device where batched sweeps are nearly free (probes stubbed): MALA on N(0, I)
+    with eps = 0.5 contracts (parallel pays); with eps = 2.2 every accepted step overshoots and expands
+    (|1 - eps| > 1), so sample() runs the chains sequentially. Either way the draws are the sequential
+    chain's."""
+    import parmcmc.weigh
+
+    monkeypatch.setattr(parmcmc.weigh, "sweep_seconds", lambda *a: 0.0)
+    monkeypatch.setattr(parmcmc.weigh, "iteration_seconds", lambda *a: 0.0)
     gaussian = lambda x: -0.5 * jnp.sum(x**2)
     kwargs = dict(initial_position=jnp.ones(5), rng_key=jax.random.key(1), num_samples=1024, num_warmup=0,
                   num_chains=2, step_size=step_size, solver=parmcmc.DEER(), progress_bar=False)
@@ -179,3 +185,20 @@ def test_parallel_auto_follows_the_diagnosis(step_size, parallel_expected):
     iterations = auto.sample_stats["solver_iterations"].values
     assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected
     assert np.max(np.abs(auto.posterior["x"].values - reference.posterior["x"].values)) <= 1e-8
+
+
+def test_parallel_auto_takes_the_sequential_chain_for_a_cheap_density_on_the_cpu():
+    """On a CPU two batched sweeps of a cheap step map over T states cost more than the whole sequential
+    chain, so "auto" (the default) runs it sequentially without a pilot solve, and says what it cost."""
+    from parmcmc.diagnose import choose_solver
+
+    if jax.devices()[0].platform != "cpu":
+        pytest.skip("the verdict is the CPU's")
+    sampler = parmcmc.MALA(lambda x: -0.5 * jnp.sum(x**2), 0.5)
+    choice = choose_solver(sampler, jnp.ones(5), jax.random.key(0), 4096, solver=parmcmc.DEER())
+    assert isinstance(choice.solver, parmcmc.Sequential) and choice.diagnosis is None
+    assert choice.parallel_seconds >= choice.sequential_seconds > 0 and choice.seconds > 0
+    assert "sequential chain" in choice.reason
+    tree = parmcmc.sample(lambda x: -0.5 * jnp.sum(x**2), initial_position=jnp.ones(5), rng_key=jax.random.key(1),
+                          num_samples=256, num_warmup=0, num_chains=2, step_size=0.5, progress_bar=False)
+    assert bool(np.all(tree.sample_stats["solver_iterations"].values == 0))
