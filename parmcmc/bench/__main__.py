@@ -79,9 +79,11 @@ def main(argv=None):
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--only", nargs="*", help="case names: banana logistic gaussian schools sweep")
     parser.add_argument("--small", action="store_true", help="every size / 16: check a preset runs (e.g. gpu on a CPU)")
-    parser.add_argument("--budget", type=float, default=420.0,
-                        help="seconds after which no further case starts (default 420: gpu fits in 8 minutes)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds after which no further case starts (default: 420 for gpu, to fit 8 minutes)")
     args = parser.parse_args(argv)
+    if args.budget is None:
+        args.budget = 420.0 if args.preset == "gpu" else float("inf")
     os.makedirs(args.out, exist_ok=True)
     info = versions()
     print(f"parmcmc bench '{args.preset}' on {info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
