@@ -33,7 +33,7 @@ import numpy as np
 
 __all__ = ["Program", "program_jit", "stats", "CacheStats"]
 
-_MAX_ENTRIES = 256
+_MAX_ENTRIES = 64  # compiled executables kept (least recently used dropped): bounds memory in long sessions
 
 
 class CacheStats(NamedTuple):

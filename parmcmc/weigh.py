@@ -146,11 +146,13 @@ def choose(fn: Callable, x0: Any, inputs: Any, solver: AbstractSolver, T: int, d
     lower = MIN_ITERS * sweep_seconds(flat_fn, x_flat, inputs, T)
     name = type(solver).__name__
     if lower >= seq:
-        reason = f"on {platform} even {MIN_ITERS} batched sweeps of the step map over {T} states cost more than the sequential chain"
+        reason = (f"on {platform} even {MIN_ITERS} batched sweeps of the step map over {T} states cost more than "
+                  "the sequential chain")
         return Choice(Sequential(), seq, lower, math.nan, reason, time.perf_counter() - t_start, None)
     iteration = iteration_seconds(flat_fn, x_flat, inputs, solver, T)
     if weigh(iteration, MIN_ITERS - 1) >= seq:
-        reason = f"on {platform} even {MIN_ITERS} iterations of {name} over {T} states cost more than the sequential chain"
+        reason = (f"on {platform} even {MIN_ITERS} iterations of {name} over {T} states cost more than the "
+                  "sequential chain")
         return Choice(Sequential(), seq, weigh(iteration, MIN_ITERS - 1), math.nan, reason,
                       time.perf_counter() - t_start, None)
     diagnosis = diagnose()

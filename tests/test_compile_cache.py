@@ -92,7 +92,8 @@ def test_a_second_sample_call_with_new_data_compiles_nothing(count_compiles, cap
     sigma2, y2, key2 = sigma * 1.5, y + 3.0, jax.random.key(1)
     with count_compiles() as n:
         # new data of the same shapes, a new key, a new model function object
-        second = parmcmc.sample(functools.partial(ex.model), model_args=(sigma2,), model_kwargs={"y": y2}, rng_key=key2, **common)
+        second = parmcmc.sample(functools.partial(ex.model), model_args=(sigma2,), model_kwargs={"y": y2},
+                                rng_key=key2, **common)
         assert n() == 0
     capsys.readouterr()
     assert not np.allclose(first.posterior["mu"].values, second.posterior["mu"].values)

@@ -96,7 +96,8 @@ def main(argv=None):
         return
     p, only = PRESETS[args.preset], set(args.only or ["banana", "logistic", "gaussian", "schools", "sweep"])
     if args.small:  # the same cases at 1/16 of their sizes: checks a preset runs, on any device
-        p = {k: tuple(max(256, T // 16) for T in v) if isinstance(v, tuple) else max(256, v // 16) for k, v in p.items()}
+        p = {k: tuple(max(256, T // 16) for T in v) if isinstance(v, tuple) else max(256, v // 16)
+             for k, v in p.items()}
     rows, started, skipped = [], time.time(), []
 
     def timed(name, make):
@@ -108,7 +109,8 @@ def main(argv=None):
         for r in out:
             print(f"{r['case']} T={r['T']}: compile {r.get('parallel_compile_s', float('nan')):.2f} s, "
                   f"{r.get('newton_iterations')} iterations, cost ratio {r.get('cost_ratio', float('nan')):.2f}, "
-                  f"parallel {r.get('parallel_s', float('nan')):.3g} s, sequential {r.get('sequential_s', float('nan')):.3g} s "
+                  f"parallel {r.get('parallel_s', float('nan')):.3g} s, "
+                  f"sequential {r.get('sequential_s', float('nan')):.3g} s "
                   f"(CPU {r.get('sequential_cpu_s', float('nan')):.3g} s)", flush=True)
         return out
 
