@@ -84,8 +84,7 @@ def choose_solver(
     in the running. This is sample(parallel="auto")'s choice; `Choice.seconds` is what it cost."""
     solver = QuasiDEER() if solver is None else solver
     sampler, x0 = sampler.bound_at(initial_position)
-    inputs = sampler.noise(rng_key, min(num_steps, 1024))  # probes cycle through these
     return choose(
-        sampler.step, x0, inputs, solver, num_steps,
+        sampler.step, x0, lambda n: sampler.noise(rng_key, n), solver, num_steps,
         lambda: diagnose(sampler, x0, rng_key, num_steps, solver=solver, **diagnose_kwargs),
     )

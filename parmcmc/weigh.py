@@ -39,7 +39,8 @@ MIN_ITERS = 2          # any parallel solve evaluates fn at T states at least th
 PROBE_STATES = 16384   # batched probes on an accelerator run at min(T, this) states (fewer for large Jacobians)
 CPU_PROBE_STATES = 512  # on a CPU a batched sweep costs in proportion to its states: a small probe suffices
 PROBE_STEPS = 256      # the sequential probe's length
-_REPEATS = 3           # each probe runs this many times after compiling; the fastest counts
+_REPEATS = 3           # each probe is timed this many times after compiling; the fastest counts
+MIN_TIMED = 0.02       # seconds: a timed batch of probe runs lasts at least this long
 
 
 def _probe_states(T: int) -> int:
@@ -74,22 +75,28 @@ class Choice(NamedTuple):
 
 
 def _fastest(fn: Callable, *args) -> float:
+    """Seconds of one run of fn's compiled program: runs are dispatched in batches lasting at least
+    MIN_TIMED seconds (so a short probe is not swamped by one wake-up of a busy scheduler), and the
+    fastest of _REPEATS batches counts."""
     run = compiled_call(fn, *args)  # compiled once per program (cached across calls)
+    t0 = time.perf_counter()
     jax.block_until_ready(run())  # warm up
+    batch = int(min(1000, max(1, math.ceil(MIN_TIMED / max(time.perf_counter() - t0, 1e-7)))))
     best = math.inf
     for _ in range(_REPEATS):
         t0 = time.perf_counter()
-        jax.block_until_ready(run())
-        best = min(best, time.perf_counter() - t0)
+        for _ in range(batch):
+            out = run()
+        jax.block_until_ready(out)
+        best = min(best, (time.perf_counter() - t0) / batch)
     return best
 
 
-def _take(inputs, n):
-    return jax.tree_util.tree_map(lambda a: a[:n], inputs)
-
-
-def _cycle(inputs, n):
-    """n steps of inputs, repeating the given ones when there are fewer."""
+def _inputs(inputs, n):
+    """n steps of inputs: drawn by `inputs(n)` when it is a function (inside the probe's program, so
+    no eager op compiles), else the given ones, repeated when there are fewer."""
+    if callable(inputs):
+        return inputs(n)
     m = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     idx = jnp.arange(n) % m
     return jax.tree_util.tree_map(lambda a: a[idx], inputs)
@@ -98,31 +105,29 @@ def _cycle(inputs, n):
 def sequential_seconds(fn, x0, inputs, T: int) -> float:
     """Predicted seconds of T sequential steps, from a timed lax.scan of min(T, PROBE_STEPS) steps."""
     n = min(T, PROBE_STEPS)
-    return _fastest(lambda x, u: Sequential().scan(fn, x, u), x0, _cycle(inputs, n)) * T / n
+    return _fastest(lambda x: Sequential().scan(fn, x, _inputs(inputs, n)), x0) * T / n
 
 
 def sweep_seconds(fn, x0, inputs, T: int) -> float:
     """Predicted seconds of one batched evaluation of fn at T states, from a probe at fewer states."""
     n = _probe_states(T)
-    X = jnp.broadcast_to(x0, (n,) + x0.shape)
-    return _fastest(jax.vmap(fn), X, _cycle(inputs, n)) * T / n
+    return _fastest(lambda x: jax.vmap(fn)(jnp.broadcast_to(x, (n,) + x.shape), _inputs(inputs, n)), x0) * T / n
 
 
 def iteration_seconds(fn, x0, inputs, solver: AbstractSolver, T: int) -> float:
     """Predicted seconds of one iteration of `solver` at T states: its linearisation (fn and the
     Jacobian approximation at every state) and its step (the scan and the next linearisation), from
-    a probe at min(T, PROBE_STATES) states (fewer when dense Jacobians would be large)."""
+    a probe at fewer states (fewer still when dense Jacobians would be large)."""
     d = x0.shape[0]
     n = max(2, min(_probe_states(T), (1 << 26) // max(1, d * d)))
-    U = _cycle(inputs, n)
-    X = jnp.broadcast_to(x0, (n,) + x0.shape)
 
-    def one_iteration(X, U):
+    def one_iteration(x0):
+        X, U = jnp.broadcast_to(x0, (n,) + x0.shape), _inputs(inputs, n)
         aux = solver.init(x0, n)
         lin = solver.linearize(fn, shift(X, x0), U, aux)
         return solver.step(fn, x0, X, U, aux, lin, solver.init_state(x0))[0]
 
-    return _fastest(one_iteration, X, U) * T / n
+    return _fastest(one_iteration, x0) * T / n
 
 
 def weigh(iteration_s: float, predicted_iters: float) -> float:
@@ -134,7 +139,8 @@ def choose(fn: Callable, x0: Any, inputs: Any, solver: AbstractSolver, T: int, d
     """The faster of Sequential() and `solver` for a T-step solve of fn on this device.
 
     fn, x0:    the step map and start (x0 a flat float vector, or a pytree: it is flattened).
-    inputs:    a sample of the inputs (leading axis >= 1; cycled when shorter than a probe).
+    inputs:    `n -> inputs` of n steps (drawn inside the probes' programs), or a sample of the inputs
+               (leading axis >= 1; cycled when shorter than a probe).
     solver:    the parallel candidate.
     diagnose:  () -> Diagnosis with `predicted_iters` and `parallel_pays`; called only in stage 2.
     """
