@@ -86,7 +86,7 @@ def sample(
     num_warmup: int = 1000,
     num_chains: int = 4,
     sampler: Any = "mala",
-    parallel: Any = "auto",
+    parallel: Any = True,
     solver: Optional[AbstractSolver] = None,
     model_args: tuple = (),
     model_kwargs: Optional[dict] = None,
@@ -109,13 +109,13 @@ def sample(
                  model's log density; warmup then only burns in). With "mala"/"hmc", warmup adapts the
                  step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for
                  HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given.
-    parallel:    "auto" (default): the faster of the two on this device, predicted from timed probes
-                 (a batched sweep of the step map, a short sequential scan) and, when those leave
-                 parallel in the running, the predicted Newton iterations (parmcmc.diagnose.choose_solver;
-                 on a CPU with a cheap density: the sequential chain). True: each chain is solved in
-                 parallel over time by `solver` (default: DEER for positions of up to 16 entries,
-                 QuasiDEER beyond); False: the sequential reference (lax.scan of the same step map;
-                 the same draws).
+    parallel:    True (default): each chain is solved in parallel over time by `solver` (default: DEER
+                 for positions of up to 16 entries, QuasiDEER beyond); False: the sequential reference
+                 (lax.scan of the same step map; the same draws); "auto": the faster of the two on this
+                 device, predicted from timed probes (a batched sweep of the step map, a short
+                 sequential scan) and, when those leave parallel in the running, the predicted Newton
+                 iterations (parmcmc.diagnose.choose_solver; on a CPU with a cheap density: the
+                 sequential chain).
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
                  fails continues sequentially from its exact prefix, with a warning: every returned
                  chain is converged.

@@ -175,6 +175,7 @@ def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(m
     chain's."""
     import parmcmc.weigh
 
+    monkeypatch.setattr(parmcmc.weigh, "sequential_seconds", lambda *a: 1.0)
     monkeypatch.setattr(parmcmc.weigh, "sweep_seconds", lambda *a: 0.0)
     monkeypatch.setattr(parmcmc.weigh, "iteration_seconds", lambda *a: 0.0)
     gaussian = lambda x: -0.5 * jnp.sum(x**2)
@@ -189,7 +190,7 @@ def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(m
 
 def test_parallel_auto_takes_the_sequential_chain_for_a_cheap_density_on_the_cpu():
     """On a CPU two batched sweeps of a cheap step map over T states cost more than the whole sequential
-    chain, so "auto" (the default) runs it sequentially without a pilot solve, and says what it cost."""
+    chain, so "auto" runs it sequentially without a pilot solve, and says what it cost."""
     from parmcmc.diagnose import choose_solver
 
     if jax.devices()[0].platform != "cpu":
@@ -200,5 +201,6 @@ def test_parallel_auto_takes_the_sequential_chain_for_a_cheap_density_on_the_cpu
     assert choice.parallel_seconds >= choice.sequential_seconds > 0 and choice.seconds > 0
     assert "sequential chain" in choice.reason
     tree = parmcmc.sample(lambda x: -0.5 * jnp.sum(x**2), initial_position=jnp.ones(5), rng_key=jax.random.key(1),
-                          num_samples=256, num_warmup=0, num_chains=2, step_size=0.5, progress_bar=False)
+                          num_samples=256, num_warmup=0, num_chains=2, step_size=0.5, parallel="auto",
+                          progress_bar=False)
     assert bool(np.all(tree.sample_stats["solver_iterations"].values == 0))
