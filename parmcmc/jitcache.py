@@ -206,9 +206,3 @@ def compiled_call(fn: Callable, *args) -> Callable[[], Any]:
 def compile_seconds() -> float:
     """Wall-clock seconds spent compiling through program_jit since import."""
     return _counts["seconds"]
-
-
-def trace_program(fn: Callable, *args) -> tuple[Program, list[Any]]:
-    """(Program of fn at args, the arrays it closes over): the key and hoisted constants."""
-    closed = jax.make_jaxpr(lambda *a: fn(*a))(*args)
-    return Program(closed.jaxpr), list(closed.consts)
