@@ -13,12 +13,14 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from parmcmc import jitcache
 from parmcmc.chain import run_chain
 from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
 from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding, solve
 from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.health import model_errors_named, report_unconverged, warn_if_frozen, warn_if_replay_may_differ
+from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
 from parmcmc.io.output import datatree_from_run
@@ -127,9 +129,13 @@ def sample(
                  model's log density; warmup then only burns in). With "mala"/"hmc", warmup adapts the
                  step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for
                  HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given.
-    parallel:    True: each chain is solved in parallel over time by `solver` (default: DEER for
-                 positions of up to 16 entries, QuasiDEER beyond); False: the sequential reference
-                 (lax.scan of the same step map; the same draws); "auto": parmcmc.diagnose decides.
+    parallel:    True (default): each chain is solved in parallel over time by `solver` (default: DEER
+                 for positions of up to 16 entries, QuasiDEER beyond); False: the sequential reference
+                 (lax.scan of the same step map; the same draws); "auto": the faster of the two on this
+                 device, predicted from timed probes (a batched sweep of the step map, a short
+                 sequential scan) and, when those leave parallel in the running, the predicted Newton
+                 iterations (parmcmc.diagnose.choose_solver; on a CPU with a cheap density: the
+                 sequential chain).
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
                  fails continues sequentially from its exact prefix, with a warning: every returned
                  chain is converged.
@@ -308,11 +314,13 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
         dim = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0].size
         solver = DEER() if dim <= 16 else QuasiDEER()
     if parallel == "auto":
-        from parmcmc.diagnose import diagnose  # the verdict needs a pilot chain
+        from parmcmc.diagnose import choose_solver  # timed probes on this device, then a pilot if needed
 
         sampler, x0 = _one_chain(prepared, 0)
-        verdict = diagnose(sampler, x0, s.rng_key, s.num_samples, solver=solver)
-        return solver if verdict.parallel_pays else Sequential()
+        choice = choose_solver(sampler, x0, s.rng_key, s.num_samples, solver=solver)
+        if s.progress_bar:
+            print(choice, flush=True)
+        return choice.solver
     return solver
 
 
@@ -366,20 +374,17 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     axis = None
     if s.mesh is not None:  # chains over "chain", each solve's states over "time" (engine/sharding.py)
         kwargs["mesh"], args, axis = s.mesh, sharding.put_chains(args, s.mesh), sharding.chain_axis(s.mesh)
-    fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
-                                                    noise_offset, axis))
-    progress.start_phase(f"{type(solver).__name__}  |  compiling {s.num_chains} chains x {num_samples} steps",
-                         s.progress_bar)
-    t0 = time.perf_counter()
-    with unconverged_reported_by_caller():  # sample() reports every chain's outcome itself, below
-        compiled = fn.lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    progress.start_phase(f"{type(solver).__name__}  |  sampling {s.num_chains} chains x {num_samples} steps",
-                         s.progress_bar)
-    t0 = time.perf_counter()
-    with display, model_errors_named(prepared.target.name, "sample"):
-        chains = jax.block_until_ready(compiled(*args))
-    seconds = time.perf_counter() - t0
+    # Keyed on the traced program, with the log density's data hoisted into arguments: a second
+    # call with new data, keys or step sizes of the same shapes compiles nothing.
+    fn = program_jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
+                                                        noise_offset, axis))
+    progress.start_phase(f"{type(solver).__name__}  |  {s.num_chains} chains x {num_samples} steps", s.progress_bar)
+    before, t0 = jitcache.stats(), time.perf_counter()
+    # sample() reports every chain's outcome itself, below
+    with unconverged_reported_by_caller(), display, model_errors_named(prepared.target.name, "sample"):
+        chains = jax.block_until_ready(fn(*args))
+    compile_s = jitcache.stats().compile_seconds - before.compile_seconds
+    seconds = time.perf_counter() - t0 - compile_s
     progress.end_phase()
     display.finish(chains, seconds, compile_s)
     warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",

@@ -17,6 +17,7 @@ from parmcmc.engine.solve import _REPORTED_BY_CALLER
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.exactness import stats_and_exactness
 from parmcmc.health import warn_if_replay_may_differ
+from parmcmc.jitcache import program_jit
 from parmcmc.samplers.base import AbstractSampler
 
 __all__ = ["ChainResult", "run_chain"]
@@ -62,9 +63,13 @@ class ChainResult(NamedTuple):
     lle: Array | float = float("nan")
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
 def _stats_and_exactness(sampler, parallel, x0, states, inputs, atol, rtol):
-    """The chain's statistics and, for a parallel solve, its exactness figures: one compilation."""
+    """The chain's statistics and, for a parallel solve, its exactness figures: one compilation, keyed on
+    the traced program (never on the sampler object, whose log density may read changed values)."""
+    return program_jit(functools.partial(_stats_and_exactness_body, sampler, parallel))(x0, states, inputs, atol, rtol)
+
+
+def _stats_and_exactness_body(sampler, parallel, x0, states, inputs, atol, rtol):
     if not parallel:  # the sequential reference is the replay by definition
         stats = sampler.chain_stats(x0, states, inputs)
         return stats, (jnp.zeros((), jnp.int32), jnp.full((), jnp.nan, states.dtype))

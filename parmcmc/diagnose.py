@@ -14,8 +14,9 @@ from parmcmc.diagnostics import DEFAULT_ITERS_PER_LOG2T, Diagnosis, diagnose_rec
 from parmcmc.engine import QuasiDEER
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.samplers.base import AbstractSampler
+from parmcmc.weigh import Choice, choose
 
-__all__ = ["diagnose"]
+__all__ = ["diagnose", "choose_solver"]
 
 
 def diagnose(
@@ -66,4 +67,24 @@ def diagnose(
     return diagnose_recurrence(
         sampler.step, x0, inputs, solver=solver, T=num_steps, pilot_steps=pilot_steps, num_probes=num_probes,
         iters_per_log2T=iters_per_log2T, **solve_kwargs,
+    )
+
+
+def choose_solver(
+    sampler: AbstractSampler,
+    initial_position,
+    rng_key: jax.Array,
+    num_steps: int,
+    *,
+    solver: Optional[AbstractSolver] = None,
+    **diagnose_kwargs,
+) -> Choice:
+    """The faster of the sequential chain and `solver` for a `num_steps` chain on this device
+    (parmcmc.weigh): timed probes first, the predictability diagnosis only when they leave parallel
+    in the running. This is sample(parallel="auto")'s choice; `Choice.seconds` is what it cost."""
+    solver = QuasiDEER() if solver is None else solver
+    sampler, x0 = sampler.bound_at(initial_position)
+    return choose(
+        sampler.step, x0, lambda n: sampler.noise(rng_key, n), solver, num_steps,
+        lambda: diagnose(sampler, x0, rng_key, num_steps, solver=solver, **diagnose_kwargs),
     )

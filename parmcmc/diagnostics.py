@@ -40,6 +40,7 @@ from jax.flatten_util import ravel_pytree
 
 from parmcmc.engine.solve import MAX_ITERS, NONFINITE, SUCCESSFUL, Solution, solve, unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver, Sequential
+from parmcmc.jitcache import program_jit
 
 DEFAULT_ITERS_PER_LOG2T = 8.0
 _Z = 2.0  # how many uncertainties below zero an LLE must lie to count as "clearly negative"
@@ -167,7 +168,7 @@ def _log_growth(flat_fn, x0, inputs, num_probes, key):
         norms = jnp.maximum(jnp.linalg.norm(W, axis=1), tiny)
         return (fx, W / norms[:, None]), jnp.log(norms)
 
-    return jax.jit(lambda x, V, u: jax.lax.scan(step, (x, V), u)[1])(x0, V, inputs)
+    return program_jit(lambda x, V, u: jax.lax.scan(step, (x, V), u)[1])(x0, V, inputs)
 
 
 def iteration_budget(T: int, iters_per_log2T: float = DEFAULT_ITERS_PER_LOG2T) -> float:

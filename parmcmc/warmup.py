@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 
+from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models.target import num_chains_of
 
@@ -101,7 +102,7 @@ def mala_warmup(
         (state, da_state), (draws, stats) = jax.lax.scan(step, (state, da_state), jax.random.split(key, num_steps))
         return state.position, da_final(da_state), draws, stats
 
-    positions, step_size, draws, stats = jax.jit(jax.vmap(one_chain))(
+    positions, step_size, draws, stats = program_jit(jax.vmap(one_chain))(
         chain_keys(rng_key, num_chains), initial_positions
     )
     return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats)
@@ -162,7 +163,7 @@ def hmc_warmup(
         return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], draws, stats
 
     # Jitted as a whole: run eagerly, BlackJAX's set-up outside its scan compiles one primitive at a time.
-    positions, step_size, inverse_mass_matrix, draws, stats = jax.jit(jax.vmap(one_chain))(
+    positions, step_size, inverse_mass_matrix, draws, stats = program_jit(jax.vmap(one_chain))(
         chain_keys(rng_key, num_chains), initial_positions
     )
     return WarmupResult(positions, step_size, inverse_mass_matrix, draws, stats)

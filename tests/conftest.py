@@ -1,4 +1,53 @@
+import collections
+import contextlib
+import os
+
 import jax
+import jax.monitoring
+import pytest
 
 # Tests check exactness in float64; float32 tests ask for float32 explicitly.
 jax.config.update("jax_enable_x64", True)
+
+_COMPILES: list = []
+_PER_FILE = collections.defaultdict(lambda: [0, 0.0])  # test file -> [XLA compilations, compile seconds]
+_CURRENT = ["(collection)"]
+
+
+def _on_event(event, duration, **kwargs):
+    if event == "/jax/core/compile/backend_compile_duration":
+        _COMPILES.append(duration)
+        entry = _PER_FILE[_CURRENT[0]]
+        entry[0] += 1
+        entry[1] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_event)
+
+
+@contextlib.contextmanager
+def _counting():
+    """Counts the XLA compilations (every backend compile, any origin) inside the block."""
+    box = [len(_COMPILES)]
+    yield lambda: len(_COMPILES) - box[0]
+
+
+@pytest.fixture
+def count_compiles():
+    """`with count_compiles() as n: ...; assert n() == 0`: XLA compilations inside the block."""
+    return _counting
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _CURRENT[0] = os.path.basename(str(item.fspath))
+    yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Compile counts per test file (this process; with xdist each worker counts its own files)."""
+    if not _PER_FILE or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    terminalreporter.write_sep("-", "XLA compilations per test file (count, backend compile seconds)")
+    for name, (count, seconds) in sorted(_PER_FILE.items(), key=lambda kv: -kv[1][1]):
+        terminalreporter.write_line(f"{count:6d} {seconds:8.1f} s  {name}")

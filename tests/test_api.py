@@ -67,11 +67,14 @@ def test_compare_table_has_arviz_summaries_side_by_side(regression_runs):
 
 
 def test_datatree_layout_eight_schools_hmc():
+    # The layout does not depend on the solver: the sequential run (the same draws, the same solver_*
+    # statistics) spares compiling a parallel HMC solve whose chains all fall back on eight schools
+    # (the fallback path has its own test below).
     ex = eight_schools()
     tree = parmcmc.sample(
         ex.model, rng_key=jax.random.key(0), sampler="hmc", num_samples=300, num_warmup=200, num_chains=2,
         model_args=ex.model_args, model_kwargs=ex.model_kwargs, coords=ex.coords, keep_warmup=True,
-        progress_bar=False,
+        progress_bar=False, parallel=False,
     )
     assert {"posterior", "sample_stats", "observed_data", "warmup_posterior", "warmup_sample_stats"} <= set(tree.children)
     post = tree.posterior
@@ -168,10 +171,17 @@ def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chai
 
 
 @pytest.mark.parametrize("step_size, parallel_expected", [(0.5, True), (2.2, False)])
-def test_parallel_auto_follows_the_diagnosis(step_size, parallel_expected):
-    """parallel="auto": MALA on N(0, I) with eps = 0.5 contracts (parallel pays); with eps = 2.2 every
-    accepted step overshoots and expands (|1 - eps| > 1), so sample() runs the chains sequentially.
-    Either way the draws are the sequential chain's."""
+def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(monkeypatch, step_size,
+                                                                               parallel_expected):
+    """parallel="auto" on a device where batched sweeps are nearly free (probes stubbed): MALA on N(0, I)
+    with eps = 0.5 contracts (parallel pays); with eps = 2.2 every accepted step overshoots and expands
+    (|1 - eps| > 1), so sample() runs the chains sequentially. Either way the draws are the sequential
+    chain's."""
+    import parmcmc.weigh
+
+    monkeypatch.setattr(parmcmc.weigh, "sequential_seconds", lambda *a: 1.0)
+    monkeypatch.setattr(parmcmc.weigh, "sweep_seconds", lambda *a: 0.0)
+    monkeypatch.setattr(parmcmc.weigh, "iteration_seconds", lambda *a: 0.0)
     gaussian = lambda x: -0.5 * jnp.sum(x**2)
     kwargs = dict(initial_position=jnp.ones(5), rng_key=jax.random.key(1), num_samples=1024, num_warmup=0,
                   num_chains=2, step_size=step_size, solver=parmcmc.DEER(), progress_bar=False)
@@ -180,3 +190,21 @@ def test_parallel_auto_follows_the_diagnosis(step_size, parallel_expected):
     iterations = auto["solver_stats"]["solver_iterations"].values
     assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected
     assert np.max(np.abs(auto.posterior["x"].values - reference.posterior["x"].values)) <= 1e-8
+
+
+def test_parallel_auto_takes_the_sequential_chain_for_a_cheap_density_on_the_cpu():
+    """On a CPU two batched sweeps of a cheap step map over T states cost more than the whole sequential
+    chain, so "auto" runs it sequentially without a pilot solve, and says what it cost."""
+    from parmcmc.diagnose import choose_solver
+
+    if jax.devices()[0].platform != "cpu":
+        pytest.skip("the verdict is the CPU's")
+    sampler = parmcmc.MALA(lambda x: -0.5 * jnp.sum(x**2), 0.5)
+    choice = choose_solver(sampler, jnp.ones(5), jax.random.key(0), 4096, solver=parmcmc.DEER())
+    assert isinstance(choice.solver, parmcmc.Sequential) and choice.diagnosis is None
+    assert choice.parallel_seconds >= choice.sequential_seconds > 0 and choice.seconds > 0
+    assert "sequential chain" in choice.reason
+    tree = parmcmc.sample(lambda x: -0.5 * jnp.sum(x**2), initial_position=jnp.ones(5), rng_key=jax.random.key(1),
+                          num_samples=256, num_warmup=0, num_chains=2, step_size=0.5, parallel="auto",
+                          progress_bar=False)
+    assert bool(np.all(tree.sample_stats["solver_iterations"].values == 0))

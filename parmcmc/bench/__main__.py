@@ -1,4 +1,4 @@
-"""python -m parmcmc.bench [cpu | gpu | engine] [--out DIR]
+"""python -m parmcmc.bench [cpu | gpu | engine] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
 
 Prints a table, and writes it as JSON and Markdown to DIR (default bench-results/). Presets:
   cpu     small sizes that finish in minutes on a 2-core machine (CPU figures: iterations, memory,
@@ -26,7 +26,7 @@ PRESETS = {
 COLUMNS = ["case", "sampler", "solver", "D", "T", "chains", "dtype", "newton_iterations", "converged", "fell_back",
            "parallel_s", "sequential_s", "speedup_vs_sequential_same_device", "sequential_cpu_s",
            "speedup_vs_sequential_cpu", "max_abs_diff", "accept_decisions_differing", "parallel_temp_MiB",
-           "parallel_compile_s"]
+           "parallel_compile_s", "sequential_compile_s", "iteration_s", "floor_s", "cost_ratio"]
 
 
 def markdown(rows, columns=COLUMNS) -> str:
@@ -78,7 +78,12 @@ def main(argv=None):
     parser.add_argument("preset", nargs="?", default="cpu", choices=["cpu", "gpu", "engine"])
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--only", nargs="*", help="case names: banana logistic gaussian schools sweep")
+    parser.add_argument("--small", action="store_true", help="every size / 16: check a preset runs (e.g. gpu on a CPU)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds after which no further case starts (default: 420 for gpu, to fit 8 minutes)")
     args = parser.parse_args(argv)
+    if args.budget is None:
+        args.budget = 420.0 if args.preset == "gpu" else float("inf")
     os.makedirs(args.out, exist_ok=True)
     info = versions()
     print(f"parmcmc bench '{args.preset}' on {info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
@@ -90,19 +95,42 @@ def main(argv=None):
         _write(args.out, "engine", info, rows + mem, text)
         return
     p, only = PRESETS[args.preset], set(args.only or ["banana", "logistic", "gaussian", "schools", "sweep"])
-    rows, started = [], time.time()
+    if args.small:  # the same cases at 1/16 of their sizes: checks a preset runs, on any device
+        p = {k: tuple(max(256, T // 16) for T in v) if isinstance(v, tuple) else max(256, v // 16)
+             for k, v in p.items()}
+    rows, started, skipped = [], time.time(), []
+
+    def timed(name, make):
+        """Run one case unless the time budget is spent (so one call fits a lent device's window)."""
+        if time.time() - started > args.budget:
+            skipped.append(name)
+            return []
+        out = make()
+        for r in out:
+            print(f"{r['case']} T={r['T']}: compile {r.get('parallel_compile_s', float('nan')):.2f} s, "
+                  f"{r.get('newton_iterations')} iterations, cost ratio {r.get('cost_ratio', float('nan')):.2f}, "
+                  f"parallel {r.get('parallel_s', float('nan')):.3g} s, "
+                  f"sequential {r.get('sequential_s', float('nan')):.3g} s "
+                  f"(CPU {r.get('sequential_cpu_s', float('nan')):.3g} s)", flush=True)
+        return out
+
     if "banana" in only:
-        rows.append(cases.run_case(cases.banana(p["banana"])))
+        rows += timed("banana", lambda: [cases.run_case(cases.banana(p["banana"]))])
     if "logistic" in only:
-        rows.append(cases.run_case(cases.logistic(p["logistic"])))
+        rows += timed("logistic", lambda: [cases.run_case(cases.logistic(p["logistic"]))])
     if "gaussian" in only:
-        rows += [cases.run_case(cases.gaussian_100d(T)) for T in p["gaussian"]]
+        for T in p["gaussian"]:
+            rows += timed(f"gaussian T={T}", lambda T=T: [cases.run_case(cases.gaussian_100d(T))])
     if "schools" in only:
-        rows.append(schools_row(p["schools"]))
+        rows += timed("schools", lambda: [schools_row(p["schools"])])
     text = markdown(rows)
-    if "sweep" in only:
+    if "sweep" in only and time.time() - started > args.budget:
+        skipped.append("sweep")
+    elif "sweep" in only:
         text += "\n\nNewton iterations against T (plot: iterations_vs_T.png)\n\n" + markdown(
             sweep(p["sweep"], args.out), ["case", "T", "newton_iterations", "converged", "parallel_s"])
+    if skipped:
+        text += f"\n\nSkipped (time budget of {args.budget:.0f} s spent): {', '.join(skipped)}"
     text += f"\n\n{info}; total {time.time() - started:.0f} s"
     _write(args.out, args.preset, info, rows, text)
 

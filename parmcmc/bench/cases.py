@@ -16,6 +16,7 @@ import numpy as np
 from parmcmc.bench.timing import time_jitted
 from parmcmc.chain import run_chain
 from parmcmc.engine import DEER, QuasiDEER
+from parmcmc.engine.solvers import shift
 from parmcmc.samplers import HMC, MALA
 
 
@@ -105,6 +106,11 @@ def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_seque
         max_abs_diff=float(jnp.max(jnp.abs(par.positions - seq_pos))),
         accept_decisions_differing=int(jnp.sum(par.stats.is_accepted != seq_acc)),
     )
+    floor = iteration_floor(sampler, solver, keys, x0, case.num_steps, repeats)
+    if floor is not None:
+        row["iteration_s"] = t_par.median_s / max(1, row["newton_iterations"])
+        row["floor_s"] = floor
+        row["cost_ratio"] = row["iteration_s"] / floor
     if cpu_sequential:
         cpu = jax.devices("cpu")[0]
         with jax.default_device(cpu):
@@ -113,6 +119,34 @@ def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_seque
         row["sequential_cpu_s"] = t_cpu.median_s
         row["speedup_vs_sequential_cpu"] = t_cpu.median_s / t_par.median_s
     return row
+
+
+def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3) -> Optional[float]:
+    """The floor of one Newton iteration over all chains: seconds of one batched evaluation of f and
+    its Jacobian approximation at all T states plus one scan of the linear system (each jitted alone,
+    median of `repeats`). None for solvers that do not solve an LDS exactly (ELK's Kalman smoother).
+
+    The bench's cost ratio is (parallel seconds / Newton iterations) / this floor: what an iteration
+    costs beyond its unavoidable work (the loop, convergence checks, the window, the stats pass)."""
+    if not hasattr(solver, "solve_lds"):
+        return None
+
+    def states_and_noise(k, x):
+        return jnp.broadcast_to(x, (num_steps,) + x.shape), sampler.noise(k, num_steps)
+
+    X, U = jax.jit(jax.vmap(states_and_noise))(keys, x0)
+
+    def linearize(X, U, x0):
+        one = lambda X, U, x: solver.linearize(sampler.step, shift(X, x), U, solver.init(x, num_steps))  # noqa: E731
+        return jax.vmap(one)(X, U, x0)
+
+    lin, t_lin = time_jitted(linearize, X, U, x0, repeats=repeats)
+
+    def scan(lin, X, x0):
+        return jax.vmap(lambda lin, X, x: solver.solve_lds(lin, shift(X, x), x))(lin, X, x0)
+
+    _, t_scan = time_jitted(scan, lin, X, x0, repeats=repeats)
+    return t_lin.median_s + t_scan.median_s
 
 
 def banana(num_steps=100_000, solver=None) -> Case:

@@ -20,6 +20,7 @@ from jax.flatten_util import ravel_pytree
 
 from parmcmc.engine import sharding
 from parmcmc.engine.solvers import AbstractSolver, Sequential, shift
+from parmcmc.jitcache import Program
 
 RUNNING, SUCCESSFUL, MAX_ITERS, NONFINITE = 0, 1, 2, 3
 RESULT_MESSAGES = {
@@ -229,29 +230,28 @@ def _flatten_fn(fn, x0, x0_flat, unravel, inputs):
 
     # Hoist the arrays fn closes over (data, parameters) into arguments of the jitted solve: as
     # compile-time constants XLA may spend many seconds folding them into every batched evaluation.
+    # The compiled solve is keyed on the traced program (Python values fn reads are literals in it),
+    # never on the function object: a changed Python value is a new program, new data is not.
     closed = jax.make_jaxpr(flat_fn)(x0_flat, one_input)
-    try:
-        key = (hash(fn), fn)[1]
-    except TypeError:  # an unhashable callable: compile for this call only
-        key = object()
-    return _HoistedFn(key, closed.jaxpr), closed.consts
+    return _HoistedFn(Program(closed.jaxpr)), closed.consts
 
 
 class _HoistedFn:
-    """fn as a function of (consts, x, u), hashed by the user's fn so that jit reuses its compilation
-    across calls with the same fn; the closed-over arrays travel as arguments."""
+    """fn as a function of (consts, x, u), equal to another when their traced programs are equal,
+    so that jit reuses a compilation exactly when it computes the same thing; the closed-over arrays
+    travel as arguments."""
 
-    def __init__(self, key, jaxpr):
-        self.key, self.jaxpr = key, jaxpr
+    def __init__(self, program: Program):
+        self.program = program
 
     def __call__(self, consts, x, u):
-        return jax.core.eval_jaxpr(self.jaxpr, consts, x, *jax.tree_util.tree_leaves(u))[0]
+        return self.program(consts, x, *jax.tree_util.tree_leaves(u))[0]
 
     def __hash__(self):
-        return hash(self.key)
+        return hash(self.program)
 
     def __eq__(self, other):
-        return isinstance(other, _HoistedFn) and self.key == other.key
+        return isinstance(other, _HoistedFn) and self.program == other.program
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11, 12))

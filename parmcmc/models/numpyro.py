@@ -8,8 +8,10 @@ deterministic sites at the output end.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
+import threading
 from typing import Callable
 
 import jax
@@ -17,8 +19,10 @@ import jax
 import numpy as np
 from numpyro.handlers import seed, substitute, trace
 from numpyro.infer.initialization import init_to_uniform
+import numpyro.infer.util as numpyro_util
 from numpyro.infer.util import initialize_model
 
+from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models.target import Target, check_initial_positions
 
@@ -140,6 +144,27 @@ def _init_error(name: str, init_strategy, num_chains: int) -> ValueError:
     )
 
 
+_INIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _compiled_init_search():
+    """NumPyro's start search (find_valid_initial_params) runs eagerly and closes over the model's
+    data, so JAX compiles its loop again on every call. For the duration of initialize_model, run the
+    same search through program_jit: compiled once per program, the data hoisted into arguments."""
+    original = numpyro_util.find_valid_initial_params
+
+    def search(rng_key, model, **kwargs):
+        return program_jit(lambda key: original(key, model, **kwargs))(rng_key)
+
+    with _INIT_LOCK:
+        numpyro_util.find_valid_initial_params = search
+        try:
+            yield
+        finally:
+            numpyro_util.find_valid_initial_params = original
+
+
 def _site_dims(site: dict) -> list[str] | None:
     """Dimension names of one site from its plates; None when no plate names a dimension."""
     shape = np.shape(site["value"])
@@ -196,9 +221,11 @@ def from_numpyro(
     _check_observed_shapes(model_trace, name)
 
     try:
-        info = initialize_model(
-            keys[:num_chains], model, init_strategy=init_strategy, model_args=model_args, model_kwargs=model_kwargs
-        )
+        with _compiled_init_search():
+            info = initialize_model(
+                keys[:num_chains], model, init_strategy=init_strategy, model_args=model_args,
+                model_kwargs=model_kwargs,
+            )
     except RuntimeError as err:
         if "Cannot find valid initial parameters" in str(err):
             raise _init_error(name, init_strategy, num_chains) from err
@@ -220,7 +247,7 @@ def from_numpyro(
     one_position = jax.tree_util.tree_map(lambda leaf: leaf[0], initial_positions)
     out_shapes = jax.eval_shape(info.postprocess_fn, one_position)
     var_shapes = {k: tuple(v.shape) for k, v in out_shapes.items()}
-    postprocess = jax.jit(jax.vmap(jax.vmap(info.postprocess_fn)))
+    postprocess = program_jit(jax.vmap(jax.vmap(info.postprocess_fn)))  # data hoisted, compiled once
 
     observed = {n: np.asarray(s["value"]) for n, s in model_trace.items() if s["type"] == "sample" and s["is_observed"]}
     dims = {}

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.jitcache import program_jit
+
 __all__ = ["Target", "from_logdensity", "check_initial_positions", "num_chains_of"]
 
 PyTree = Any
@@ -111,7 +113,7 @@ def check_initial_positions(logdensity_fn: Callable, positions: PyTree, caller: 
                "jnp.asarray(value, dtype=float), and check that it is a log density, not a count or a flag.")
         )
     try:
-        value, grad = jax.jit(jax.vmap(jax.value_and_grad(logdensity_fn)))(positions)
+        value, grad = program_jit(jax.vmap(jax.value_and_grad(logdensity_fn)))(positions)
     except Exception as err:
         if "vmap" in str(err):
             raise ValueError(

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.jitcache import program_jit
 from parmcmc.samplers import gate as _gate
 
 __all__ = ["AbstractSampler", "check_step_size"]
@@ -185,7 +186,7 @@ class AbstractSampler(abc.ABC):
                 "logdensity_fn must return a real floating scalar, got shape "
                 f"{out.shape} and dtype {out.dtype}."
             )
-        logdensity, grad = jax.jit(self.value_and_grad)(x)  # eagerly, every primitive would compile alone
+        logdensity, grad = program_jit(self.value_and_grad)(x)  # compiled once per program
         if not bool(jnp.isfinite(logdensity)):
             raise ValueError(
                 f"The log density at the initial position is {float(logdensity)}; "

@@ -1,0 +1,120 @@
+"""Compiled code is reused exactly when it computes the same thing (issue 11, issue 12).
+
+A changed Python value that the step map reads is a different program and must never be served
+stale; changing only array values (data, keys, step sizes, starts of the same shapes) compiles
+nothing, down to a whole second sample() call with new data.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import parmcmc
+from parmcmc import jitcache
+from parmcmc.engine import DEER, Jacobi, QuasiDEER, Sequential, solve
+from parmcmc.models.builtin import eight_schools
+
+
+def test_a_changed_python_value_is_never_served_stale():
+    a = 0.5
+    fn = lambda x, u: a * x + u  # noqa: E731 - reads `a` when traced
+    x0, inputs = jnp.zeros(1), jnp.ones((50, 1))
+    first = solve(fn, x0, inputs, DEER()).states[-1, 0]
+    a = 0.9
+    second = solve(fn, x0, inputs, DEER()).states[-1, 0]
+    assert np.isclose(first, 2.0, atol=1e-12)
+    assert np.isclose(second, (1 - 0.9**50) / (1 - 0.9), atol=1e-10)  # 9.948..., as Sequential gives
+    assert np.isclose(second, solve(fn, x0, inputs, Sequential()).states[-1, 0], atol=1e-10)
+
+
+def test_new_arrays_of_the_same_shapes_compile_nothing(count_compiles):
+    W = jnp.array([[0.5, 0.1], [0.0, 0.4]])
+    fn = lambda x, u: jnp.tanh(W @ x + u)  # noqa: E731 - W is hoisted into an argument
+    keys = jax.random.split(jax.random.key(0), 2)
+    inputs = [jax.random.normal(k, (64, 2)) for k in keys]
+    x0s = [jnp.zeros(2), jnp.ones(2)]
+    W1 = W + 0.1
+    solve(fn, x0s[0], inputs[0], QuasiDEER(), atol=1e-9, rtol=1e-9)
+    with count_compiles() as n:
+        W = W1  # new closed-over data, new inputs, new start, new tolerance values
+        sol = solve(fn, x0s[1], inputs[1], QuasiDEER(), atol=1e-10, rtol=1e-10)
+        assert n() == 0
+    ref = solve(fn, x0s[1], inputs[1], Sequential())
+    assert float(jnp.max(jnp.abs(sol.states - ref.states))) <= 1e-8
+
+
+def test_a_reused_bound_sampler_sees_its_log_density_change():
+    sd = 1.0
+    sampler = parmcmc.MALA(lambda x: -0.5 * jnp.sum((x / sd) ** 2), 0.5).bind(jnp.zeros(2))
+    key = jax.random.key(3)
+    before = parmcmc.run_chain(sampler, jnp.zeros(2), key, 300, solver=QuasiDEER())
+    sd = 10.0
+    after = parmcmc.run_chain(sampler, jnp.zeros(2), key, 300, solver=QuasiDEER())
+    seq = parmcmc.run_chain(sampler, jnp.zeros(2), key, 300, solver=Sequential())
+    assert float(jnp.max(jnp.abs(after.positions - seq.positions))) <= 1e-8
+    assert float(jnp.max(jnp.abs(after.positions - before.positions))) > 0.1
+    # step size 0.5 on sd 10: acceptance near 1, where sd 1 rejected a good part
+    assert float(jnp.mean(after.stats.is_accepted)) > float(jnp.mean(before.stats.is_accepted))
+
+
+def test_program_jit_keys_on_the_program_and_hoists_data():
+    data = jnp.arange(6.0).reshape(3, 2)
+    scale = 2.0
+    f = lambda x: scale * jnp.sum(data @ x)  # noqa: E731
+    g = jitcache.program_jit(f)
+    x = jnp.ones(2)
+    assert float(g(x)) == 30.0
+    c0 = jitcache.stats().compiles
+    data = data + 1.0
+    assert float(g(x)) == 42.0 and jitcache.stats().compiles == c0  # new data: same program
+    scale = 3.0
+    assert float(g(x)) == 63.0 and jitcache.stats().compiles == c0 + 1  # new Python value: new program
+    h = jitcache.program_jit(lambda x: scale * jnp.sum(data @ x))  # a new function object, same program
+    assert float(h(x)) == 63.0 and jitcache.stats().compiles == c0 + 1
+
+
+def test_host_callbacks_are_part_of_the_program():
+    seen_a, seen_b = [], []
+    f = lambda cb: jitcache.program_jit(lambda x: (jax.debug.callback(cb, x), x + 1)[1])  # noqa: E731
+    f(seen_a.append)(jnp.ones(()))
+    f(seen_b.append)(jnp.ones(()))
+    jax.effects_barrier()
+    assert len(seen_a) == 1 and len(seen_b) == 1  # the second program called its own callback
+
+
+def test_a_second_sample_call_with_new_data_compiles_nothing(count_compiles, capsys):
+    ex = eight_schools()
+    common = dict(num_samples=64, num_warmup=32, num_chains=2, sampler="mala", parallel=False)  # solve: see above
+    sigma, y = ex.model_args[0], ex.model_kwargs["y"]
+    first = parmcmc.sample(ex.model, model_args=(sigma,), model_kwargs={"y": y}, rng_key=jax.random.key(0), **common)
+    sigma2, y2, key2 = sigma * 1.5, y + 3.0, jax.random.key(1)
+    with count_compiles() as n:
+        # new data of the same shapes, a new key, a new model function object
+        second = parmcmc.sample(functools.partial(ex.model), model_args=(sigma2,), model_kwargs={"y": y2},
+                                rng_key=key2, **common)
+        assert n() == 0
+    capsys.readouterr()
+    assert not np.allclose(first.posterior["mu"].values, second.posterior["mu"].values)
+    assert second.posterior["mu"].shape == (2, 64)
+
+
+def _regression_density(X, y):
+    return lambda w: -0.5 * jnp.sum((y - X @ w) ** 2) - 0.5 * jnp.sum(w**2)
+
+
+def test_closed_over_data_is_an_argument_not_a_constant(count_compiles):
+    """A log density closing over a data matrix (issue 11: 1,000,000 x 3 took minutes as an XLA
+    constant): a second data set of the same shapes, through warmup, checks and the solve, compiles
+    nothing, which could not hold if the data were baked into the compiled programs."""
+    rng = np.random.default_rng(0)
+    data = [(jnp.asarray(rng.normal(size=(2000, 3))), jnp.asarray(rng.normal(size=2000))) for _ in range(2)]
+    x0, keys = jnp.zeros(3), [jax.random.key(0), jax.random.key(1)]
+    common = dict(num_samples=32, num_warmup=16, num_chains=2, solver=Jacobi(), parallel=True,
+                  progress_bar=False)
+    trees = [parmcmc.sample(_regression_density(*data[0]), initial_position=x0, rng_key=keys[0], **common)]
+    with count_compiles() as n:
+        trees.append(parmcmc.sample(_regression_density(*data[1]), initial_position=x0, rng_key=keys[1], **common))
+        assert n() == 0
+    assert not np.allclose(trees[0].posterior["x"].values, trees[1].posterior["x"].values)
