@@ -16,6 +16,8 @@ from numpyro.infer import Predictive
 from numpyro.infer import log_likelihood as numpyro_log_likelihood
 from numpyro.primitives import Messenger
 
+from parmcmc.jitcache import program_jit
+
 __all__ = ["pointwise_log_likelihood", "posterior_predictive", "prior_draws", "uncondition"]
 
 
@@ -41,7 +43,9 @@ def observed_sites(model: Callable, model_args: tuple, model_kwargs: dict) -> li
 
 def pointwise_log_likelihood(model: Callable, samples: dict, model_args: tuple, model_kwargs: dict) -> dict:
     """`{observed site: (chain, draw, *obs_shape)}`: log p(y_i | draw) per observation (for az.loo)."""
-    out = numpyro_log_likelihood(model, samples, *model_args, batch_ndims=2, **model_kwargs)
+    # One compiled program per model structure (the data are arguments of it): run eagerly, NumPyro's
+    # vectorised likelihood compiled anew on every call.
+    out = program_jit(lambda s: numpyro_log_likelihood(model, s, *model_args, batch_ndims=2, **model_kwargs))(samples)
     return {name: np.asarray(value) for name, value in out.items()}
 
 
