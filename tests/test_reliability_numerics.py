@@ -126,7 +126,7 @@ def test_nan_and_minus_inf_log_density_mid_chain_are_rejected_as_in_the_sequenti
     if kind == "MALA":
         lp_proposal = mala_proposal_log_densities(sampler, x0, key, result, eps)
     else:
-        lp_proposal = -stats.energy  # energy at the trajectory's end: NaN or +inf there
+        lp_proposal = -stats.proposal_energy  # energy at the trajectory's end: NaN or +inf there
     nan_steps, inf_steps = jnp.isnan(lp_proposal), jnp.isneginf(lp_proposal)
     assert int(nan_steps.sum()) >= 5 and int(inf_steps.sum()) >= 5  # the faults really happen
     bad = nan_steps | inf_steps

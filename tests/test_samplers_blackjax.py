@@ -79,7 +79,7 @@ def test_hmc_matches_blackjax(make_target):
         NUM_STEPS,
     )
     assert_same_chain(sampler, states, stats, bj_states, bj_infos)
-    np.testing.assert_allclose(stats.energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
     assert bool(jnp.all(stats.is_divergent == bj_infos.is_divergent))
     # energy_error = H_end - H_start: -log(acceptance_rate) where that is < 1, <= 0 elsewhere
     below_one = bj_infos.acceptance_rate < 1
@@ -102,7 +102,7 @@ def test_hmc_dense_mass_matrix_and_legacy_key():
         HMC(target.logdensity_fn, 0.3, 5, imm), target.initial_position, key, NUM_STEPS
     )
     assert_same_chain(sampler, states, stats, bj_states, bj_infos)
-    np.testing.assert_allclose(stats.energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
 
 
 def test_hmc_divergences_match_blackjax():
@@ -118,3 +118,57 @@ def test_hmc_divergences_match_blackjax():
     assert bool(jnp.all(stats.is_divergent == bj_infos.is_divergent))
     assert bool(jnp.all(stats.is_accepted == bj_infos.is_accepted))
     assert float(jnp.max(jnp.abs(states - bj_states.position))) <= 1e-8
+
+
+def blackjax_stepwise(logdensity_fn, position, rng_key, num_steps, step_sizes, imm, num_leapfrog):
+    """BlackJAX's HMC kernel called step by step, with the per-draw step sizes, under the keys
+    run_inference_algorithm would use."""
+    kernel = blackjax.hmc.build_kernel()
+
+    def one(state, xs):
+        key, eps = xs
+        state, info = kernel(key, state, logdensity_fn, eps, imm, num_leapfrog)
+        return state, (state, info)
+
+    keys = jax.random.split(rng_key, num_steps)
+    state = blackjax.hmc.init(position, logdensity_fn)
+    return jax.jit(lambda s: jax.lax.scan(one, s, (keys, step_sizes))[1])(state)
+
+
+@pytest.mark.parametrize("make_target", TARGETS, ids=lambda f: f.__name__)
+def test_jittered_hmc_matches_blackjax_with_the_same_per_draw_step_sizes(make_target):
+    target = make_target()
+    imm = target.inverse_mass_matrix
+    key = jax.random.key(4242)
+    sampler = HMC(target.logdensity_fn, target.hmc_step, NUM_LEAPFROG, imm, step_size_jitter=0.5)
+    bound = sampler.bind(target.initial_position)
+    noise = bound.noise(key, NUM_STEPS)
+    step_sizes = bound.step_sizes(noise)
+    assert float(step_sizes.min()) < 0.6 * target.hmc_step and float(step_sizes.max()) > 1.4 * target.hmc_step
+    bj_states, bj_infos = blackjax_stepwise(
+        target.logdensity_fn, target.initial_position, key, NUM_STEPS, step_sizes, imm, NUM_LEAPFROG
+    )
+    bound, states, stats = our_chain(sampler, target.initial_position, key, NUM_STEPS)
+    assert_same_chain(bound, states, stats, bj_states, bj_infos)
+    np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stats.step_size, step_sizes, rtol=0, atol=0)
+    # the jitter has a key stream of its own: the momenta and uniforms are the unjittered chain's
+    plain = HMC(target.logdensity_fn, target.hmc_step, NUM_LEAPFROG, imm).bind(target.initial_position)
+    plain_noise = plain.noise(key, NUM_STEPS)
+    assert plain_noise.step_scale is None
+    np.testing.assert_array_equal(plain_noise.momentum, noise.momentum)
+    np.testing.assert_array_equal(plain_noise.uniform, noise.uniform)
+
+
+def test_hmc_energy_is_the_hamiltonian_of_the_draw():
+    """energy = H at the draw (end of trajectory if accepted, start if not): finite at divergences."""
+    target = correlated_gaussian()
+    key = jax.random.key(11)
+    sampler, _, stats = our_chain(HMC(target.logdensity_fn, 3.0, 5), target.initial_position, key, 200)
+    assert int(jnp.sum(stats.is_divergent)) > 0 and bool(jnp.all(jnp.isfinite(stats.energy)))
+    # H at the start: -log p(x_{t-1}) + |p_t|^2 / 2 (identity mass matrix)
+    lp_prev = jnp.concatenate([target.logdensity_fn(target.initial_position)[None], stats.logdensity[:-1]])
+    start = -lp_prev + 0.5 * jnp.sum(sampler.noise(key, 200).momentum ** 2, axis=1)
+    expected = jnp.where(stats.is_accepted, stats.proposal_energy, start)
+    np.testing.assert_allclose(stats.energy, expected, rtol=1e-12, atol=1e-12)
+    assert not bool(jnp.all(stats.is_accepted))
