@@ -35,6 +35,26 @@ from parmcmc.validate import (
 from parmcmc.warmup import hmc_warmup, mala_warmup
 
 TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.8}
+# dense_mass=None: a dense mass matrix (HMC) or preconditioner (MALA) up to this many entries (docs/samplers.md).
+DENSE_MASS_MAX_DIM = 0
+# step_size_jitter=None: HMC's default jitter of the step size per draw (docs/samplers.md).
+DEFAULT_STEP_SIZE_JITTER = 0.0
+
+
+def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None:
+    if dense_mass not in (None, True, False):
+        raise TypeError(f"sample: dense_mass must be True, False or None (by dimension); got {dense_mass!r}.")
+    if step_size_jitter is None:
+        return
+    if name != "hmc" or instance is not None:
+        raise ValueError(
+            "sample: step_size_jitter= is a setting of sampler='hmc' (an HMC instance takes it as "
+            "HMC(..., step_size_jitter=...))."
+        )
+    if isinstance(step_size_jitter, bool) or not isinstance(step_size_jitter, numbers.Real) or not (
+        0.0 <= step_size_jitter < 1.0
+    ):
+        raise ValueError(f"sample: step_size_jitter must lie in [0, 1); got {step_size_jitter!r}.")
 
 
 class Prepared(NamedTuple):
@@ -47,6 +67,7 @@ class Prepared(NamedTuple):
     inverse_mass_matrix: Any      # (chain, D) for HMC, else None
     warmup: Any                   # WarmupResult or None
     warmup_seconds: float
+    preconditioner: Any = None    # {"loc": (chain, D), "scale": (chain, D, D)} for preconditioned MALA, else None
 
 
 class Settings(NamedTuple):
@@ -73,6 +94,8 @@ class Settings(NamedTuple):
     dims: Optional[dict]
     coords: Optional[dict]
     solve_kwargs: dict
+    dense_mass: Any = None
+    step_size_jitter: Any = None
 
 
 def sample(
@@ -96,6 +119,8 @@ def sample(
     progress_bar: bool = True,
     dims: Optional[dict] = None,
     coords: Optional[dict] = None,
+    dense_mass: Any = None,
+    step_size_jitter: Any = None,
     **solve_kwargs,
 ):
     """Sample `model` with `num_chains` chains of `num_samples` draws; returns an ArviZ DataTree.
@@ -109,6 +134,11 @@ def sample(
     parallel:    True: each chain is solved in parallel over time by `solver` (default: DEER for
                  positions of up to 16 entries, QuasiDEER beyond); False: the sequential reference
                  (lax.scan of the same step map; the same draws); "auto": parmcmc.diagnose decides.
+    dense_mass:  warmup adapts a dense inverse mass matrix (HMC; NumPyro's name) or a dense linear
+                 preconditioner z = L^-1 (x - m) from the warmup draws' covariance (MALA) instead of a
+                 diagonal one (HMC) or none (MALA). None: dense up to DENSE_MASS_MAX_DIM entries.
+    step_size_jitter: HMC only: draw t uses step_size * (1 + j (2 v_t - 1)), v_t uniform from the
+                 chain's pre-drawn noise (None: DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
                  fails continues sequentially from its exact prefix, with a warning: every returned
                  chain is converged.
@@ -148,6 +178,7 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     if kw["num_warmup"] == 0 and instance is None and kw["step_size"] is None:
         raise ValueError("sample: num_warmup=0 leaves nothing to adapt the step size with; give step_size=.")
     check_mass_matrix_setting(kw["inverse_mass_matrix"], name, instance, kw["step_size"])
+    _check_sampler_options(name, instance, kw["dense_mass"], kw["step_size_jitter"])
     accept = kw["target_acceptance"]
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
@@ -172,27 +203,34 @@ def prepare(s: Settings) -> Prepared:
     target = _target(s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position)
     name, template = s.sampler_name, s.sampler
     if template is None:
-        cls = MALA if name == "mala" else HMC
-        args = (1.0,) if name == "mala" else (1.0, s.num_integration_steps, s.inverse_mass_matrix)
-        template, adapt = cls(target.logdensity_fn, *args), s.step_size is None
+        if name == "mala":
+            template = MALA(target.logdensity_fn, 1.0)
+        else:
+            jitter = DEFAULT_STEP_SIZE_JITTER if s.step_size_jitter is None else s.step_size_jitter
+            template = HMC(target.logdensity_fn, 1.0, s.num_integration_steps, s.inverse_mass_matrix,
+                           step_size_jitter=jitter or None)
+        adapt = s.step_size is None
     else:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
     # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
-    template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
+    template = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
+    dense = s.dense_mass if s.dense_mass is not None else template.dim <= DENSE_MASS_MAX_DIM
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
-    warm, positions, t0 = None, target.initial_positions, time.perf_counter()
+    warm, positions, t0, pre = None, target.initial_positions, time.perf_counter(), None
     if s.num_warmup and adapt:
         if s.progress_bar:
             print(f"warmup: {s.num_warmup} steps x {s.num_chains} chains ({name}, sequential, adapting)", flush=True)
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
         if name == "mala":
-            warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup,
-                               target_acceptance=accept, keep_draws=s.keep_warmup)
+            warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup, target_acceptance=accept,
+                               keep_draws=s.keep_warmup, precondition=bool(dense) and s.num_warmup >= 20)
+            pre = None if warm.loc is None else {"loc": warm.loc, "scale": warm.scale}
         else:
             warm = hmc_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup,
-                              template.num_integration_steps, target_acceptance=accept, keep_draws=s.keep_warmup)
+                              template.num_integration_steps, target_acceptance=accept, keep_draws=s.keep_warmup,
+                              dense_mass=bool(dense))
             imm = warm.inverse_mass_matrix
         positions, eps = warm.positions, warm.step_size
     elif s.num_warmup:
@@ -202,7 +240,7 @@ def prepare(s: Settings) -> Prepared:
         burn = _vmapped_chains(template, positions, keys, eps, imm, s.num_warmup, Sequential(), {})
         positions = jax.tree_util.tree_map(lambda a: a[:, -1], burn.positions)
     jax.block_until_ready(positions)
-    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0)
+    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre)
 
 
 def _target(model, key, num_chains, model_args, model_kwargs, initial_position) -> Target:
@@ -231,20 +269,26 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
 
 def _one_chain(prepared: Prepared, c: int):
     """(sampler with chain c's step size and mass matrix, chain c's start) after warmup."""
-    imm = None if prepared.inverse_mass_matrix is None else prepared.inverse_mass_matrix[c]
+    settings = _chain_settings(prepared.step_size, prepared.inverse_mass_matrix, prepared.preconditioner)
     x0 = jax.tree_util.tree_map(lambda a: a[c], prepared.positions)
-    return _chain_sampler(prepared.template, prepared.step_size[c], imm), x0
+    return prepared.template.replace(**{k: v[c] for k, v in settings.items()}), x0
 
 
-def _chain_sampler(template, eps, imm):
-    return template.replace(step_size=eps) if imm is None else template.replace(step_size=eps, inverse_mass_matrix=imm)
+def _chain_settings(eps, imm, pre) -> dict:
+    """The per-chain settings (leading axis: chain) as sampler fields."""
+    settings = {"step_size": eps} if imm is None else {"step_size": eps, "inverse_mass_matrix": imm}
+    return settings if pre is None else {**settings, **pre}
 
 
-def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs):
-    def one(key, x0, eps, imm):
-        return run_chain(_chain_sampler(template, eps, imm), x0, key, num_steps, solver=solver, **solve_kwargs)
+def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, pre=None):
+    # Samplers are pytrees: the per-chain step sizes, mass matrices and preconditioners are leaves with a
+    # chain axis, so the chains vmap over one sampler.
+    samplers = template.per_chain(**_chain_settings(eps, imm, pre))
 
-    return jax.vmap(one, in_axes=(0, 0, 0, None if imm is None else 0))(keys, positions, eps, imm)
+    def one(sampler, key, x0):
+        return run_chain(sampler, x0, key, num_steps, solver=solver, **solve_kwargs)
+
+    return jax.vmap(one)(samplers, keys, positions)
 
 
 class Run(NamedTuple):
@@ -263,8 +307,8 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
         kwargs.setdefault("fallback", "sequential")
         if s.progress_bar:
             kwargs.setdefault("progress", Progress(type(solver).__name__, num_samples))
-    args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
-    fn = jax.jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs))
+    args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix, prepared.preconditioner)
+    fn = jax.jit(lambda k, x, e, m, p: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs, p))
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0

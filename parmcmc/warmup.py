@@ -4,9 +4,12 @@ Warmup runs sequentially with BlackJAX kernels, one independent adaptation per c
 each chain with its own key), and hands its final positions and tuned parameters to the sampling
 run. It is adaptive, so its draws are not a Markov chain and are not solved in parallel.
 
-    mala_warmup   dual averaging of the step size toward acceptance 0.574 (Roberts & Rosenthal 1998)
+    mala_warmup   dual averaging of the step size toward acceptance 0.574 (Roberts & Rosenthal 1998);
+                  with precondition=True also a linear preconditioner z = L^-1 (x - m) from the
+                  draws' mean m and covariance L L^T, then the step size re-adapted for z
     hmc_warmup    Stan's windowed adaptation (blackjax.window_adaptation): step size by dual averaging
-                  toward 0.8 and a diagonal inverse mass matrix from the draws of slow windows
+                  toward 0.8 and a diagonal (or, with dense_mass=True, dense) inverse mass matrix
+                  from the draws of slow windows
 
 It lives outside `parmcmc.samplers` because it uses BlackJAX's kernels, not parmcmc's step maps; the
 step maps' chains equal BlackJAX's for the same key, so the tuned parameters carry over unchanged.
@@ -18,7 +21,7 @@ from typing import Any, Callable, NamedTuple
 
 import blackjax
 import jax
-
+import jax.flatten_util
 import jax.numpy as jnp
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.step_size import dual_averaging_adaptation
@@ -38,8 +41,10 @@ class WarmupResult(NamedTuple):
 
     positions            pytree, the last warmup position of each chain: the sampling run's x0
     step_size            (chain,) adapted step size of each chain
-    inverse_mass_matrix  (chain, D) diagonal inverse mass matrix per chain, in `ravel_pytree` order
-                         of the position (HMC); None for MALA
+    inverse_mass_matrix  (chain, D) diagonal or (chain, D, D) dense inverse mass matrix per chain, in
+                         `ravel_pytree` order of the position (HMC); None for MALA
+    loc, scale           (chain, D) and (chain, D, D): MALA's preconditioner (the draws' mean and the
+                         Cholesky factor of their regularised covariance) with precondition=True, else None
     draws                pytree with leaves (chain, num_steps, ...): the position after each warmup
                          step (unconstrained), or None when keep_draws=False
     stats                dict of (chain, num_steps) per-step statistics under ArviZ names:
@@ -52,6 +57,8 @@ class WarmupResult(NamedTuple):
     inverse_mass_matrix: jax.Array | None
     draws: PyTree | None
     stats: dict
+    loc: jax.Array | None = None
+    scale: jax.Array | None = None
 
 
 def _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance) -> int:
@@ -73,38 +80,101 @@ def mala_warmup(
     initial_step_size: float = 1.0,
     target_acceptance: float = MALA_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
+    precondition: bool = False,
 ) -> WarmupResult:
     """Tune MALA's step size per chain by dual averaging (Hoffman & Gelman 2014, sec. 3.2.1).
 
     Every step runs `blackjax.mala`'s kernel at exp(log_step_size) and feeds its acceptance
     probability to dual averaging; the returned step size is the dual-averaging average,
     exp(log_step_size_avg), as in Stan. `initial_positions` carries a leading chain axis.
+
+    precondition=True: the first half adapts the step size on x and estimates the posterior mean m
+    and covariance from its last half (Stan's regularisation toward 1e-3 I); the second half runs
+    BlackJAX's MALA on z = L^-1 (x - m), L the covariance's Cholesky factor, re-adapting the step
+    size there. Returns loc m and scale L per chain, for `MALA(..., loc=m, scale=L)`; positions and
+    draws stay in x.
     """
     caller = "mala_warmup"
     num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
+    if precondition and num_steps < 20:
+        raise ValueError(f"{caller}: precondition=True needs num_steps >= 20 to estimate a covariance; got {num_steps}.")
     da_init, da_update, da_final = dual_averaging_adaptation(target_acceptance)
     kernel = blackjax.mala.build_kernel()
 
-    def one_chain(key, position):
+    def adapt(key, position, logdensity, to_x, num, step_size0):
+        """`num` MALA steps on `logdensity` adapting the step size from `step_size0`; draws mapped by to_x."""
         def step(carry, key_t):
             state, da_state = carry
             step_size = jnp.exp(da_state.log_step_size)
-            new_state, info = kernel(key_t, state, logdensity_fn, step_size)
+            new_state, info = kernel(key_t, state, logdensity, step_size)
             # A NaN acceptance (proposal where the density is not finite) counts as a rejection.
             acceptance = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
             stats = {"acceptance_rate": acceptance, "lp": new_state.logdensity, "step_size": step_size}
-            draw = new_state.position if keep_draws else None
-            return (new_state, da_update(da_state, acceptance)), (draw, stats)
+            return (new_state, da_update(da_state, acceptance)), (to_x(new_state.position), stats)
 
-        state = blackjax.mala.init(position, logdensity_fn)
-        da_state = da_init(jnp.asarray(initial_step_size, dtype=state.logdensity.dtype))
-        (state, da_state), (draws, stats) = jax.lax.scan(step, (state, da_state), jax.random.split(key, num_steps))
+        state = blackjax.mala.init(position, logdensity)
+        da_state = da_init(jnp.asarray(step_size0, dtype=state.logdensity.dtype))
+        (state, da_state), (draws, stats) = jax.lax.scan(step, (state, da_state), jax.random.split(key, num))
         return state.position, da_final(da_state), draws, stats
 
-    positions, step_size, draws, stats = jax.jit(jax.vmap(one_chain))(
+    def one_chain(key, position):
+        if not precondition:
+            x, step_size, draws, stats = adapt(key, position, logdensity_fn, lambda p: p, num_steps, initial_step_size)
+            return x, step_size, draws, stats, None, None
+        # Stan's schedule: a fast window, slow windows of doubling length (each re-estimates m and L from its
+        # draws, with the chain already preconditioned by the previous estimate), a final fast window.
+        flat, unravel = jax.flatten_util.ravel_pytree(position)
+        flat_logdensity = lambda x: logdensity_fn(unravel(x))
+        loc, scale = jnp.zeros_like(flat), jnp.eye(flat.size, dtype=flat.dtype)
+        step_size, all_draws, all_stats = initial_step_size, [], []
+        windows = _mala_windows(num_steps)
+        keys = jax.random.split(key, len(windows))
+        for w, (num, estimate) in enumerate(windows):
+            to_x = lambda z, loc=loc, scale=scale: loc + scale @ z
+            z_logdensity = lambda z, to_x=to_x: flat_logdensity(to_x(z))
+            z0 = jax.scipy.linalg.solve_triangular(scale, flat - loc, lower=True)
+            z, step_size, draws, stats = adapt(keys[w], z0, z_logdensity, to_x, num, step_size)
+            flat = to_x(z)
+            all_draws.append(draws)
+            all_stats.append(stats)
+            if estimate:
+                new_loc, new_scale = _mean_and_cholesky(draws)
+                scale_ratio = jnp.exp(jnp.mean(jnp.log(jnp.diagonal(new_scale) / jnp.diagonal(scale))))
+                loc, scale = new_loc, new_scale
+                step_size = step_size / scale_ratio  # the step in z keeps its size in x
+        draws = jax.vmap(unravel)(jnp.concatenate(all_draws))
+        stats = jax.tree.map(lambda *a: jnp.concatenate(a), *all_stats)
+        return unravel(flat), step_size, draws, stats, loc, scale
+
+    positions, step_size, draws, stats, loc, scale = jax.jit(jax.vmap(one_chain))(
         chain_keys(rng_key, num_chains), initial_positions
     )
-    return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats)
+    return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats, loc, scale)
+
+
+def _mala_windows(num_steps: int) -> list[tuple[int, bool]]:
+    """(length, estimate the preconditioner after it) per window: 15% fast, slow windows doubling from
+    max(num_steps // 20, 10) (the last one takes the rest), 10% fast."""
+    first, last = max(num_steps * 15 // 100, 1), max(num_steps // 10, 1)
+    slow, width, windows = num_steps - first - last, max(num_steps // 20, 10), [(first, False)]
+    while slow > 0:
+        width = slow if slow < 3 * width else width
+        windows.append((width, width >= 10))
+        slow, width = slow - width, 2 * width
+    return windows + [(last, False)]
+
+
+def _mean_and_cholesky(draws):
+    """Mean and the Cholesky factor of the covariance S of (n, D) draws, shrunk toward its diagonal with
+    weight D / (n + D) (a window of few draws is mostly diagonal; rank-deficient windows stay definite)."""
+    n, dim = draws.shape
+    mean = jnp.mean(draws, axis=0)
+    centred = draws - mean
+    cov = centred.T @ centred / (n - 1)
+    weight = dim / (n + dim)
+    diag = jnp.diagonal(cov) + 1e-10
+    cov = (1 - weight) * cov + weight * jnp.diag(diag)
+    return mean, jnp.linalg.cholesky(cov)
 
 
 def hmc_warmup(
@@ -117,8 +187,9 @@ def hmc_warmup(
     initial_step_size: float = 1.0,
     target_acceptance: float = HMC_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
+    dense_mass: bool = False,
 ) -> WarmupResult:
-    """Tune HMC's step size and diagonal inverse mass matrix per chain with Stan's windowed
+    """Tune HMC's step size and diagonal (dense with dense_mass=True) inverse mass matrix per chain with Stan's windowed
     adaptation (`blackjax.window_adaptation` over `blackjax.hmc` with `num_integration_steps`
     leapfrog steps). `initial_positions` carries a leading chain axis.
 
@@ -138,7 +209,7 @@ def hmc_warmup(
     adaptation = blackjax.window_adaptation(
         blackjax.hmc,
         logdensity_fn,
-        is_mass_matrix_diagonal=True,
+        is_mass_matrix_diagonal=not dense_mass,
         initial_step_size=initial_step_size,
         target_acceptance_rate=target_acceptance,
         adaptation_info_fn=keep,
@@ -156,6 +227,7 @@ def hmc_warmup(
             "lp": info.state.logdensity,
             "step_size": used,
             "diverging": info.info.is_divergent,
+            # BlackJAX's energy: the trajectory end's, accepted or not (sampling's energy is the draw's)
             "energy": info.info.energy,
         }
         draws = info.state.position if keep_draws else None

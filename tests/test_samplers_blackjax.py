@@ -172,3 +172,31 @@ def test_hmc_energy_is_the_hamiltonian_of_the_draw():
     expected = jnp.where(stats.is_accepted, stats.proposal_energy, start)
     np.testing.assert_allclose(stats.energy, expected, rtol=1e-12, atol=1e-12)
     assert not bool(jnp.all(stats.is_accepted))
+
+
+@pytest.mark.parametrize("make_target", TARGETS, ids=lambda f: f.__name__)
+def test_preconditioned_mala_is_blackjax_mala_on_the_transformed_density(make_target):
+    """MALA(..., loc=m, scale=L) runs on z = L^-1 (x - m): BlackJAX's MALA on z -> log p(m + L z)."""
+    target = make_target()
+    flat0, unravel = jax.flatten_util.ravel_pytree(target.initial_position)
+    dim = flat0.size
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(dim, dim))
+    sd = np.sqrt(np.asarray(target.inverse_mass_matrix))  # about the posterior's scales
+    cov = sd[:, None] * (a @ a.T / dim + np.eye(dim)) * sd[None, :] * 0.5
+    loc = jnp.asarray(np.asarray(flat0) + 0.1 * sd * rng.normal(size=dim))
+    scale = jnp.asarray(np.linalg.cholesky(cov))
+    z_logdensity = lambda z: target.logdensity_fn(unravel(loc + scale @ z))
+    z0 = jnp.asarray(np.linalg.solve(np.asarray(scale), np.asarray(flat0 - loc)))
+    key = jax.random.key(99)
+    eps = 0.3
+    bj_states, bj_infos = blackjax_chain(blackjax.mala(z_logdensity, eps), z0, key, NUM_STEPS)
+    sampler = MALA(target.logdensity_fn, eps, loc=loc, scale=scale)
+    bound, states, stats = our_chain(sampler, target.initial_position, key, NUM_STEPS)
+    assert float(jnp.max(jnp.abs(states - bj_states.position))) <= 1e-8  # the chain of z
+    assert int(jnp.sum(stats.is_accepted != bj_infos.is_accepted)) == 0
+    assert 0 < int(jnp.sum(~bj_infos.is_accepted)) < NUM_STEPS
+    np.testing.assert_allclose(stats.logdensity, bj_states.logdensity, rtol=1e-10, atol=1e-10)
+    # mapped back to positions at the output
+    expected = jax.vmap(lambda z: unravel(loc + scale @ z))(bj_states.position)
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=0, atol=1e-8), bound.unravel_chain(states), expected)
