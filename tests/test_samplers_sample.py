@@ -20,13 +20,17 @@ def run(**options):
 
 
 def test_bfmi_of_hmc_on_a_gaussian_is_near_one():
-    """energy is the Hamiltonian of the draw: BFMI of HMC on a Gaussian is about 1 (within the estimate's
-    noise at 1000 draws per chain), and n_steps is recorded."""
-    tree = run(sampler="hmc", step_size_jitter=0.5)
+    """energy is the Hamiltonian of the draw: on a Gaussian, H changes between draws only by the momentum
+    refresh, so BFMI = E[(E_t - E_{t-1})^2] / Var(E) is 1 in expectation (sd of one chain's estimate at
+    D = 20, 1000 draws: about 0.05-0.1). Finite everywhere, and n_steps is recorded."""
+    scales = jnp.linspace(0.5, 2.0, 20)
+    tree = parmcmc.sample(lambda x: -0.5 * jnp.sum((x / scales) ** 2), rng_key=jax.random.key(0),
+                          initial_position=jnp.zeros(20), num_samples=1000, num_warmup=300, num_chains=4,
+                          parallel=False, progress_bar=False, sampler="hmc", step_size_jitter=0.5)
     energy = np.asarray(tree["sample_stats"]["energy"])
     assert np.all(np.isfinite(energy))
-    bfmi = np.asarray(az.bfmi(tree))
-    assert bfmi.shape == (4,) and np.all((bfmi > 0.8) & (bfmi < 1.25)), bfmi
+    bfmi = np.asarray(az.bfmi(energy))  # (chain, draw) energies -> one BFMI per chain
+    assert bfmi.shape == (4,) and np.all((bfmi > 0.7) & (bfmi < 1.3)) and abs(bfmi.mean() - 1) < 0.15, bfmi
     assert np.all(np.asarray(tree["sample_stats"]["n_steps"]) == 10)
 
 
