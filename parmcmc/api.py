@@ -38,7 +38,7 @@ TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.8}
 # dense_mass=None: a dense mass matrix (HMC) or preconditioner (MALA) up to this many entries (docs/samplers.md).
 DENSE_MASS_MAX_DIM = 0
 # step_size_jitter=None: HMC's default jitter of the step size per draw (docs/samplers.md).
-DEFAULT_STEP_SIZE_JITTER = 0.0
+DEFAULT_STEP_SIZE_JITTER = 0.5
 
 
 def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None:
@@ -105,7 +105,7 @@ def sample(
     num_samples: int,
     num_warmup: int = 1000,
     num_chains: int = 4,
-    sampler: Any = "mala",
+    sampler: Any = "hmc",
     parallel: Any = True,
     solver: Optional[AbstractSolver] = None,
     model_args: tuple = (),
@@ -127,16 +127,20 @@ def sample(
 
     model:       a NumPyro model function, or a log-density function of a (pytree) position, given
                  with `initial_position`.
-    sampler:     "mala", "hmc", or a MALA/HMC instance (its settings are used as they are, with the
-                 model's log density; warmup then only burns in). With "mala"/"hmc", warmup adapts the
-                 step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for
-                 HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given.
+    sampler:     "hmc" (default: 10 leapfrog steps, step size jittered by +-50% per draw), "mala", or a
+                 MALA/HMC instance (its settings are used as they are, with the model's log density;
+                 warmup then only burns in). With "mala"/"hmc", warmup adapts the step size by dual
+                 averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for HMC, a diagonal
+                 mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
+                 says which sampler for which model.
     parallel:    True: each chain is solved in parallel over time by `solver` (default: DEER for
                  positions of up to 16 entries, QuasiDEER beyond); False: the sequential reference
                  (lax.scan of the same step map; the same draws); "auto": parmcmc.diagnose decides.
     dense_mass:  warmup adapts a dense inverse mass matrix (HMC; NumPyro's name) or a dense linear
-                 preconditioner z = L^-1 (x - m) from the warmup draws' covariance (MALA) instead of a
-                 diagonal one (HMC) or none (MALA). None: dense up to DENSE_MASS_MAX_DIM entries.
+                 preconditioner z = L^-1 (x - m) (MALA; L from the posterior's curvature at the warmup
+                 draws) instead of a diagonal one (HMC) or none (MALA). The preconditioner makes the
+                 step map's Jacobian near-diagonal, so QuasiDEER converges in few iterations on
+                 correlated posteriors. None: dense up to DENSE_MASS_MAX_DIM entries (0: off).
     step_size_jitter: HMC only: draw t uses step_size * (1 + j (2 v_t - 1)), v_t uniform from the
                  chain's pre-drawn noise (None: DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
@@ -225,7 +229,7 @@ def prepare(s: Settings) -> Prepared:
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
         if name == "mala":
             warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup, target_acceptance=accept,
-                               keep_draws=s.keep_warmup, precondition=bool(dense) and s.num_warmup >= 20)
+                               keep_draws=s.keep_warmup, precondition="hessian" if dense and s.num_warmup >= 20 else False)
             pre = None if warm.loc is None else {"loc": warm.loc, "scale": warm.scale}
         else:
             warm = hmc_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup,

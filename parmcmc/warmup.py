@@ -88,11 +88,14 @@ def mala_warmup(
     probability to dual averaging; the returned step size is the dual-averaging average,
     exp(log_step_size_avg), as in Stan. `initial_positions` carries a leading chain axis.
 
-    precondition=True: the first half adapts the step size on x and estimates the posterior mean m
-    and covariance from its last half (Stan's regularisation toward 1e-3 I); the second half runs
-    BlackJAX's MALA on z = L^-1 (x - m), L the covariance's Cholesky factor, re-adapting the step
-    size there. Returns loc m and scale L per chain, for `MALA(..., loc=m, scale=L)`; positions and
-    draws stay in x.
+    precondition=True: Stan's schedule (a fast window, slow windows of doubling length, a final fast
+    window); after each slow window the posterior mean m and covariance (shrunk toward its diagonal)
+    are re-estimated from its draws, and the next window runs BlackJAX's MALA on z = L^-1 (x - m), L
+    the covariance's Cholesky factor, re-adapting the step size. Returns loc m and scale L per chain,
+    for `MALA(..., loc=m, scale=L)`; positions and draws stay in x.
+    precondition="hessian": as True, but L is the Cholesky factor of the inverse mean negative Hessian
+    at each window's last 8 draws (exact for a Gaussian posterior; MALA's short warmup draws estimate a
+    correlated covariance poorly), the draws' covariance where that is not positive definite.
     """
     caller = "mala_warmup"
     num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
@@ -139,6 +142,8 @@ def mala_warmup(
             all_stats.append(stats)
             if estimate:
                 new_loc, new_scale = _mean_and_cholesky(draws)
+                if precondition == "hessian":
+                    new_scale = _curvature_cholesky(flat_logdensity, draws, new_scale)
                 scale_ratio = jnp.exp(jnp.mean(jnp.log(jnp.diagonal(new_scale) / jnp.diagonal(scale))))
                 loc, scale = new_loc, new_scale
                 step_size = step_size / scale_ratio  # the step in z keeps its size in x
@@ -150,6 +155,22 @@ def mala_warmup(
         chain_keys(rng_key, num_chains), initial_positions
     )
     return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats, loc, scale)
+
+
+def _curvature_cholesky(flat_logdensity, draws, fallback, num_points: int = 8):
+    """Cholesky factor of the inverse of the mean negative Hessian at the window's last draws (the
+    Laplace approximation's covariance, exact for a Gaussian); `fallback` where that is not positive
+    definite or not finite."""
+    points = draws[-num_points:]
+    neg_hessian = -jnp.mean(jax.vmap(jax.hessian(flat_logdensity))(points), axis=0)
+    neg_hessian = 0.5 * (neg_hessian + neg_hessian.T)
+    chol_precision = jnp.linalg.cholesky(neg_hessian)
+    eye = jnp.eye(draws.shape[1], dtype=draws.dtype)
+    scale = jax.scipy.linalg.solve_triangular(chol_precision, eye, lower=True).T  # L with L L^T = H^-1
+    # L = chol_precision^-T is upper triangular; the preconditioner needs a lower-triangular factor
+    scale = jnp.linalg.cholesky(scale @ scale.T)
+    ok = jnp.all(jnp.isfinite(scale))
+    return jnp.where(ok, scale, fallback)
 
 
 def _mala_windows(num_steps: int) -> list[tuple[int, bool]]:
