@@ -23,6 +23,7 @@ import blackjax
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
+import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 
@@ -125,31 +126,60 @@ def mala_warmup(
             x, step_size, draws, stats = adapt(key, position, logdensity_fn, lambda p: p, num_steps, initial_step_size)
             return x, step_size, draws, stats, None, None
         # Stan's schedule: a fast window, slow windows of doubling length (each re-estimates m and L from its
-        # draws, with the chain already preconditioned by the previous estimate), a final fast window.
+        # draws, with the chain already preconditioned by the previous estimate), a final fast window. One
+        # scan over the whole schedule, so that its body compiles once.
         flat, unravel = jax.flatten_util.ravel_pytree(position)
         flat_logdensity = lambda x: logdensity_fn(unravel(x))
-        loc, scale = jnp.zeros_like(flat), jnp.eye(flat.size, dtype=flat.dtype)
-        step_size, all_draws, all_stats = initial_step_size, [], []
-        windows = _mala_windows(num_steps)
-        keys = jax.random.split(key, len(windows))
-        for w, (num, estimate) in enumerate(windows):
-            to_x = lambda z, loc=loc, scale=scale: loc + scale @ z
-            z_logdensity = lambda z, to_x=to_x: flat_logdensity(to_x(z))
-            z0 = jax.scipy.linalg.solve_triangular(scale, flat - loc, lower=True)
-            z, step_size, draws, stats = adapt(keys[w], z0, z_logdensity, to_x, num, step_size)
-            flat = to_x(z)
-            all_draws.append(draws)
-            all_stats.append(stats)
-            if estimate:
-                new_loc, new_scale = _mean_and_cholesky(draws)
+        dim, dtype = flat.size, flat.dtype
+        starts, ends, t = np.zeros(num_steps, bool), np.zeros(num_steps, bool), 0
+        for num, estimate in _mala_windows(num_steps):
+            starts[t], ends[t + num - 1] = True, estimate
+            t += num
+        z_logdensity = lambda loc, scale: (lambda z: flat_logdensity(loc + scale @ z))
+        # a window's statistics: count, running mean and co-moment of x (Welford), its last few draws of x
+        empty = (jnp.zeros((), dtype), jnp.zeros(dim, dtype), jnp.zeros((dim, dim), dtype),
+                 jnp.zeros((_CURVATURE_POINTS, dim), dtype))
+
+        def step(carry, xs):
+            state, da_state, loc, scale, window = carry
+            key_t, start, end = xs
+            window = jax.tree.map(lambda e, w: jnp.where(start, e, w), empty, window)
+            step_size = jnp.exp(da_state.log_step_size)
+            state, info = kernel(key_t, state, z_logdensity(loc, scale), step_size)
+            acceptance = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
+            da_state = da_update(da_state, acceptance)
+            x = loc + scale @ state.position
+            n, mean, comoment, last = window
+            n = n + 1
+            delta = x - mean
+            mean = mean + delta / n
+            window = (n, mean, comoment + jnp.outer(delta, x - mean), jnp.roll(last, -1, axis=0).at[-1].set(x))
+            stats = {"acceptance_rate": acceptance, "lp": state.logdensity, "step_size": step_size}
+
+            def re_estimate(_):
+                n, mean, comoment, last = window
+                new_scale = _shrunk_cholesky(comoment / (n - 1), n)
                 if precondition == "hessian":
-                    new_scale = _curvature_cholesky(flat_logdensity, draws, new_scale)
-                scale_ratio = jnp.exp(jnp.mean(jnp.log(jnp.diagonal(new_scale) / jnp.diagonal(scale))))
-                loc, scale = new_loc, new_scale
-                step_size = step_size / scale_ratio  # the step in z keeps its size in x
-        draws = jax.vmap(unravel)(jnp.concatenate(all_draws))
-        stats = jax.tree.map(lambda *a: jnp.concatenate(a), *all_stats)
-        return unravel(flat), step_size, draws, stats, loc, scale
+                    new_scale = _curvature_cholesky(flat_logdensity, last, new_scale)
+                ratio = jnp.exp(jnp.mean(jnp.log(jnp.diagonal(new_scale) / jnp.diagonal(scale))))
+                z = jax.scipy.linalg.solve_triangular(new_scale, x - mean, lower=True)
+                new_state = blackjax.mala.init(z, z_logdensity(mean, new_scale))
+                # the step in z keeps its size in x; dual averaging restarts there, as Stan's after each window
+                return new_state, da_init(da_final(da_state) / ratio), mean, new_scale
+
+            state, da_state, loc, scale = jax.lax.cond(
+                end, re_estimate, lambda _: (state, da_state, loc, scale), None
+            )
+            return (state, da_state, loc, scale, window), (x, stats)
+
+        loc, scale = jnp.zeros(dim, dtype), jnp.eye(dim, dtype=dtype)
+        state = blackjax.mala.init(flat, z_logdensity(loc, scale))
+        da_state = da_init(jnp.asarray(initial_step_size, dtype=state.logdensity.dtype))
+        xs = (jax.random.split(key, num_steps), jnp.asarray(starts), jnp.asarray(ends))
+        (state, da_state, loc, scale, _), (draws, stats) = jax.lax.scan(
+            step, (state, da_state, loc, scale, empty), xs
+        )
+        return unravel(loc + scale @ state.position), da_final(da_state), jax.vmap(unravel)(draws), stats, loc, scale
 
     positions, step_size, draws, stats, loc, scale = jax.jit(jax.vmap(one_chain))(
         chain_keys(rng_key, num_chains), initial_positions
@@ -157,15 +187,17 @@ def mala_warmup(
     return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats, loc, scale)
 
 
-def _curvature_cholesky(flat_logdensity, draws, fallback, num_points: int = 8):
+_CURVATURE_POINTS = 8
+
+
+def _curvature_cholesky(flat_logdensity, points, fallback):
     """Cholesky factor of the inverse of the mean negative Hessian at the window's last draws (the
     Laplace approximation's covariance, exact for a Gaussian); `fallback` where that is not positive
     definite or not finite."""
-    points = draws[-num_points:]
     neg_hessian = -jnp.mean(jax.vmap(jax.hessian(flat_logdensity))(points), axis=0)
     neg_hessian = 0.5 * (neg_hessian + neg_hessian.T)
     chol_precision = jnp.linalg.cholesky(neg_hessian)
-    eye = jnp.eye(draws.shape[1], dtype=draws.dtype)
+    eye = jnp.eye(points.shape[1], dtype=points.dtype)
     scale = jax.scipy.linalg.solve_triangular(chol_precision, eye, lower=True).T  # L with L L^T = H^-1
     # L = chol_precision^-T is upper triangular; the preconditioner needs a lower-triangular factor
     scale = jnp.linalg.cholesky(scale @ scale.T)
@@ -185,17 +217,13 @@ def _mala_windows(num_steps: int) -> list[tuple[int, bool]]:
     return windows + [(last, False)]
 
 
-def _mean_and_cholesky(draws):
-    """Mean and the Cholesky factor of the covariance S of (n, D) draws, shrunk toward its diagonal with
+def _shrunk_cholesky(cov, n):
+    """Cholesky factor of a window's covariance estimate from n draws, shrunk toward its diagonal with
     weight D / (n + D) (a window of few draws is mostly diagonal; rank-deficient windows stay definite)."""
-    n, dim = draws.shape
-    mean = jnp.mean(draws, axis=0)
-    centred = draws - mean
-    cov = centred.T @ centred / (n - 1)
+    dim = cov.shape[0]
     weight = dim / (n + dim)
-    diag = jnp.diagonal(cov) + 1e-10
-    cov = (1 - weight) * cov + weight * jnp.diag(diag)
-    return mean, jnp.linalg.cholesky(cov)
+    cov = (1 - weight) * cov + weight * jnp.diag(jnp.diagonal(cov) + 1e-10)
+    return jnp.linalg.cholesky(cov)
 
 
 def hmc_warmup(
