@@ -143,7 +143,7 @@ def test_plus_inf_log_density_is_accepted_as_in_blackjax_and_sample_warns():
     with pytest.warns(RuntimeWarning) as caught:
         tree = parmcmc.sample(spike, initial_position=jnp.zeros(2), rng_key=jax.random.key(2), num_samples=300,
                               num_warmup=0, num_chains=1, step_size=0.5, solver=parmcmc.DEER(), max_iters=MAX_ITERS,
-                              progress_bar=False)
+                              progress_bar=False, sampler="mala")
     messages = [str(w.message) for w in caught]
     assert any(re.search(r"log density is \+inf at the draws of chain\(s\) \[0\]", m) for m in messages), messages
     lp = tree.sample_stats["lp"].values[0]
