@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One entry point that sets itself up: ./dev.sh demo | test [pytest args] | bench [args] | python [args]
+# One entry point that sets itself up: ./dev.sh demo | test [pytest args] | bench [args] | python [args] | lint | docs
 # Creates .venv with Python >= 3.12 and installs the package when missing or when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -32,6 +32,26 @@ ensure_venv() {
     cksum < pyproject.toml > "$stamp"
 }
 
+# An optional dependency group (pyproject.toml) on top of the venv, reinstalled when pyproject.toml changes.
+ensure_extra() {
+    local stamp=.venv/.parmcmc-$1-installed
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(cksum < pyproject.toml)" ]; then
+        return 0
+    fi
+    .venv/bin/python -m pip install -q -e ".[$1]" >&2
+    cksum < pyproject.toml > "$stamp"
+}
+
+# ruff check, ruff format --check and basedpyright (configured in pyproject.toml); runs all three, fails if any does.
+lint() {
+    local rc=0
+    echo "== ruff check" >&2; .venv/bin/ruff check "$@" || rc=1
+    echo "== ruff format --check (ruff format --diff shows the changes)" >&2
+    .venv/bin/ruff format --check --output-format concise "$@" || rc=1
+    echo "== basedpyright (basic)" >&2; .venv/bin/basedpyright "$@" || rc=1
+    return $rc
+}
+
 cmd=${1:-help}; [ $# -gt 0 ] && shift
 case "$cmd" in
     demo)   ensure_venv; exec .venv/bin/python -m parmcmc.demo "$@" ;;
@@ -39,5 +59,11 @@ case "$cmd" in
     test)   ensure_venv; exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile "$@" ;;
     bench)  ensure_venv; exec .venv/bin/python -m parmcmc.bench "$@" ;;
     python) ensure_venv; exec .venv/bin/python "$@" ;;
-    *) echo "usage: ./dev.sh demo | test [pytest args] | bench [preset] | python [args]" >&2; exit 2 ;;
+    lint)   ensure_venv; ensure_extra lint; lint "$@" ;;
+    # The documentation site (mkdocs.yml) into site/, warnings as errors; `./dev.sh docs serve` previews it.
+    docs)   ensure_venv; ensure_extra docs
+            export NO_MKDOCS_2_WARNING=1  # mkdocs-material's banner about its successor, printed on every build
+            if [ "${1:-}" = serve ]; then shift; exec .venv/bin/mkdocs serve "$@"; fi
+            exec .venv/bin/mkdocs build --strict "$@" ;;
+    *) echo "usage: ./dev.sh demo | test [pytest args] | bench [preset] | python [args] | lint [paths] | docs [serve]" >&2; exit 2 ;;
 esac

@@ -29,7 +29,7 @@ def main():
     print(result)
     tree = result.parallel
     print("\ndivergences:", int(tree.sample_stats["diverging"].sum()),
-          " Newton iterations per chain:", tree.sample_stats["solver_iterations"].values.tolist())
+          " Newton iterations per chain:", tree["solver_stats"]["solver_iterations"].values.tolist())
     print(az.summary(tree, var_names=["mu", "tau"]))
 
 

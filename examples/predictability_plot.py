@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 jax.config.update("jax_enable_x64", True)
 
+from parmcmc.bench import systems  # noqa: E402
 from parmcmc.bench.timing import versions  # noqa: E402
 from parmcmc.diagnostics import diagnose_recurrence, iteration_budget  # noqa: E402
 from parmcmc.engine import DEER, Jacobi, QuasiDEER, solve  # noqa: E402
@@ -29,10 +30,8 @@ from parmcmc.engine import DEER, Jacobi, QuasiDEER, solve  # noqa: E402
 PILOT = 1024
 
 
-def tanh_rnn(T, D=8):
-    kw, ku = jax.random.split(jax.random.key(0))
-    W = 0.9 * jax.random.normal(kw, (D, D)) / jnp.sqrt(D)
-    return (lambda x, u: jnp.tanh(W @ x + u)), jnp.ones(D), jax.random.normal(ku, (T, D))
+def tanh_rnn(T):
+    return systems.tanh_rnn(D=8, T=T)
 
 
 def sine_map(T):

@@ -19,7 +19,8 @@ from parmcmc.engine import DEER, QuasiDEER, Sequential, solve
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
-from parmcmc.output import datatree_from_run
+from parmcmc.io.output import datatree_from_run
+from parmcmc import progress
 from parmcmc.progress import Progress
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler, check_step_size
@@ -94,6 +95,11 @@ class Settings(NamedTuple):
     dims: Optional[dict]
     coords: Optional[dict]
     solve_kwargs: dict
+    thinning: int = 1
+    init_strategy: Optional[Callable] = None
+    log_likelihood: Optional[bool] = None
+    posterior_predictive: bool = False
+    prior: Optional[int] = None
     dense_mass: Any = None
     step_size_jitter: Any = None
 
@@ -119,6 +125,11 @@ def sample(
     progress_bar: bool = True,
     dims: Optional[dict] = None,
     coords: Optional[dict] = None,
+    thinning: int = 1,
+    init_strategy: Optional[Callable] = None,
+    log_likelihood: Optional[bool] = None,
+    posterior_predictive: bool = False,
+    prior: Optional[int] = None,
     dense_mass: Any = None,
     step_size_jitter: Any = None,
     **solve_kwargs,
@@ -146,17 +157,25 @@ def sample(
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
                  fails continues sequentially from its exact prefix, with a warning: every returned
                  chain is converged.
+    thinning:    keep every thinning-th draw (NumPyro's rule: num_samples // thinning draws are kept).
+    init_strategy: a NumPyro init strategy (numpyro.infer.init_to_median, init_to_value(values=...), ...)
+                 for the chains' starts; default init_to_uniform. NumPyro models only.
+    log_likelihood: compute the `log_likelihood` group (az.loo); None: yes, unless it is huge.
+    posterior_predictive: add a `posterior_predictive` group (one draw of each observed site per draw).
+    prior:       a number of prior draws: adds `prior` and `prior_predictive` groups (one chain).
     Chain k's start, warmup and draws depend on (rng_key, k) only, not on num_chains.
 
     The tree holds `posterior` (constrained sites and deterministic sites), `sample_stats`
-    (acceptance_rate, lp, step_size; diverging and energy for HMC; solver_iterations,
-    solver_residual, solver_converged, solver_fell_back per chain), `observed_data` for NumPyro
-    models with observations, and `warmup_posterior`/`warmup_sample_stats` when keep_warmup=True.
+    ((chain, draw) only: acceptance_rate, lp, step_size; diverging and energy for HMC),
+    `solver_stats` (per chain: solver_iterations, solver_residual, solver_converged,
+    solver_fell_back), `observed_data` and `log_likelihood` for NumPyro models with observations,
+    and `warmup_posterior`/`warmup_sample_stats` when keep_warmup=True.
     """
     settings = check_settings(**{k: v for k, v in locals().items()})
-    prepared = prepare(settings)
-    solver = pick_solver(settings, prepared)
-    run = run_chains(settings, prepared, solver)
+    with progress.phases():  # an error or Ctrl-C stops the progress display's clock
+        prepared = prepare(settings)
+        solver = pick_solver(settings, prepared)
+        run = run_chains(settings, prepared, solver)
     return datatree_from_run(prepared, run, settings)
 
 
@@ -195,16 +214,41 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
             "or leave initial_position out for a NumPyro model."
         )
     check_solve_options(solve_kwargs, solve)
+    _check_output_settings(kw)
     check_float64_inputs(model_args=kw["model_args"], model_kwargs=kw["model_kwargs"],
                          initial_position=kw["initial_position"], inverse_mass_matrix=kw["inverse_mass_matrix"])
     return Settings(sampler_name=name, sampler=instance, solve_kwargs=solve_kwargs, **kw)
+
+
+def _check_output_settings(kw: dict) -> None:
+    """thinning, init_strategy, log_likelihood, posterior_predictive, prior (parmcmc.infer owns these)."""
+    kw["thinning"] = check_positive_int("thinning", kw.get("thinning", 1))
+    if kw["thinning"] > kw["num_samples"]:
+        raise ValueError(f"sample: thinning={kw['thinning']} keeps no draw of num_samples={kw['num_samples']}; "
+                         "use thinning <= num_samples.")
+    init = kw.get("init_strategy")
+    if init is not None and not callable(init):
+        raise TypeError(f"sample: init_strategy must be a NumPyro init strategy such as "
+                        f"numpyro.infer.init_to_median; got {init!r}.")
+    if init is not None and kw["initial_position"] is not None:
+        raise ValueError("sample: init_strategy= chooses the starts of a NumPyro model; with initial_position= "
+                         "the start is given. Leave one of them out.")
+    for name in ("log_likelihood", "posterior_predictive"):
+        if kw.get(name) not in (None, True, False):
+            raise TypeError(f"sample: {name} must be True or False; got {kw[name]!r}.")
+    if kw.get("prior") is not None:
+        kw["prior"] = check_positive_int("prior", kw["prior"])
+    if (kw.get("prior") or kw.get("posterior_predictive")) and kw["initial_position"] is not None:
+        raise ValueError("sample: prior= and posterior_predictive= draw from a NumPyro model; a log density "
+                         "given with initial_position= has no prior or observations to draw.")
 
 
 def prepare(s: Settings) -> Prepared:
     """The target, its starting positions and the warmup: the part that is the same for parallel and
     sequential sampling."""
     init_key, warm_key, _ = jax.random.split(s.rng_key, 3)
-    target = _target(s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position)
+    target = _target(s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position,
+                     s.init_strategy)
     name, template = s.sampler_name, s.sampler
     if template is None:
         if name == "mala":
@@ -224,8 +268,8 @@ def prepare(s: Settings) -> Prepared:
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
     warm, positions, t0, pre = None, target.initial_positions, time.perf_counter(), None
     if s.num_warmup and adapt:
-        if s.progress_bar:
-            print(f"warmup: {s.num_warmup} steps x {s.num_chains} chains ({name}, sequential, adapting)", flush=True)
+        progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)",
+                             s.progress_bar)
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
         if name == "mala":
             warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup, target_acceptance=accept,
@@ -238,20 +282,21 @@ def prepare(s: Settings) -> Prepared:
             imm = warm.inverse_mass_matrix
         positions, eps = warm.positions, warm.step_size
     elif s.num_warmup:
-        if s.progress_bar:
-            print(f"warmup: {s.num_warmup} steps x {s.num_chains} chains (burn-in, sequential)", flush=True)
+        progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains (burn-in)", s.progress_bar)
         keys = chain_keys(warm_key, s.num_chains)
         burn = _vmapped_chains(template, positions, keys, eps, imm, s.num_warmup, Sequential(), {})
         positions = jax.tree_util.tree_map(lambda a: a[:, -1], burn.positions)
     jax.block_until_ready(positions)
+    progress.end_phase()
     return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre)
 
 
-def _target(model, key, num_chains, model_args, model_kwargs, initial_position) -> Target:
+def _target(model, key, num_chains, model_args, model_kwargs, initial_position, init_strategy=None) -> Target:
     check_model(model)
     if initial_position is not None:
         return from_logdensity(model, initial_position=initial_position, num_chains=num_chains)
-    return from_numpyro(model, key, model_args=model_args, model_kwargs=model_kwargs, num_chains=num_chains)
+    init = {} if init_strategy is None else {"init_strategy": init_strategy}
+    return from_numpyro(model, key, model_args=model_args, model_kwargs=model_kwargs, num_chains=num_chains, **init)
 
 
 def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
@@ -284,13 +329,13 @@ def _chain_settings(eps, imm, pre) -> dict:
     return settings if pre is None else {**settings, **pre}
 
 
-def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, pre=None):
+def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0, pre=None):
     # Samplers are pytrees: the per-chain step sizes, mass matrices and preconditioners are leaves with a
     # chain axis, so the chains vmap over one sampler.
     samplers = template.per_chain(**_chain_settings(eps, imm, pre))
 
     def one(sampler, key, x0):
-        return run_chain(sampler, x0, key, num_steps, solver=solver, **solve_kwargs)
+        return run_chain(sampler, x0, key, num_steps, solver=solver, noise_offset=noise_offset, **solve_kwargs)
 
     return jax.vmap(one)(samplers, keys, positions)
 
@@ -302,25 +347,37 @@ class Run(NamedTuple):
     solver: AbstractSolver
 
 
-def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
-    """Sample every chain from the prepared state with `solver` (vmapped over chains)."""
+def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_offset: int = 0) -> Run:
+    """Sample every chain from the prepared state with `solver` (vmapped over chains).
+
+    noise_offset: skip the noise of the first `noise_offset` steps of each chain's key, so that a run
+    continued from the last state of a run of `noise_offset` steps with the same key gives the draws of
+    one long run (parmcmc.infer.MCMC's post_warmup_state)."""
     num_samples = s.num_samples
     keys = chain_keys(jax.random.split(s.rng_key, 3)[2], s.num_chains)
     kwargs = dict(s.solve_kwargs)
+    display = Progress(type(solver).__name__, num_samples, progress_bar=s.progress_bar, tolerance=kwargs.get("atol"),
+                       num_chains=s.num_chains)
     if not isinstance(solver, Sequential):
         kwargs.setdefault("fallback", "sequential")
-        if s.progress_bar:
-            kwargs.setdefault("progress", Progress(type(solver).__name__, num_samples))
+        if display.show:  # one function for every run (compiled code stays reusable); it feeds `display`
+            kwargs.setdefault("progress", progress.engine_callback)
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix, prepared.preconditioner)
-    fn = jax.jit(lambda k, x, e, m, p: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs, p))
+    fn = jax.jit(lambda k, x, e, m, p: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
+                                                       noise_offset, p))
+    progress.start_phase(f"{type(solver).__name__}  |  compiling {s.num_chains} chains x {num_samples} steps",
+                         s.progress_bar)
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0
+    progress.start_phase(f"{type(solver).__name__}  |  sampling {s.num_chains} chains x {num_samples} steps",
+                         s.progress_bar)
     t0 = time.perf_counter()
-    chains = jax.block_until_ready(compiled(*args))
+    with display:
+        chains = jax.block_until_ready(compiled(*args))
     seconds = time.perf_counter() - t0
-    if s.progress_bar:
-        Progress.finish(type(solver).__name__, chains, seconds, compile_s)
+    progress.end_phase()
+    display.finish(chains, seconds, compile_s)
     warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",
                       solver=solver, stacklevel=4)
     _warn_if_infinite_density(chains)

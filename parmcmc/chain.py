@@ -57,6 +57,7 @@ def run_chain(
     num_steps: int,
     *,
     solver: AbstractSolver | None = None,
+    noise_offset: int = 0,
     **solve_kwargs,
 ) -> ChainResult:
     """Run ``num_steps`` steps of ``sampler`` from ``initial_position``.
@@ -80,6 +81,11 @@ def run_chain(
         Chain length T.
     solver
         An engine solver instance.
+    noise_offset
+        Start at step ``noise_offset`` of the key's noise schedule: the chain continues one of
+        ``noise_offset`` steps run with the same key (its last state given as ``initial_position``),
+        and the two together are the chain of ``noise_offset + num_steps`` steps. Needs JAX's
+        partitionable threefry (the default), under which ``split(key, n)[:m] == split(key, m)``.
     **solve_kwargs
         Passed to :func:`parmcmc.engine.solve` (``max_iters``, ``atol``,
         ``rtol``, ``window``, ``throw``, ``initial_guess``, ...).
@@ -91,7 +97,9 @@ def run_chain(
         )
     solver = QuasiDEER() if solver is None else solver
     sampler, x0 = sampler.bound_at(initial_position)
-    inputs = sampler.noise(rng_key, num_steps)
+    inputs = sampler.noise(rng_key, noise_offset + num_steps)
+    if noise_offset:
+        inputs = jax.tree_util.tree_map(lambda a: a[noise_offset:], inputs)
     solution = solve(sampler.step, x0, inputs, solver, **solve_kwargs)
     stats = jax.jit(sampler.chain_stats)(x0, solution.states, inputs)
     return ChainResult(

@@ -10,7 +10,7 @@ import pandas as pd
 
 from parmcmc.api import check_settings, pick_solver, prepare, run_chains, sample
 from parmcmc.engine import Sequential
-from parmcmc.output import datatree_from_run
+from parmcmc.io.output import datatree_from_run
 
 SUMMARY_STATS = ("mean", "sd", "ess_bulk", "ess_tail", "r_hat")
 

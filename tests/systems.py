@@ -3,12 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-
-def tanh_rnn(D=8, T=1000, scale=0.9, seed=0):
-    """A contractive nonlinear RNN x_t = tanh(W x_{t-1} + u_t)."""
-    kw, ku = jax.random.split(jax.random.key(seed))
-    W = scale * jax.random.normal(kw, (D, D)) / jnp.sqrt(D)
-    return (lambda x, u: jnp.tanh(W @ x + u)), jnp.ones(D), jax.random.normal(ku, (T, D))
+from parmcmc.bench.systems import tanh_rnn as tanh_rnn  # one definition, shared with the benchmarks
 
 
 def linear_system(D=4, T=500, seed=1):

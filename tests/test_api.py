@@ -47,8 +47,8 @@ def test_parallel_and_sequential_give_the_same_draws(regression_runs, sampler):
     diff = np.abs(run.parallel.posterior["beta"].values - run.sequential.posterior["beta"].values)
     assert diff.max() <= 1e-8
     assert run.max_abs_diff <= 1e-8
-    assert bool(run.parallel.sample_stats["solver_converged"].all())
-    assert not bool(run.parallel.sample_stats["solver_fell_back"].any())
+    assert bool(run.parallel["solver_stats"]["solver_converged"].all())
+    assert not bool(run.parallel["solver_stats"]["solver_fell_back"].any())
 
 
 def test_compare_table_has_arviz_summaries_side_by_side(regression_runs):
@@ -83,7 +83,8 @@ def test_datatree_layout_eight_schools_hmc():
     for name in ("acceptance_rate", "diverging", "lp", "energy", "step_size"):
         assert stats[name].dims == ("chain", "draw"), name
     for name in ("solver_iterations", "solver_residual", "solver_converged", "solver_fell_back"):
-        assert stats[name].dims == ("chain",), name
+        assert tree["solver_stats"][name].dims == ("chain",), name  # per chain: not in sample_stats
+        assert name not in stats
     assert tree.warmup_posterior.sizes["draw"] == 200
     summary = az.summary(tree, var_names=["mu", "tau"])
     assert {"mean", "ess_bulk", "r_hat"} <= set(summary.columns)
@@ -159,7 +160,7 @@ def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chai
             gaussian, initial_position=jnp.zeros(3), rng_key=jax.random.key(5), step_size=0.5,
             num_samples=300, num_warmup=0, num_chains=2, progress_bar=False, max_iters=2,
         )
-    stats = run.parallel.sample_stats
+    stats = run.parallel["solver_stats"]
     assert bool(stats["solver_fell_back"].all()) and bool(stats["solver_converged"].all())
     assert int(stats["solver_iterations"].max()) == 2
     assert run.max_abs_diff <= 1e-8
@@ -176,6 +177,6 @@ def test_parallel_auto_follows_the_diagnosis(step_size, parallel_expected):
                   num_chains=2, step_size=step_size, solver=parmcmc.DEER(), progress_bar=False, sampler="mala")
     auto = parmcmc.sample(gaussian, parallel="auto", **kwargs)
     reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
-    iterations = auto.sample_stats["solver_iterations"].values
+    iterations = auto["solver_stats"]["solver_iterations"].values
     assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected
     assert np.max(np.abs(auto.posterior["x"].values - reference.posterior["x"].values)) <= 1e-8

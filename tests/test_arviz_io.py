@@ -50,13 +50,12 @@ def tree():
 
 def test_groups_and_variables(tree):
     assert set(tree.children) == {
-        "posterior", "sample_stats", "observed_data", "warmup_posterior", "warmup_sample_stats"
+        "posterior", "sample_stats", "solver_stats", "observed_data", "warmup_posterior", "warmup_sample_stats"
     }
     assert set(tree["posterior"].data_vars) == {"mu", "theta"}
     assert set(tree["warmup_posterior"].data_vars) == {"mu", "theta"}
-    assert set(tree["sample_stats"].data_vars) == {
-        "acceptance_rate", "diverging", "lp", "energy", "step_size", *SOLVER_STATS
-    }
+    assert set(tree["sample_stats"].data_vars) == {"acceptance_rate", "diverging", "lp", "energy", "step_size"}
+    assert set(tree["solver_stats"].data_vars) == set(SOLVER_STATS)
     assert tree.attrs["sampler"] == "HMC"
 
 
@@ -66,11 +65,11 @@ def test_dims(tree):
     assert tree["warmup_posterior"].sizes["draw"] == W
     assert tree["observed_data"]["y"].dims == ("y_dim_0",)
     for name in SOLVER_STATS:
-        assert tree["sample_stats"][name].dims == ("chain",)
+        assert tree["solver_stats"][name].dims == ("chain",)
     for name in ("acceptance_rate", "lp", "step_size"):
         assert tree["sample_stats"][name].dims == ("chain", "draw")
     np.testing.assert_array_equal(tree["sample_stats"]["step_size"], 0.3)
-    assert tree["sample_stats"]["solver_converged"].dtype == bool
+    assert tree["solver_stats"]["solver_converged"].dtype == bool
 
 
 def test_solver_stats_reduce_residual_per_chain_and_keep_nan():
@@ -117,7 +116,7 @@ def test_shared_solve_stats_and_warmup_stats_without_warmup_draws():
         solver={"solver_iterations": np.array(12), "solver_converged": np.array(True)},
         warmup_sample_stats={"step_size": np.array([0.1, 0.2]), "acceptance_rate": np.zeros((2, 7))},
     )
-    assert tree["sample_stats"]["solver_iterations"].values.tolist() == [12, 12]
+    assert tree["solver_stats"]["solver_iterations"].values.tolist() == [12, 12]
     assert tree["warmup_sample_stats"]["step_size"].shape == (2, 7)
     assert "warmup_posterior" not in tree.children
 
@@ -145,3 +144,13 @@ def test_bad_input_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message) as err:
         to_datatree(**args)
     assert "to_datatree" in str(err.value)
+
+
+def test_an_arviz_older_than_1_gets_a_clear_import_error(monkeypatch):
+    import importlib.metadata
+
+    from parmcmc.io import arviz as io_arviz
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.20.0" if name == "arviz" else "1.0")
+    with pytest.raises(ImportError, match=r"needs arviz>=1.0 .* arviz 0.20.0"):
+        io_arviz._require_arviz_1()

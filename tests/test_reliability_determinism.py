@@ -60,5 +60,5 @@ def test_chain_k_does_not_depend_on_the_number_of_chains(four_chains):
     assert np.allclose(step_one, step_four, rtol=1e-12, atol=0)
     assert np.array_equal(moved(one)[0], moved(four_chains)[0])
     assert np.max(np.abs(draws(one)[0] - draws(four_chains)[0])) <= 1e-12
-    assert bool(four_chains.sample_stats["solver_converged"].all())
-    assert not bool(four_chains.sample_stats["solver_fell_back"].any())
+    assert bool(four_chains["solver_stats"]["solver_converged"].all())
+    assert not bool(four_chains["solver_stats"]["solver_fell_back"].any())

@@ -75,7 +75,7 @@ def test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain(
                               num_integration_steps=8, solver=parmcmc.DEER(), max_iters=MAX_ITERS, progress_bar=False)
     messages = [str(w.message) for w in caught if issubclass(w.category, parmcmc.FallbackWarning)]
     assert any("met a non-finite iterate" in m and "continued sequentially" in m for m in messages), messages
-    stats = cmp.parallel.sample_stats
+    stats = cmp.parallel["solver_stats"]
     assert bool(stats["solver_fell_back"].all()) and bool(stats["solver_converged"].all())
     par, seq = cmp.parallel.posterior["x"].values, cmp.sequential.posterior["x"].values
     assert par.dtype == np.float32 and np.all(np.isfinite(par))

@@ -36,7 +36,7 @@ def test_float32_sample_meets_the_tolerance_and_counts_differing_decisions(sampl
                               sampler=sampler, num_samples=1000, num_warmup=300, num_chains=2, progress_bar=False)
     par, seq = cmp.parallel.posterior["beta"].values, cmp.sequential.posterior["beta"].values
     assert par.dtype == seq.dtype == np.float32
-    stats = cmp.parallel.sample_stats
+    stats = cmp.parallel["solver_stats"]
     assert bool(stats["solver_converged"].all()) and not bool(stats["solver_fell_back"].any())
 
     tol = default_tolerance(np.float32)  # the engine's float32 atol = rtol

@@ -81,7 +81,7 @@ def pooled_z_scores(tree, var, mean, sd):
 
 
 def assert_parallel_is_sequential(cmp):
-    stats = cmp.parallel.sample_stats
+    stats = cmp.parallel["solver_stats"]
     assert bool(stats["solver_converged"].all()) and not bool(stats["solver_fell_back"].any())
     assert cmp.max_abs_diff <= 1e-8, cmp.max_abs_diff
     same = cmp.parallel.sample_stats["acceptance_rate"].values - cmp.sequential.sample_stats["acceptance_rate"].values

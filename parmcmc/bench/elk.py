@@ -8,16 +8,10 @@ float64, default tolerance (1e-11), max_iters = 200, the default initial guess (
 import jax
 import jax.numpy as jnp
 
+from parmcmc.bench.systems import tanh_rnn
 from parmcmc.engine import DEER, ELK, QuasiDEER, QuasiELK, Sequential, solve
 
 MAX_ITERS = 200
-
-
-def tanh_rnn(D, T, seed=0):
-    """Contractive: x_t = tanh(W x_{t-1} + u_t), spectral radius of W about 0.9."""
-    kw, ku = jax.random.split(jax.random.key(seed))
-    W = 0.9 * jax.random.normal(kw, (D, D)) / jnp.sqrt(D)
-    return (lambda x, u: jnp.tanh(W @ x + u)), jnp.ones(D), jax.random.normal(ku, (T, D))
 
 
 def expanding_guess(D, T, gain, seed=3, coupling=0.5):

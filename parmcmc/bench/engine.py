@@ -1,17 +1,11 @@
 """Engine benchmark: a contractive tanh RNN x_t = tanh(W x_{t-1} + u_t), every solver against the
 sequential scan, at several T; and the working memory of QuasiDEER against DEER at D = 64."""
 
-import jax
 import jax.numpy as jnp
 
+from parmcmc.bench.systems import tanh_rnn
 from parmcmc.bench.timing import memory_only, time_jitted
 from parmcmc.engine import DEER, Jacobi, Picard, QuasiDEER, Sequential, solve
-
-
-def tanh_rnn(D, T, seed=0, dtype=jnp.float32):
-    kw, ku = jax.random.split(jax.random.key(seed))
-    W = (0.9 * jax.random.normal(kw, (D, D)) / jnp.sqrt(D)).astype(dtype)
-    return (lambda x, u: jnp.tanh(W @ x + u)), jnp.ones(D, dtype), jax.random.normal(ku, (T, D), dtype)
 
 
 def run(Ts=(1_000, 10_000, 100_000), D=8, memory_D=64, max_iters=200, repeats=3, dtype=jnp.float32):

@@ -2,30 +2,59 @@
 
 Groups (ArviZ's names):
     posterior            constrained draws, (chain, draw, *shape) per variable
-    sample_stats         per-step statistics (chain, draw): acceptance_rate, diverging, lp, energy, step_size
-                         and per-chain solve statistics (chain,): solver_iterations, solver_residual,
-                         solver_converged
+    sample_stats         per-step statistics, all (chain, draw): acceptance_rate, diverging, lp, energy,
+                         step_size (as NumPyro's NUTS output, so az.plot_trace(group="sample_stats"),
+                         az.ess(group="sample_stats"), az.bfmi and az.plot_energy work on it)
+    solver_stats         per-chain statistics of the parallel solve, (chain,): solver_iterations,
+                         solver_residual, solver_converged, solver_fell_back, ...
+    log_likelihood       pointwise log likelihood per observed site, (chain, draw, *obs_shape)
+    posterior_predictive draws of the observed sites given the posterior, (chain, draw, *obs_shape)
+    prior, prior_predictive  draws from the prior (one chain), when asked
     observed_data        observed values, no sample dims
     warmup_posterior     warmup draws, when given
     warmup_sample_stats  warmup per-step statistics, when given
 
 The conversion itself is arviz_base's (`from_dict`, `dict_to_dataset`); this module checks shapes,
-adds the per-chain solve statistics next to the per-step ones and names dimensions.
+keeps the per-chain solve statistics in their own group and names dimensions. ArviZ >= 1.0 only
+(xarray.DataTree); an older ArviZ gets a clear ImportError.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-import arviz_base
+import importlib.metadata
+
 import numpy as np
 import xarray as xr
 
-__all__ = ["to_datatree", "solver_stats", "SOLVER_STATS"]
+
+def _require_arviz_1() -> None:
+    """parmcmc writes xarray.DataTree (ArviZ >= 1.0); ArviZ 0.x's InferenceData is not supported."""
+    try:
+        version = importlib.metadata.version("arviz")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    major = None if version is None else int(version.split(".")[0])
+    if major is not None and major < 1:
+        raise ImportError(
+            f"parmcmc needs arviz>=1.0 (its results are xarray.DataTree objects); this environment has arviz "
+            f"{version}, whose InferenceData parmcmc does not write. Upgrade with `pip install 'arviz>=1.0'` "
+            "(see https://python.arviz.org/en/latest/user_guide/migration_guide.html), or keep ArviZ 0.x in "
+            "another environment."
+        )
+
+
+_require_arviz_1()
+import arviz_base  # noqa: E402  (after the version check, so an old ArviZ gets the message above)
+
+__all__ = ["to_datatree", "solver_stats", "SOLVER_STATS", "SOLVER_GROUP"]
 
 _CALLER = "to_datatree"
-# Names of the per-chain statistics of the parallel solve, in sample_stats with dims (chain,).
+# Names of the per-chain statistics of the parallel solve, in the solver_stats group with dims (chain,).
 SOLVER_STATS = ("solver_iterations", "solver_residual", "solver_converged")
+# The group of per-chain statistics: sample_stats holds (chain, draw) variables only, as ArviZ expects.
+SOLVER_GROUP = "solver_stats"
 
 
 def solver_stats(solution: Any) -> dict:
@@ -113,6 +142,10 @@ def to_datatree(
     dims: Mapping | None = None,
     coords: Mapping | None = None,
     attrs: Mapping | None = None,
+    log_likelihood: Mapping | None = None,
+    posterior_predictive: Mapping | None = None,
+    prior: Mapping | None = None,
+    prior_predictive: Mapping | None = None,
 ) -> xr.DataTree:
     """Build an ArviZ DataTree.
 
@@ -120,8 +153,13 @@ def to_datatree(
     sample_stats         `{name: (chain, draw)}` per-step stats, ArviZ names (acceptance_rate, diverging,
                          lp, energy, step_size); step_size may be per chain (chain,) or a scalar
     solver               `{name: (chain,)}` per-chain solve stats, e.g. `solver_stats(solution)`; a scalar
-                         (one solve for all chains) is repeated for every chain
+                         (one solve for all chains) is repeated for every chain. They go to the
+                         `solver_stats` group, not to sample_stats (whose variables ArviZ expects to
+                         be (chain, draw)).
     observed_data        `{name: array}`
+    log_likelihood       `{observed site: (chain, draw, *obs_shape)}` pointwise log likelihood (az.loo)
+    posterior_predictive `{observed site: (chain, draw, *obs_shape)}`, same chains and draws as posterior
+    prior, prior_predictive  `{name: (chain, draw, ...)}` draws from the prior (their own draw count)
     warmup_posterior, warmup_sample_stats   the same for the warmup phase (own draw count)
     dims, coords         ArviZ dims `{var: [dim, ...]}` (excluding chain and draw) and coordinate labels
                          `{dim: labels}`; unnamed dims become `<var>_dim_<i>`
@@ -137,6 +175,13 @@ def to_datatree(
     if not groups["posterior"]:
         raise ValueError(f"{_CALLER}: posterior is empty; give at least one variable {{name: (chain, draw, ...)}}.")
     chain_draw = _check_sample_dims("posterior", groups["posterior"], None)
+    for group, data in (("log_likelihood", log_likelihood), ("posterior_predictive", posterior_predictive)):
+        groups[group] = _as_numpy(group, data)
+        _check_sample_dims(group, groups[group], chain_draw)
+    for group, data in (("prior", prior), ("prior_predictive", prior_predictive)):
+        groups[group] = _as_numpy(group, data)
+    _check_sample_dims("prior_predictive", groups["prior_predictive"],
+                       _check_sample_dims("prior", groups["prior"], None))
     groups["sample_stats"] = _per_step_stats("sample_stats", groups["sample_stats"], chain_draw)
     warm = _check_sample_dims("warmup_posterior", groups["warmup_posterior"], None)
     groups["warmup_sample_stats"] = _per_step_stats("warmup_sample_stats", groups["warmup_sample_stats"], warm)
@@ -169,10 +214,5 @@ def to_datatree(
         attrs={"/": dict(attrs or {})} if attrs else None,
     )
     if per_chain:
-        per_chain_ds = arviz_base.dict_to_dataset(per_chain, sample_dims=["chain"])
-        if "sample_stats" in tree.children:
-            merged = xr.merge([tree["sample_stats"].to_dataset(), per_chain_ds], combine_attrs="override")
-        else:
-            merged = per_chain_ds
-        tree["sample_stats"] = xr.DataTree(merged)
+        tree[SOLVER_GROUP] = xr.DataTree(arviz_base.dict_to_dataset(per_chain, sample_dims=["chain"]))
     return tree

@@ -110,6 +110,8 @@ class HMC(AbstractSampler):
     loc, scale
         An optional linear preconditioner, as for :class:`~parmcmc.samplers.mala.MALA`.
 
+    Notes
+    -----
     Each step costs L + 1 gradient evaluations: one at the start (BlackJAX
     carries it in its state) and one per leapfrog step.
     """

@@ -70,6 +70,8 @@ class MALA(AbstractSampler):
         the step map's Jacobian close to diagonal on correlated targets (see
         :mod:`parmcmc.samplers.base`).
 
+    Notes
+    -----
     Each step evaluates ``jax.value_and_grad`` twice, at ``x`` and at the
     proposal (BlackJAX carries the first in its state; a step map whose state
     is the position only must recompute it).
