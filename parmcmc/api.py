@@ -201,6 +201,8 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     if kw["num_warmup"] == 0 and instance is None and kw["step_size"] is None:
         raise ValueError("sample: num_warmup=0 leaves nothing to adapt the step size with; give step_size=.")
     check_mass_matrix_setting(kw["inverse_mass_matrix"], name, instance, kw["step_size"])
+    kw.setdefault("dense_mass", None)
+    kw.setdefault("step_size_jitter", None)
     _check_sampler_options(name, instance, kw["dense_mass"], kw["step_size_jitter"])
     accept = kw["target_acceptance"]
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):
