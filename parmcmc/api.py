@@ -5,6 +5,7 @@ The data flow: model -> Target (log density on unconstrained space) -> warmup (s
 -> postprocess (constrained values, deterministic sites) -> DataTree.
 """
 
+import inspect
 import numbers
 import time
 import warnings
@@ -46,6 +47,26 @@ from parmcmc.validate import (
 from parmcmc.warmup import hmc_warmup, mala_warmup
 
 TARGET_ACCEPTANCE = {"mala": 0.574, "hmc": 0.8}
+# dense_mass=None: a dense mass matrix (HMC) or preconditioner (MALA) up to this many entries (docs/samplers.md).
+DENSE_MASS_MAX_DIM = 0
+# step_size_jitter=None: HMC's default jitter of the step size per draw (docs/samplers.md).
+DEFAULT_STEP_SIZE_JITTER = 0.5
+
+
+def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None:
+    if dense_mass not in (None, True, False):
+        raise TypeError(f"sample: dense_mass must be True, False or None (by dimension); got {dense_mass!r}.")
+    if step_size_jitter is None:
+        return
+    if name != "hmc" or instance is not None:
+        raise ValueError(
+            "sample: step_size_jitter= is a setting of sampler='hmc' (an HMC instance takes it as "
+            "HMC(..., step_size_jitter=...))."
+        )
+    if isinstance(step_size_jitter, bool) or not isinstance(step_size_jitter, numbers.Real) or not (
+        0.0 <= step_size_jitter < 1.0
+    ):
+        raise ValueError(f"sample: step_size_jitter must lie in [0, 1); got {step_size_jitter!r}.")
 
 
 class Prepared(NamedTuple):
@@ -58,6 +79,7 @@ class Prepared(NamedTuple):
     inverse_mass_matrix: Any      # (chain, D) for HMC, else None
     warmup: Any                   # WarmupResult or None
     warmup_seconds: float
+    preconditioner: Any = None    # {"loc": (chain, D), "scale": (chain, D, D)} for preconditioned MALA, else None
 
 
 class Settings(NamedTuple):
@@ -90,6 +112,8 @@ class Settings(NamedTuple):
     posterior_predictive: bool = False
     prior: Optional[int] = None
     mesh: Any = None
+    dense_mass: Any = None
+    step_size_jitter: Any = None
 
 
 def sample(
@@ -99,7 +123,7 @@ def sample(
     num_samples: int,
     num_warmup: int = 1000,
     num_chains: int = 4,
-    sampler: Any = "mala",
+    sampler: Any = "hmc",
     parallel: Any = True,
     solver: Optional[AbstractSolver] = None,
     model_args: tuple = (),
@@ -119,16 +143,20 @@ def sample(
     posterior_predictive: bool = False,
     prior: Optional[int] = None,
     mesh: Any = None,
+    dense_mass: Any = None,
+    step_size_jitter: Any = None,
     **solve_kwargs,
 ):
     """Sample `model` with `num_chains` chains of `num_samples` draws; returns an ArviZ DataTree.
 
     model:       a NumPyro model function, or a log-density function of a (pytree) position, given
                  with `initial_position`.
-    sampler:     "mala", "hmc", or a MALA/HMC instance (its settings are used as they are, with the
-                 model's log density; warmup then only burns in). With "mala"/"hmc", warmup adapts the
-                 step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for
-                 HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given.
+    sampler:     "hmc" (default: 10 leapfrog steps, step size jittered by +-50% per draw), "mala", or a
+                 MALA/HMC instance (its settings are used as they are, with the model's log density;
+                 warmup then only burns in). With "mala"/"hmc", warmup adapts the step size by dual
+                 averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for HMC, a diagonal
+                 mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
+                 says which sampler for which model.
     parallel:    True (default): each chain is solved in parallel over time by `solver` (default: DEER
                  for positions of up to 16 entries, QuasiDEER beyond); False: the sequential reference
                  (lax.scan of the same step map; the same draws); "auto": the faster of the two on this
@@ -136,6 +164,13 @@ def sample(
                  sequential scan) and, when those leave parallel in the running, the predicted Newton
                  iterations (parmcmc.diagnose.choose_solver; on a CPU with a cheap density: the
                  sequential chain).
+    dense_mass:  warmup adapts a dense inverse mass matrix (HMC; NumPyro's name) or a dense linear
+                 preconditioner z = L^-1 (x - m) (MALA; L from the posterior's curvature at the warmup
+                 draws) instead of a diagonal one (HMC) or none (MALA). The preconditioner makes the
+                 step map's Jacobian near-diagonal, so QuasiDEER converges in few iterations on
+                 correlated posteriors. None: dense up to DENSE_MASS_MAX_DIM entries (0: off).
+    step_size_jitter: HMC only: draw t uses step_size * (1 + j (2 v_t - 1)), v_t uniform from the
+                 chain's pre-drawn noise (None: DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
                  fails continues sequentially from its exact prefix, with a warning: every returned
                  chain is converged.
@@ -165,7 +200,11 @@ def sample(
 
 
 def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
-    """Check every argument before any heavy work."""
+    """Check every argument before any heavy work. Arguments not given take sample()'s defaults, so that
+    callers (compare, parmcmc.infer.MCMC) need not repeat every option."""
+    for name, param in inspect.signature(sample).parameters.items():
+        if param.kind == param.KEYWORD_ONLY and param.default is not param.empty:
+            kw.setdefault(name, param.default)
     check_model(kw["model"])
     check_rng_key(kw["rng_key"])
     # Stored as Python ints: NumPy integers pass the check but not every later isinstance(..., int).
@@ -191,6 +230,9 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     if kw["num_warmup"] == 0 and instance is None and kw["step_size"] is None:
         raise ValueError("sample: num_warmup=0 leaves nothing to adapt the step size with; give step_size=.")
     check_mass_matrix_setting(kw["inverse_mass_matrix"], name, instance, kw["step_size"])
+    kw.setdefault("dense_mass", None)
+    kw.setdefault("step_size_jitter", None)
+    _check_sampler_options(name, instance, kw["dense_mass"], kw["step_size_jitter"])
     accept = kw["target_acceptance"]
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
@@ -246,37 +288,44 @@ def prepare(s: Settings) -> Prepared:
     check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data)
     name, template = s.sampler_name, s.sampler
     if template is None:
-        cls = MALA if name == "mala" else HMC
-        args = (1.0,) if name == "mala" else (1.0, s.num_integration_steps, s.inverse_mass_matrix)
-        template, adapt = cls(target.logdensity_fn, *args), s.step_size is None
+        if name == "mala":
+            template = MALA(target.logdensity_fn, 1.0)
+        else:
+            jitter = DEFAULT_STEP_SIZE_JITTER if s.step_size_jitter is None else s.step_size_jitter
+            template = HMC(target.logdensity_fn, 1.0, s.num_integration_steps, s.inverse_mass_matrix,
+                           step_size_jitter=jitter or None)
+        adapt = s.step_size is None
     else:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
     # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
-    bound = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
-    _check_memory(s, bound, target.initial_positions)
+    template = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
+    _check_memory(s, template, target.initial_positions)
+    dense = s.dense_mass if s.dense_mass is not None else template.dim <= DENSE_MASS_MAX_DIM
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
     t0 = time.perf_counter()
     with model_errors_named(target.name, "sample (warmup)"):
-        positions, eps, imm, warm = _warmup(s, target, template, adapt, name, eps, imm, warm_key)
+        positions, eps, imm, warm, pre = _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense)
         jax.block_until_ready(positions)
     progress.end_phase()
-    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0)
+    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre)
 
 
-def _warmup(s, target, template, adapt, name, eps, imm, warm_key):
-    warm, positions = None, target.initial_positions
+def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
+    warm, positions, pre = None, target.initial_positions, None
     if s.num_warmup and adapt:
         progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)",
                              s.progress_bar)
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
         if name == "mala":
-            warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup,
-                               target_acceptance=accept, keep_draws=s.keep_warmup)
+            warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup, target_acceptance=accept,
+                               keep_draws=s.keep_warmup, precondition="hessian" if dense and s.num_warmup >= 20 else False)
+            pre = None if warm.loc is None else {"loc": warm.loc, "scale": warm.scale}
         else:
             warm = hmc_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup,
-                              template.num_integration_steps, target_acceptance=accept, keep_draws=s.keep_warmup)
+                              template.num_integration_steps, target_acceptance=accept, keep_draws=s.keep_warmup,
+                              dense_mass=bool(dense))
             imm = warm.inverse_mass_matrix
         positions, eps = warm.positions, warm.step_size
     elif s.num_warmup:
@@ -284,7 +333,7 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key):
         keys = chain_keys(warm_key, s.num_chains)
         burn = _vmapped_chains(template, positions, keys, eps, imm, s.num_warmup, Sequential(), {})
         positions = jax.tree_util.tree_map(lambda a: a[:, -1], burn.positions)
-    return positions, eps, imm, warm
+    return positions, eps, imm, warm, pre
 
 
 def _check_memory(s: Settings, bound, prepared_positions) -> None:
@@ -326,23 +375,27 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
 
 def _one_chain(prepared: Prepared, c: int):
     """(sampler with chain c's step size and mass matrix, chain c's start) after warmup."""
-    imm = None if prepared.inverse_mass_matrix is None else prepared.inverse_mass_matrix[c]
+    settings = _chain_settings(prepared.step_size, prepared.inverse_mass_matrix, prepared.preconditioner)
     x0 = jax.tree_util.tree_map(lambda a: a[c], prepared.positions)
-    return _chain_sampler(prepared.template, prepared.step_size[c], imm), x0
+    return prepared.template.replace(**{k: v[c] for k, v in settings.items()}), x0
 
 
-def _chain_sampler(template, eps, imm):
-    return template.replace(step_size=eps) if imm is None else template.replace(step_size=eps, inverse_mass_matrix=imm)
+def _chain_settings(eps, imm, pre) -> dict:
+    """The per-chain settings (leading axis: chain) as sampler fields."""
+    settings = {"step_size": eps} if imm is None else {"step_size": eps, "inverse_mass_matrix": imm}
+    return settings if pre is None else {**settings, **pre}
 
 
-def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0,
+def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0, pre=None,
                     spmd_axis_name=None):
-    def one(key, x0, eps, imm):
-        return run_chain(_chain_sampler(template, eps, imm), x0, key, num_steps, solver=solver,
-                         noise_offset=noise_offset, **solve_kwargs)
+    # Samplers are pytrees: the per-chain step sizes, mass matrices and preconditioners are leaves with a
+    # chain axis, so the chains vmap over one sampler.
+    samplers = template.per_chain(**_chain_settings(eps, imm, pre))
 
-    in_axes = (0, 0, 0, None if imm is None else 0)
-    return jax.vmap(one, in_axes=in_axes, spmd_axis_name=spmd_axis_name)(keys, positions, eps, imm)
+    def one(sampler, key, x0):
+        return run_chain(sampler, x0, key, num_steps, solver=solver, noise_offset=noise_offset, **solve_kwargs)
+
+    return jax.vmap(one, spmd_axis_name=spmd_axis_name)(samplers, keys, positions)
 
 
 class Run(NamedTuple):
@@ -370,14 +423,14 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
             kwargs.setdefault("progress", progress.engine_callback)
     else:  # the sequential reference takes no solve options (warned about in check_settings)
         kwargs = {}
-    args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
+    args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix, prepared.preconditioner)
     axis = None
     if s.mesh is not None:  # chains over "chain", each solve's states over "time" (engine/sharding.py)
         kwargs["mesh"], args, axis = s.mesh, sharding.put_chains(args, s.mesh), sharding.chain_axis(s.mesh)
     # Keyed on the traced program, with the log density's data hoisted into arguments: a second
     # call with new data, keys or step sizes of the same shapes compiles nothing.
-    fn = program_jit(lambda k, x, e, m: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
-                                                        noise_offset, axis))
+    fn = program_jit(lambda k, x, e, m, p: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
+                                                           noise_offset, p, axis))
     progress.start_phase(f"{type(solver).__name__}  |  {s.num_chains} chains x {num_samples} steps", s.progress_bar)
     before, t0 = jitcache.stats(), time.perf_counter()
     # sample() reports every chain's outcome itself, below

@@ -4,9 +4,12 @@ Warmup runs sequentially with BlackJAX kernels, one independent adaptation per c
 each chain with its own key), and hands its final positions and tuned parameters to the sampling
 run. It is adaptive, so its draws are not a Markov chain and are not solved in parallel.
 
-    mala_warmup   dual averaging of the step size toward acceptance 0.574 (Roberts & Rosenthal 1998)
+    mala_warmup   dual averaging of the step size toward acceptance 0.574 (Roberts & Rosenthal 1998);
+                  with precondition=True also a linear preconditioner z = L^-1 (x - m) from the
+                  draws' mean m and covariance L L^T, then the step size re-adapted for z
     hmc_warmup    Stan's windowed adaptation (blackjax.window_adaptation): step size by dual averaging
-                  toward 0.8 and a diagonal inverse mass matrix from the draws of slow windows
+                  toward 0.8 and a diagonal (or, with dense_mass=True, dense) inverse mass matrix
+                  from the draws of slow windows
 
 It lives outside `parmcmc.samplers` because it uses BlackJAX's kernels, not parmcmc's step maps; the
 step maps' chains equal BlackJAX's for the same key, so the tuned parameters carry over unchanged.
@@ -18,8 +21,9 @@ from typing import Any, Callable, NamedTuple
 
 import blackjax
 import jax
-
+import jax.flatten_util
 import jax.numpy as jnp
+import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 
@@ -39,8 +43,10 @@ class WarmupResult(NamedTuple):
 
     positions            pytree, the last warmup position of each chain: the sampling run's x0
     step_size            (chain,) adapted step size of each chain
-    inverse_mass_matrix  (chain, D) diagonal inverse mass matrix per chain, in `ravel_pytree` order
-                         of the position (HMC); None for MALA
+    inverse_mass_matrix  (chain, D) diagonal or (chain, D, D) dense inverse mass matrix per chain, in
+                         `ravel_pytree` order of the position (HMC); None for MALA
+    loc, scale           (chain, D) and (chain, D, D): MALA's preconditioner (the draws' mean and the
+                         Cholesky factor of their regularised covariance) with precondition=True, else None
     draws                pytree with leaves (chain, num_steps, ...): the position after each warmup
                          step (unconstrained), or None when keep_draws=False
     stats                dict of (chain, num_steps) per-step statistics under ArviZ names:
@@ -53,6 +59,8 @@ class WarmupResult(NamedTuple):
     inverse_mass_matrix: jax.Array | None
     draws: PyTree | None
     stats: dict
+    loc: jax.Array | None = None
+    scale: jax.Array | None = None
 
 
 def _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance) -> int:
@@ -74,38 +82,154 @@ def mala_warmup(
     initial_step_size: float = 1.0,
     target_acceptance: float = MALA_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
+    precondition: bool = False,
 ) -> WarmupResult:
     """Tune MALA's step size per chain by dual averaging (Hoffman & Gelman 2014, sec. 3.2.1).
 
     Every step runs `blackjax.mala`'s kernel at exp(log_step_size) and feeds its acceptance
     probability to dual averaging; the returned step size is the dual-averaging average,
     exp(log_step_size_avg), as in Stan. `initial_positions` carries a leading chain axis.
+
+    precondition=True: Stan's schedule (a fast window, slow windows of doubling length, a final fast
+    window); after each slow window the posterior mean m and covariance (shrunk toward its diagonal)
+    are re-estimated from its draws, and the next window runs BlackJAX's MALA on z = L^-1 (x - m), L
+    the covariance's Cholesky factor, re-adapting the step size. Returns loc m and scale L per chain,
+    for `MALA(..., loc=m, scale=L)`; positions and draws stay in x.
+    precondition="hessian": as True, but L is the Cholesky factor of the inverse mean negative Hessian
+    at each window's last 8 draws (exact for a Gaussian posterior; MALA's short warmup draws estimate a
+    correlated covariance poorly), the draws' covariance where that is not positive definite.
     """
     caller = "mala_warmup"
     num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
+    if precondition and num_steps < 20:
+        raise ValueError(f"{caller}: precondition=True needs num_steps >= 20 to estimate a covariance; got {num_steps}.")
     da_init, da_update, da_final = dual_averaging_adaptation(target_acceptance)
     kernel = blackjax.mala.build_kernel()
 
-    def one_chain(key, position):
+    def adapt(key, position, logdensity, to_x, num, step_size0):
+        """`num` MALA steps on `logdensity` adapting the step size from `step_size0`; draws mapped by to_x."""
         def step(carry, key_t):
             state, da_state = carry
             step_size = jnp.exp(da_state.log_step_size)
-            new_state, info = kernel(key_t, state, logdensity_fn, step_size)
+            new_state, info = kernel(key_t, state, logdensity, step_size)
             # A NaN acceptance (proposal where the density is not finite) counts as a rejection.
             acceptance = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
             stats = {"acceptance_rate": acceptance, "lp": new_state.logdensity, "step_size": step_size}
-            draw = new_state.position if keep_draws else None
-            return (new_state, da_update(da_state, acceptance)), (draw, stats)
+            return (new_state, da_update(da_state, acceptance)), (to_x(new_state.position), stats)
 
-        state = blackjax.mala.init(position, logdensity_fn)
-        da_state = da_init(jnp.asarray(initial_step_size, dtype=state.logdensity.dtype))
-        (state, da_state), (draws, stats) = jax.lax.scan(step, (state, da_state), jax.random.split(key, num_steps))
+        state = blackjax.mala.init(position, logdensity)
+        da_state = da_init(jnp.asarray(step_size0, dtype=state.logdensity.dtype))
+        (state, da_state), (draws, stats) = jax.lax.scan(step, (state, da_state), jax.random.split(key, num))
         return state.position, da_final(da_state), draws, stats
 
-    positions, step_size, draws, stats = program_jit(jax.vmap(one_chain))(
+    def one_chain(key, position):
+        if not precondition:
+            x, step_size, draws, stats = adapt(key, position, logdensity_fn, lambda p: p, num_steps, initial_step_size)
+            return x, step_size, draws, stats, None, None
+        # Stan's schedule: a fast window, slow windows of doubling length (each re-estimates m and L from its
+        # draws, with the chain already preconditioned by the previous estimate), a final fast window. One
+        # scan over the whole schedule, so that its body compiles once.
+        flat, unravel = jax.flatten_util.ravel_pytree(position)
+        flat_logdensity = lambda x: logdensity_fn(unravel(x))
+        dim, dtype = flat.size, flat.dtype
+        starts, ends, t = np.zeros(num_steps, bool), np.zeros(num_steps, bool), 0
+        for num, estimate in _mala_windows(num_steps):
+            starts[t], ends[t + num - 1] = True, estimate
+            t += num
+        z_logdensity = lambda loc, scale: (lambda z: flat_logdensity(loc + scale @ z))
+        # a window's statistics: count, running mean and co-moment of x (Welford), its last few draws of x
+        empty = (jnp.zeros((), dtype), jnp.zeros(dim, dtype), jnp.zeros((dim, dim), dtype),
+                 jnp.zeros((_CURVATURE_POINTS, dim), dtype))
+
+        def step(carry, xs):
+            state, da_state, loc, scale, window = carry
+            key_t, start, end = xs
+            window = jax.tree.map(lambda e, w: jnp.where(start, e, w), empty, window)
+            step_size = jnp.exp(da_state.log_step_size)
+            state, info = kernel(key_t, state, z_logdensity(loc, scale), step_size)
+            acceptance = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
+            da_state = da_update(da_state, acceptance)
+            x = loc + scale @ state.position
+            n, mean, comoment, last = window
+            n = n + 1
+            delta = x - mean
+            mean = mean + delta / n
+            window = (n, mean, comoment + jnp.outer(delta, x - mean), jnp.roll(last, -1, axis=0).at[-1].set(x))
+            stats = {"acceptance_rate": acceptance, "lp": state.logdensity, "step_size": step_size}
+
+            def re_estimate(_):
+                n, mean, comoment, last = window
+                new_scale = _shrunk_cholesky(comoment / (n - 1), n)
+                if precondition == "hessian":
+                    new_scale = _curvature_cholesky(flat_logdensity, last, new_scale)
+                ratio = jnp.exp(jnp.mean(jnp.log(jnp.diagonal(new_scale) / jnp.diagonal(scale))))
+                z = jax.scipy.linalg.solve_triangular(new_scale, x - mean, lower=True)
+                new_state = blackjax.mala.init(z, z_logdensity(mean, new_scale))
+                # the step in z keeps its size in x; dual averaging restarts there, as Stan's after each window
+                return new_state, da_init(da_final(da_state) / ratio), mean, new_scale
+
+            state, da_state, loc, scale = jax.lax.cond(
+                end, re_estimate, lambda _: (state, da_state, loc, scale), None
+            )
+            return (state, da_state, loc, scale, window), (x, stats)
+
+        loc, scale = jnp.zeros(dim, dtype), jnp.eye(dim, dtype=dtype)
+        state = blackjax.mala.init(flat, z_logdensity(loc, scale))
+        da_state = da_init(jnp.asarray(initial_step_size, dtype=state.logdensity.dtype))
+        xs = (jax.random.split(key, num_steps), jnp.asarray(starts), jnp.asarray(ends))
+        (state, da_state, loc, scale, _), (draws, stats) = jax.lax.scan(
+            step, (state, da_state, loc, scale, empty), xs
+        )
+        return unravel(loc + scale @ state.position), da_final(da_state), jax.vmap(unravel)(draws), stats, loc, scale
+
+    positions, step_size, draws, stats, loc, scale = program_jit(_map_chains(one_chain))(
         chain_keys(rng_key, num_chains), initial_positions
     )
-    return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats)
+    return WarmupResult(positions, step_size, None, draws if keep_draws else None, stats, loc, scale)
+
+
+_CURVATURE_POINTS = 8
+
+
+def _map_chains(one_chain):
+    """one_chain(key, position) over the chain axis, one chain after another (see hmc_warmup)."""
+    return lambda keys, positions: jax.lax.map(lambda args: one_chain(*args), (keys, positions))
+
+
+def _curvature_cholesky(flat_logdensity, points, fallback):
+    """Cholesky factor of the inverse of the mean negative Hessian at the window's last draws (the
+    Laplace approximation's covariance, exact for a Gaussian); `fallback` where that is not positive
+    definite or not finite."""
+    neg_hessian = -jnp.mean(jax.vmap(jax.hessian(flat_logdensity))(points), axis=0)
+    neg_hessian = 0.5 * (neg_hessian + neg_hessian.T)
+    chol_precision = jnp.linalg.cholesky(neg_hessian)
+    eye = jnp.eye(points.shape[1], dtype=points.dtype)
+    scale = jax.scipy.linalg.solve_triangular(chol_precision, eye, lower=True).T  # L with L L^T = H^-1
+    # L = chol_precision^-T is upper triangular; the preconditioner needs a lower-triangular factor
+    scale = jnp.linalg.cholesky(scale @ scale.T)
+    ok = jnp.all(jnp.isfinite(scale))
+    return jnp.where(ok, scale, fallback)
+
+
+def _mala_windows(num_steps: int) -> list[tuple[int, bool]]:
+    """(length, estimate the preconditioner after it) per window: 15% fast, slow windows doubling from
+    max(num_steps // 20, 10) (the last one takes the rest), 10% fast."""
+    first, last = max(num_steps * 15 // 100, 1), max(num_steps // 10, 1)
+    slow, width, windows = num_steps - first - last, max(num_steps // 20, 10), [(first, False)]
+    while slow > 0:
+        width = slow if slow < 3 * width else width
+        windows.append((width, width >= 10))
+        slow, width = slow - width, 2 * width
+    return windows + [(last, False)]
+
+
+def _shrunk_cholesky(cov, n):
+    """Cholesky factor of a window's covariance estimate from n draws, shrunk toward its diagonal with
+    weight D / (n + D) (a window of few draws is mostly diagonal; rank-deficient windows stay definite)."""
+    dim = cov.shape[0]
+    weight = dim / (n + dim)
+    cov = (1 - weight) * cov + weight * jnp.diag(jnp.diagonal(cov) + 1e-10)
+    return jnp.linalg.cholesky(cov)
 
 
 def hmc_warmup(
@@ -118,8 +242,9 @@ def hmc_warmup(
     initial_step_size: float = 1.0,
     target_acceptance: float = HMC_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
+    dense_mass: bool = False,
 ) -> WarmupResult:
-    """Tune HMC's step size and diagonal inverse mass matrix per chain with Stan's windowed
+    """Tune HMC's step size and diagonal (dense with dense_mass=True) inverse mass matrix per chain with Stan's windowed
     adaptation (`blackjax.window_adaptation` over `blackjax.hmc` with `num_integration_steps`
     leapfrog steps). `initial_positions` carries a leading chain axis.
 
@@ -139,7 +264,7 @@ def hmc_warmup(
     adaptation = blackjax.window_adaptation(
         blackjax.hmc,
         logdensity_fn,
-        is_mass_matrix_diagonal=True,
+        is_mass_matrix_diagonal=not dense_mass,
         initial_step_size=initial_step_size,
         target_acceptance_rate=target_acceptance,
         adaptation_info_fn=keep,
@@ -157,13 +282,17 @@ def hmc_warmup(
             "lp": info.state.logdensity,
             "step_size": used,
             "diverging": info.info.is_divergent,
+            # BlackJAX's energy: the trajectory end's, accepted or not (sampling's energy is the draw's)
             "energy": info.info.energy,
         }
         draws = info.state.position if keep_draws else None
         return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], draws, stats
 
     # Jitted as a whole: run eagerly, BlackJAX's set-up outside its scan compiles one primitive at a time.
-    positions, step_size, inverse_mass_matrix, draws, stats = program_jit(jax.vmap(one_chain))(
+    # One chain after another (lax.map), not vmapped: XLA's batched kernels round differently for 1 and for
+    # 4 chains (log densities differing by 1e-15 after 4 steps flipped an accept decision after 29), and
+    # chain k's warmup must depend on (rng_key, k) alone, not on num_chains.
+    positions, step_size, inverse_mass_matrix, draws, stats = program_jit(_map_chains(one_chain))(
         chain_keys(rng_key, num_chains), initial_positions
     )
     return WarmupResult(positions, step_size, inverse_mass_matrix, draws, stats)

@@ -184,7 +184,7 @@ def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(m
     monkeypatch.setattr(parmcmc.weigh, "iteration_seconds", lambda *a: 0.0)
     gaussian = lambda x: -0.5 * jnp.sum(x**2)
     kwargs = dict(initial_position=jnp.ones(5), rng_key=jax.random.key(1), num_samples=1024, num_warmup=0,
-                  num_chains=2, step_size=step_size, solver=parmcmc.DEER(), progress_bar=False)
+                  num_chains=2, step_size=step_size, solver=parmcmc.DEER(), progress_bar=False, sampler="mala")
     auto = parmcmc.sample(gaussian, parallel="auto", **kwargs)
     reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
     iterations = auto["solver_stats"]["solver_iterations"].values

@@ -107,7 +107,8 @@ def test_sample_takes_thinning_and_init_strategy():
 
 def test_kernels_refuse_what_they_cannot_do_yet():
     with pytest.raises(NotImplementedError, match="dense_mass"):
-        HMC(model, dense_mass=True)
+        HMC(model, dense_mass=[("a", "b")])
+    assert HMC(model, dense_mass=True).sample_settings()["dense_mass"] is True
     with pytest.raises(NotImplementedError, match="HMC"):
         NUTS(model)
     with pytest.raises(NotImplementedError, match="num_steps"):

@@ -83,7 +83,7 @@ BAD_INPUTS = [
      "has size 4 but the flattened position has size 3"),
     ("mass-matrix-wrong-size-in-instance", dict(sampler=HMC_WRONG_SIZE), ValueError,
      "has size 4 but the flattened position has size 3"),
-    ("mass-matrix-with-mala", dict(inverse_mass_matrix=jnp.ones(3)), ValueError, "is an HMC setting"),
+    ("mass-matrix-with-mala", dict(sampler="mala", inverse_mass_matrix=jnp.ones(3)), ValueError, "is an HMC setting"),
     ("mass-matrix-and-adaptation", dict(sampler="hmc", inverse_mass_matrix=jnp.ones(3)), ValueError,
      "without step_size=, so warmup would adapt both"),
     ("mass-matrix-and-instance", dict(sampler=parmcmc.HMC(gaussian, 0.1, 5), inverse_mass_matrix=jnp.ones(3)),

@@ -126,7 +126,7 @@ def test_nan_and_minus_inf_log_density_mid_chain_are_rejected_as_in_the_sequenti
     if kind == "MALA":
         lp_proposal = mala_proposal_log_densities(sampler, x0, key, result, eps)
     else:
-        lp_proposal = -stats.energy  # energy at the trajectory's end: NaN or +inf there
+        lp_proposal = -stats.proposal_energy  # energy at the trajectory's end: NaN or +inf there
     nan_steps, inf_steps = jnp.isnan(lp_proposal), jnp.isneginf(lp_proposal)
     assert int(nan_steps.sum()) >= 5 and int(inf_steps.sum()) >= 5  # the faults really happen
     bad = nan_steps | inf_steps
@@ -143,7 +143,7 @@ def test_plus_inf_log_density_is_accepted_as_in_blackjax_and_sample_warns():
     with pytest.warns(RuntimeWarning) as caught:
         tree = parmcmc.sample(spike, initial_position=jnp.zeros(2), rng_key=jax.random.key(2), num_samples=300,
                               num_warmup=0, num_chains=1, step_size=0.5, solver=parmcmc.DEER(), max_iters=MAX_ITERS,
-                              progress_bar=False)
+                              progress_bar=False, sampler="mala")
     messages = [str(w.message) for w in caught]
     assert any(re.search(r"log density is \+inf at the draws of chain\(s\) \[0\]", m) for m in messages), messages
     lp = tree.sample_stats["lp"].values[0]

@@ -79,7 +79,7 @@ def test_hmc_matches_blackjax(make_target):
         NUM_STEPS,
     )
     assert_same_chain(sampler, states, stats, bj_states, bj_infos)
-    np.testing.assert_allclose(stats.energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
     assert bool(jnp.all(stats.is_divergent == bj_infos.is_divergent))
     # energy_error = H_end - H_start: -log(acceptance_rate) where that is < 1, <= 0 elsewhere
     below_one = bj_infos.acceptance_rate < 1
@@ -102,7 +102,7 @@ def test_hmc_dense_mass_matrix_and_legacy_key():
         HMC(target.logdensity_fn, 0.3, 5, imm), target.initial_position, key, NUM_STEPS
     )
     assert_same_chain(sampler, states, stats, bj_states, bj_infos)
-    np.testing.assert_allclose(stats.energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
 
 
 def test_hmc_divergences_match_blackjax():
@@ -118,3 +118,85 @@ def test_hmc_divergences_match_blackjax():
     assert bool(jnp.all(stats.is_divergent == bj_infos.is_divergent))
     assert bool(jnp.all(stats.is_accepted == bj_infos.is_accepted))
     assert float(jnp.max(jnp.abs(states - bj_states.position))) <= 1e-8
+
+
+def blackjax_stepwise(logdensity_fn, position, rng_key, num_steps, step_sizes, imm, num_leapfrog):
+    """BlackJAX's HMC kernel called step by step, with the per-draw step sizes, under the keys
+    run_inference_algorithm would use."""
+    kernel = blackjax.hmc.build_kernel()
+
+    def one(state, xs):
+        key, eps = xs
+        state, info = kernel(key, state, logdensity_fn, eps, imm, num_leapfrog)
+        return state, (state, info)
+
+    keys = jax.random.split(rng_key, num_steps)
+    state = blackjax.hmc.init(position, logdensity_fn)
+    return jax.jit(lambda s: jax.lax.scan(one, s, (keys, step_sizes))[1])(state)
+
+
+@pytest.mark.parametrize("make_target", TARGETS, ids=lambda f: f.__name__)
+def test_jittered_hmc_matches_blackjax_with_the_same_per_draw_step_sizes(make_target):
+    target = make_target()
+    imm = target.inverse_mass_matrix
+    key = jax.random.key(4242)
+    sampler = HMC(target.logdensity_fn, target.hmc_step, NUM_LEAPFROG, imm, step_size_jitter=0.5)
+    bound = sampler.bind(target.initial_position)
+    noise = bound.noise(key, NUM_STEPS)
+    step_sizes = bound.step_sizes(noise)
+    assert float(step_sizes.min()) < 0.6 * target.hmc_step and float(step_sizes.max()) > 1.4 * target.hmc_step
+    bj_states, bj_infos = blackjax_stepwise(
+        target.logdensity_fn, target.initial_position, key, NUM_STEPS, step_sizes, imm, NUM_LEAPFROG
+    )
+    bound, states, stats = our_chain(sampler, target.initial_position, key, NUM_STEPS)
+    assert_same_chain(bound, states, stats, bj_states, bj_infos)
+    np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stats.step_size, step_sizes, rtol=0, atol=0)
+    # the jitter has a key stream of its own: the momenta and uniforms are the unjittered chain's
+    plain = HMC(target.logdensity_fn, target.hmc_step, NUM_LEAPFROG, imm).bind(target.initial_position)
+    plain_noise = plain.noise(key, NUM_STEPS)
+    assert plain_noise.step_scale is None
+    np.testing.assert_array_equal(plain_noise.momentum, noise.momentum)
+    np.testing.assert_array_equal(plain_noise.uniform, noise.uniform)
+
+
+def test_hmc_energy_is_the_hamiltonian_of_the_draw():
+    """energy = H at the draw (end of trajectory if accepted, start if not): finite at divergences."""
+    target = correlated_gaussian()
+    key = jax.random.key(11)
+    sampler, _, stats = our_chain(HMC(target.logdensity_fn, 3.0, 5), target.initial_position, key, 200)
+    assert int(jnp.sum(stats.is_divergent)) > 0 and bool(jnp.all(jnp.isfinite(stats.energy)))
+    # H at the start: -log p(x_{t-1}) + |p_t|^2 / 2 (identity mass matrix)
+    lp_prev = jnp.concatenate([target.logdensity_fn(target.initial_position)[None], stats.logdensity[:-1]])
+    start = -lp_prev + 0.5 * jnp.sum(sampler.noise(key, 200).momentum ** 2, axis=1)
+    expected = jnp.where(stats.is_accepted, stats.proposal_energy, start)
+    np.testing.assert_allclose(stats.energy, expected, rtol=1e-12, atol=1e-12)
+    assert not bool(jnp.all(stats.is_accepted))
+
+
+@pytest.mark.parametrize("make_target", TARGETS, ids=lambda f: f.__name__)
+def test_preconditioned_mala_is_blackjax_mala_on_the_transformed_density(make_target):
+    """MALA(..., loc=m, scale=L) runs on z = L^-1 (x - m): BlackJAX's MALA on z -> log p(m + L z)."""
+    target = make_target()
+    flat0, unravel = jax.flatten_util.ravel_pytree(target.initial_position)
+    dim = flat0.size
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(dim, dim))
+    sd = np.sqrt(np.asarray(target.inverse_mass_matrix))  # about the posterior's scales
+    cov = sd[:, None] * (a @ a.T / dim + np.eye(dim)) * sd[None, :] * 0.5
+    loc = jnp.asarray(np.asarray(flat0) + 0.1 * sd * rng.normal(size=dim))
+    scale = jnp.asarray(np.linalg.cholesky(cov))
+    z_logdensity = lambda z: target.logdensity_fn(unravel(loc + scale @ z))
+    z0 = jnp.asarray(np.linalg.solve(np.asarray(scale), np.asarray(flat0 - loc)))
+    key = jax.random.key(99)
+    eps = 0.3
+    bj_states, bj_infos = blackjax_chain(blackjax.mala(z_logdensity, eps), z0, key, NUM_STEPS)
+    sampler = MALA(target.logdensity_fn, eps, loc=loc, scale=scale)
+    bound, states, stats = our_chain(sampler, target.initial_position, key, NUM_STEPS)
+    assert float(jnp.max(jnp.abs(states - bj_states.position))) <= 1e-8  # the chain of z
+    assert int(jnp.sum(stats.is_accepted != bj_infos.is_accepted)) == 0
+    assert 0 < int(jnp.sum(~bj_infos.is_accepted)) < NUM_STEPS
+    np.testing.assert_allclose(stats.logdensity, bj_states.logdensity, rtol=1e-10, atol=1e-10)
+    # mapped back to positions at the output
+    expected = jax.vmap(lambda z: unravel(loc + scale @ z))(bj_states.position)
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=0, atol=1e-8), bound.unravel_chain(states), expected)

@@ -67,7 +67,7 @@ def test_every_solver_gives_the_blackjax_chain(kind, solver, num_steps):
     assert 0 < int(jnp.sum(~bj_infos.is_accepted))  # some rejections to get right
     np.testing.assert_allclose(result.stats.acceptance_rate, bj_infos.acceptance_rate, atol=1e-8)
     if kind == "HMC":
-        np.testing.assert_allclose(result.stats.energy, bj_infos.energy, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(result.stats.proposal_energy, bj_infos.energy, rtol=1e-8, atol=1e-8)
         assert bool(jnp.all(result.stats.is_divergent == bj_infos.is_divergent))
     if isinstance(solver, Sequential):
         assert int(result.num_iters) == 0

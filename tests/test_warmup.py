@@ -144,3 +144,19 @@ def test_bad_input_is_named(kwargs, message):
     assert "mala_warmup" in str(err.value)
     with pytest.raises(ValueError, match="num_integration_steps"):
         hmc_warmup(std_normal, jnp.zeros((2, 3)), jax.random.key(0), 10, 0)
+
+
+def test_mala_curvature_preconditioner_is_exact_on_a_gaussian():
+    """precondition="hessian": on a Gaussian the mean negative Hessian is the precision at any draws, so
+    scale @ scale.T is the covariance (to rounding, whatever the draws), and loc is a draws' mean."""
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(4, 4))
+    cov = a @ a.T + 0.5 * np.eye(4)
+    precision = jnp.asarray(np.linalg.inv(cov))
+    warm = mala_warmup(lambda x: -0.5 * x @ precision @ x, jnp.zeros((2, 4)), jax.random.key(0), 100,
+                       precondition="hessian", keep_draws=False)
+    assert warm.loc.shape == (2, 4) and warm.scale.shape == (2, 4, 4)
+    for c in range(2):
+        np.testing.assert_allclose(warm.scale[c] @ warm.scale[c].T, cov, rtol=1e-8, atol=1e-10)
+        assert np.allclose(warm.scale[c], np.tril(warm.scale[c]))
+    assert np.all(np.isfinite(warm.loc)) and np.all(warm.step_size > 0)

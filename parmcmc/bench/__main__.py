@@ -6,6 +6,8 @@ Prints a table, and writes it as JSON and Markdown to DIR (default bench-results
   gpu     the published sizes (banana T=100k HMC, logistic regression 4x16,384 MALA, 100-D Gaussian
           T=10k and 100k, eight schools, iterations against T up to 128k)
   engine  the tanh RNN with every solver, and QuasiDEER against DEER memory at D=64
+  samplers  ESS, r-hat, ESS/s against NumPyro's NUTS; HMC jitter LLE; MALA preconditioning's Newton
+          iterations (parmcmc/bench/samplers.py; --only jitter newton table)
 """
 
 import argparse
@@ -75,7 +77,7 @@ def sweep(Ts, out_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("preset", nargs="?", default="cpu", choices=["cpu", "gpu", "engine"])
+    parser.add_argument("preset", nargs="?", default="cpu", choices=["cpu", "gpu", "engine", "samplers"])
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--only", nargs="*", help="case names: banana logistic gaussian schools sweep")
     parser.add_argument("--small", action="store_true", help="every size / 16: check a preset runs (e.g. gpu on a CPU)")
@@ -87,6 +89,12 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     info = versions()
     print(f"parmcmc bench '{args.preset}' on {info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
+    if args.preset == "samplers":
+        from parmcmc.bench import samplers
+
+        out = samplers.main(tuple(args.only or ("jitter", "newton", "table")))
+        _write(args.out, "samplers", info, out, "\n\n".join(samplers.markdown(r) for r in out.values()))
+        return
     if args.preset == "engine":
         from parmcmc.bench import engine
 

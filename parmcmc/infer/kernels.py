@@ -14,7 +14,7 @@ and refuses, before any work, the arguments whose NumPyro meaning parmcmc cannot
     num_steps             leapfrog steps per HMC transition (default 10)
     trajectory_length     num_steps = ceil(trajectory_length / step_size) when the step size is fixed
     init_strategy         NumPyro's init strategy for the chains' starts
-    dense_mass            refused for now (diagonal mass matrices only)
+    dense_mass            True: a dense inverse mass matrix by windowed adaptation; a block structure is refused
     parallel, solver      parmcmc's: solve each chain in parallel over time (True, False, "auto") with
                           an engine solver (default DEER up to 16 dimensions, QuasiDEER beyond)
     **solve_kwargs        passed to the engine (max_iters, atol, rtol, window)
@@ -31,14 +31,14 @@ __all__ = ["HMC", "MALA", "NUTS", "AbstractKernel"]
 
 
 def _dense_mass_setting(dense_mass):
-    """Where a dense (or block) mass matrix would be wired into sample()'s settings."""
+    """sample()'s dense_mass setting: True adapts a dense inverse mass matrix in the warmup."""
     if dense_mass is False:
         return {}
-    # Lead: when sample() adapts dense mass matrices, return its setting here, e.g. {"dense_mass": dense_mass}.
+    if dense_mass is True:
+        return {"dense_mass": True}
     raise NotImplementedError(
-        f"HMC: dense_mass={dense_mass!r} is not supported yet: parmcmc's HMC adapts a diagonal inverse mass "
-        "matrix. Use dense_mass=False (the default), or reparametrise the model so that its posterior is "
-        "closer to independent (e.g. a non-centred parametrisation)."
+        f"HMC: dense_mass={dense_mass!r} (a block structure) is not supported yet: parmcmc's HMC adapts a "
+        "diagonal (dense_mass=False) or a full dense (dense_mass=True) inverse mass matrix."
     )
 
 

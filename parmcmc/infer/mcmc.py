@@ -152,7 +152,7 @@ class MCMC(numpyro.infer.MCMC):
             inverse_mass_matrix=k.get("inverse_mass_matrix"), target_acceptance=k["target_acceptance"],
             keep_warmup=False, progress_bar=self.progress_bar, dims=None, coords=None, thinning=self.thinning,
             init_strategy=k["init_strategy"], log_likelihood=None, posterior_predictive=False, prior=None,
-            solve_kwargs=solve_kwargs,
+            dense_mass=k.get("dense_mass"), solve_kwargs=solve_kwargs,
         )
 
     def warmup(self, rng_key, *args, extra_fields=(), collect_warmup=False, init_params=None, **kwargs):

@@ -46,8 +46,10 @@ def step_stats(stats, lp_name="lp") -> dict:
     out = {"acceptance_rate": fields["acceptance_rate"], lp_name: fields["logdensity"]}
     if "is_divergent" in fields:
         out["diverging"] = fields["is_divergent"]
-    if "energy" in fields:
+    if "energy" in fields:  # the Hamiltonian of the draw (what az.bfmi and plot_energy expect)
         out["energy"] = fields["energy"]
+    if "num_integration_steps" in fields:
+        out["n_steps"] = fields["num_integration_steps"]
     return out
 
 

@@ -17,7 +17,7 @@ from jax import Array
 from parmcmc.samplers import gate as _gate
 from parmcmc.samplers import integrators, metrics
 from parmcmc.samplers import noise as _noise
-from parmcmc.samplers.base import AbstractSampler, _is_traced
+from parmcmc.samplers.base import AbstractSampler, _as_float_array, _is_traced
 
 __all__ = ["HMC", "HMCNoise", "HMCInfo"]
 
@@ -30,10 +30,15 @@ class HMCNoise(NamedTuple):
         metric scales them.
     uniform
         ``(T,)`` uniforms on [0, 1) for the accept test ``u < acceptance_rate``.
+    step_scale
+        ``(T,)`` factor of each draw's step size, ``1 + jitter (2 v - 1)`` with ``v`` uniform on
+        [0, 1) from a key stream of its own (``fold_in(rng_key, JITTER_STREAM)``), so BlackJAX's
+        keys and draws are untouched; ``None`` without jitter.
     """
 
     momentum: Array
     uniform: Array
+    step_scale: Array | None = None
 
 
 class HMCInfo(NamedTuple):
@@ -44,22 +49,34 @@ class HMCInfo(NamedTuple):
     is_accepted
         Whether the trajectory's end point was accepted (BlackJAX's field).
     is_divergent
-        ``energy_error > divergence_threshold`` (BlackJAX's field).
+        ``energy_error > divergence_threshold`` (BlackJAX's field; NumPyro's HMC counts divergences
+        the same way, a NaN energy error counting as +inf).
     energy
-        Total energy ``-log p + K`` at the *end of the trajectory*, whether or
-        not it was accepted: BlackJAX's ``HMCInfo.energy``.
+        The Hamiltonian ``-log p + K`` *of the draw*: at the trajectory's end if it was accepted, at
+        its start (the fresh momentum) if not. This is Stan's and NumPyro's ``energy``, the quantity
+        ArviZ's ``bfmi`` and ``plot_energy`` expect; it is finite wherever the chain is.
+    proposal_energy
+        ``-log p + K`` at the end of the trajectory, accepted or not: BlackJAX's ``HMCInfo.energy``
+        (NaN or infinite where the trajectory diverged).
     energy_error
         ``H_end - H_start``; ``+inf`` when it is NaN.
     logdensity
         Log density at the position the step returns.
+    num_integration_steps
+        Leapfrog steps of the transition (ArviZ's ``n_steps``).
+    step_size
+        The step size the transition used (the jittered one with ``step_size_jitter``).
     """
 
     acceptance_rate: Array
     is_accepted: Array
     is_divergent: Array
     energy: Array
+    proposal_energy: Array
     energy_error: Array
     logdensity: Array
+    num_integration_steps: Array
+    step_size: Array
 
 
 class HMC(AbstractSampler):
@@ -83,12 +100,24 @@ class HMC(AbstractSampler):
     divergence_threshold
         Energy error above which a transition counts as divergent (1000, as
         BlackJAX, Stan and NumPyro).
+    step_size_jitter
+        ``None`` (a fixed step size) or a fraction j in [0, 1): draw t uses the step size
+        ``step_size * (1 + j (2 v_t - 1))``, v_t uniform from the chain's pre-drawn noise (Stan's
+        ``stepsize_jitter``). Jittering the trajectory length this way makes the step map contract
+        on average and mixes directions a fixed trajectory would rotate by about pi
+        (docs/samplers.md). The chain equals BlackJAX's ``hmc`` kernel called step by step with the
+        same keys and these per-draw step sizes.
+    loc, scale
+        An optional linear preconditioner, as for :class:`~parmcmc.samplers.mala.MALA`.
 
     Notes
     -----
     Each step costs L + 1 gradient evaluations: one at the start (BlackJAX
     carries it in its state) and one per leapfrog step.
     """
+
+    _leaves = AbstractSampler._leaves + ("inverse_mass_matrix", "step_size_jitter")
+    _static = AbstractSampler._static + ("num_integration_steps", "divergence_threshold")
 
     def __init__(
         self,
@@ -100,74 +129,85 @@ class HMC(AbstractSampler):
         gate: str = "hard",
         gate_temperature: float = 1.0,
         divergence_threshold: float = 1000.0,
+        step_size_jitter=None,
+        loc=None,
+        scale=None,
     ):
         super().__init__(
-            logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature
+            logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale
         )
-        if isinstance(num_integration_steps, bool):
-            raise TypeError("num_integration_steps must be an int >= 1, got a bool.")
-        try:
-            num_integration_steps = operator.index(num_integration_steps)
-        except TypeError:
-            raise TypeError(
-                "num_integration_steps must be an int >= 1, got "
-                f"{num_integration_steps!r} of type "
-                f"{type(num_integration_steps).__name__}."
-            ) from None
-        if num_integration_steps < 1:
-            raise ValueError(
-                f"num_integration_steps must be >= 1, got {num_integration_steps}."
-            )
-        self.num_integration_steps = num_integration_steps
-        if inverse_mass_matrix is not None and not _is_traced(inverse_mass_matrix):
-            inverse_mass_matrix = metrics.check_inverse_mass_matrix(inverse_mass_matrix)
-        self.inverse_mass_matrix = inverse_mass_matrix
-        self.divergence_threshold = float(divergence_threshold)
+        self._set(
+            num_integration_steps=_check_num_integration_steps(num_integration_steps),
+            inverse_mass_matrix=_check_imm(inverse_mass_matrix),
+            divergence_threshold=float(divergence_threshold),
+            step_size_jitter=_check_jitter(step_size_jitter),
+        )
 
-    def _check_settings(self) -> None:
-        imm = self.inverse_mass_matrix
-        if imm is not None and not _is_traced(imm):
-            self.inverse_mass_matrix = metrics.check_inverse_mass_matrix(imm)
+    def _check_changes(self, changes: dict) -> dict:
+        if "num_integration_steps" in changes:
+            changes["num_integration_steps"] = _check_num_integration_steps(changes["num_integration_steps"])
+        if "inverse_mass_matrix" in changes:
+            imm = _check_imm(changes["inverse_mass_matrix"])
+            if imm is not None and self.is_bound and not _is_traced(imm):
+                metrics.check_inverse_mass_matrix(imm, size=self.dim)
+            changes["inverse_mass_matrix"] = imm
+        if "step_size_jitter" in changes:
+            changes["step_size_jitter"] = _check_jitter(changes["step_size_jitter"])
+        if "divergence_threshold" in changes:
+            changes["divergence_threshold"] = float(changes["divergence_threshold"])
+        return changes
 
-    def _on_bind(self) -> None:
-        layout = self.layout
-        imm = self.inverse_mass_matrix
+    def _on_bind(self):
+        bound = super()._on_bind()
+        layout = bound.layout
+        imm = bound.inverse_mass_matrix
         if imm is None:
             imm = jnp.ones((layout.size,), layout.dtype)
         elif not _is_traced(imm):
             metrics.check_inverse_mass_matrix(imm, size=layout.size)
-        # In the position's dtype, so the step map keeps the chain's dtype.
-        self._metric = metrics.euclidean_metric(jnp.asarray(imm, layout.dtype))
+        return bound._evolve(inverse_mass_matrix=imm)
 
     @property
     def metric(self) -> metrics.EuclideanMetric:
-        """The Euclidean metric (with ``M^{1/2}``), set when the sampler is bound."""
+        """The Euclidean metric (with ``M^{1/2}``, a Cholesky factorisation for a dense matrix)."""
         self.layout  # raises the "bind first" error if unbound
-        return self._metric
+        return metrics.euclidean_metric(self.inverse_mass_matrix)
 
     def noise(self, rng_key: Array, num_steps: int) -> HMCNoise:
         """Draw the chain's noise in BlackJAX's order: per step ``(k_mom, k_acc)
         = split(split(rng_key, T)[t])``, ``p = M^{1/2} normal(k_mom, (D,))``,
-        ``u = uniform(k_acc, ())``, in the position's dtype."""
+        ``u = uniform(k_acc, ())``, in the position's dtype; with a jitter, the step-size factors
+        from the separate stream ``fold_in(rng_key, JITTER_STREAM)``."""
         num_steps = _noise.check_num_steps(num_steps)
         layout = self.layout
         k_mom, k_acc = _noise.step_keys(rng_key, num_steps)
         z = _noise.standard_normal(k_mom, layout.size, layout.dtype)
+        scale = None
+        if self.step_size_jitter is not None:
+            v = _noise.uniform(_noise.side_keys(rng_key, num_steps, _noise.JITTER_STREAM), layout.dtype)
+            scale = 1.0 + self.step_size_jitter * (2.0 * v - 1.0)
         return HMCNoise(
             momentum=metrics.momentum_from_normal(self.metric, z),
             uniform=_noise.uniform(k_acc, layout.dtype),
+            step_scale=scale,
         )
 
+    def step_sizes(self, noise) -> Array:
+        """The step size of each draw of ``noise`` (what BlackJAX's kernel is called with)."""
+        if noise.step_scale is None:
+            return jnp.broadcast_to(self.step_size, jnp.shape(noise.uniform))
+        return self.step_size * noise.step_scale
+
     def _transition(self, x: Array, noise_t: HMCNoise) -> tuple[Array, HMCInfo]:
-        metric = self.metric
+        # M^{1/2} is only needed for the noise; the step needs M^{-1} alone (no factorisation per step).
+        metric = metrics.EuclideanMetric(self.inverse_mass_matrix, None)
+        step_size = self.step_sizes(noise_t)
         logdensity, grad = self.value_and_grad(x)
         start = integrators.IntegratorState(x, noise_t.momentum, logdensity, grad)
         one_step = integrators.velocity_verlet(
             self.value_and_grad, lambda p: metrics.velocity(metric, p)
         )
-        end = integrators.integrate(
-            one_step, start, self.step_size, self.num_integration_steps
-        )
+        end = integrators.integrate(one_step, start, step_size, self.num_integration_steps)
         end_momentum = -1.0 * end.momentum  # flipped: makes the proposal reversible
         energy_start = -logdensity + metrics.kinetic_energy(metric, noise_t.momentum)
         energy_end = -end.logdensity + metrics.kinetic_energy(metric, end_momentum)
@@ -186,8 +226,42 @@ class HMC(AbstractSampler):
             acceptance_rate=p_accept,
             is_accepted=is_accepted,
             is_divergent=energy_error > self.divergence_threshold,
-            energy=energy_end,
+            energy=jnp.where(is_accepted, energy_end, energy_start),
+            proposal_energy=energy_end,
             energy_error=energy_error,
             logdensity=jnp.where(is_accepted, end.logdensity, logdensity),
+            num_integration_steps=jnp.asarray(self.num_integration_steps, jnp.int32),
+            step_size=step_size,
         )
         return new_x, info
+
+
+def _check_num_integration_steps(num_integration_steps) -> int:
+    if isinstance(num_integration_steps, bool):
+        raise TypeError("num_integration_steps must be an int >= 1, got a bool.")
+    try:
+        num_integration_steps = operator.index(num_integration_steps)
+    except TypeError:
+        raise TypeError(
+            "num_integration_steps must be an int >= 1, got "
+            f"{num_integration_steps!r} of type {type(num_integration_steps).__name__}."
+        ) from None
+    if num_integration_steps < 1:
+        raise ValueError(f"num_integration_steps must be >= 1, got {num_integration_steps}.")
+    return num_integration_steps
+
+
+def _check_imm(inverse_mass_matrix):
+    if inverse_mass_matrix is not None and not _is_traced(inverse_mass_matrix):
+        inverse_mass_matrix = metrics.check_inverse_mass_matrix(inverse_mass_matrix)
+    return _as_float_array(inverse_mass_matrix)
+
+
+def _check_jitter(jitter):
+    if jitter is None or _is_traced(jitter):
+        return jitter
+    if isinstance(jitter, bool) or not (isinstance(jitter, (int, float)) or jnp.ndim(jitter) == 0):
+        raise TypeError(f"step_size_jitter must be None or a float in [0, 1), got {jitter!r}.")
+    if not 0.0 <= float(jitter) < 1.0:
+        raise ValueError(f"step_size_jitter must lie in [0, 1) (a fraction of the step size), got {jitter!r}.")
+    return _as_float_array(jitter)

@@ -63,6 +63,12 @@ class MALA(AbstractSampler):
         docs/sampler_iterations.md).
     gate_temperature
         Temperature of the smooth gate's sigmoid.
+    loc, scale
+        An optional linear preconditioner (e.g. the warmup's posterior mean and the Cholesky factor
+        of its covariance): the chain runs on ``z = scale^-1 (x - loc)``, as BlackJAX's MALA on the
+        density ``z -> log p(loc + scale z)``, and maps back to positions at the output. It makes
+        the step map's Jacobian close to diagonal on correlated targets (see
+        :mod:`parmcmc.samplers.base`).
 
     Notes
     -----
@@ -72,7 +78,7 @@ class MALA(AbstractSampler):
 
     Example::
 
-        sampler = MALA(logdensity_fn, 0.1).bind(position)
+        sampler = MALA(logdensity_fn, 0.1).bind(position)   # an immutable pytree
         x0 = sampler.ravel(position)
         inputs = sampler.noise(jax.random.key(0), 1000)
         x1 = sampler.step(x0, jax.tree.map(lambda a: a[0], inputs))
@@ -85,9 +91,11 @@ class MALA(AbstractSampler):
         *,
         gate: str = "hard",
         gate_temperature: float = 1.0,
+        loc=None,
+        scale=None,
     ):
         super().__init__(
-            logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature
+            logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale
         )
 
     def noise(self, rng_key: Array, num_steps: int) -> MALANoise:

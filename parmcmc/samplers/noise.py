@@ -16,7 +16,11 @@ import operator
 import jax
 from jax import Array
 
-__all__ = ["step_keys", "standard_normal", "uniform", "check_num_steps"]
+__all__ = ["step_keys", "side_keys", "standard_normal", "uniform", "check_num_steps", "JITTER_STREAM"]
+
+# Noise BlackJAX's kernels do not draw (HMC's step-size jitter) comes from streams of its own,
+# ``fold_in(rng_key, stream)``, so that BlackJAX's keys and draws stay exactly as they are.
+JITTER_STREAM = 0x6A177E2
 
 
 def check_num_steps(num_steps) -> int:
@@ -47,6 +51,12 @@ def step_keys(rng_key: Array, num_steps: int) -> tuple[Array, Array]:
     keys = jax.random.split(rng_key, num_steps)
     pairs = jax.vmap(jax.random.split)(keys)
     return pairs[:, 0], pairs[:, 1]
+
+
+def side_keys(rng_key: Array, num_steps: int, stream: int) -> Array:
+    """One key per step from the stream ``split(fold_in(rng_key, stream), num_steps)``, apart from
+    BlackJAX's ``split(rng_key, num_steps)``."""
+    return jax.random.split(jax.random.fold_in(rng_key, stream), num_steps)
 
 
 def standard_normal(keys: Array, size: int, dtype) -> Array:
