@@ -203,7 +203,7 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     """Check every argument before any heavy work. Arguments not given take sample()'s defaults, so that
     callers (compare, parmcmc.infer.MCMC) need not repeat every option."""
     for name, param in inspect.signature(sample).parameters.items():
-        if param.kind == param.KEYWORD_ONLY and param.default is not param.empty:
+        if param.kind == param.KEYWORD_ONLY and param.default is not param.empty and name != "sampler":
             kw.setdefault(name, param.default)
     check_model(kw["model"])
     check_rng_key(kw["rng_key"])
