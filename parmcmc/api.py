@@ -106,12 +106,12 @@ def sample(
                  model's log density; warmup then only burns in). With "mala"/"hmc", warmup adapts the
                  step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for
                  HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given.
-    parallel:    True: each chain is solved in parallel over time by `solver` (default: DEER for
-                 positions of up to 16 entries, QuasiDEER beyond); False: the sequential reference
+    parallel:    True: each chain is solved in parallel over time by `solver` (default: DEER while its
+                 dense Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond); False: the sequential reference
                  (lax.scan of the same step map; the same draws); "auto": parmcmc.diagnose decides.
-    solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
-                 fails continues sequentially from its exact prefix, with a warning: every returned
-                 chain is converged.
+    solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve
+                 that fails continues sequentially from its exact prefix, with a warning: every returned
+                 chain is converged. Defaults here: max_iters = max(64, T // 8), patience = 16 (fail fast).
     Chain k's start, warmup and draws depend on (rng_key, k) only, not on num_chains.
 
     The tree holds `posterior` (constrained sites and deterministic sites), `sample_stats`
@@ -218,8 +218,8 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
     if parallel is False:
         return Sequential()
     if solver is None:
-        dim = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0].size
-        solver = DEER() if dim <= 16 else QuasiDEER()
+        flat = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0]
+        solver = DEER() if dense_jacobian_fits(flat.size, s.num_samples, s.num_chains, flat.dtype) else QuasiDEER()
     if parallel == "auto":
         from parmcmc.diagnose import diagnose  # the verdict needs a pilot chain
 
@@ -227,6 +227,17 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
         verdict = diagnose(sampler, x0, s.rng_key, s.num_samples, solver=solver)
         return solver if verdict.parallel_pays else Sequential()
     return solver
+
+
+# The dense Jacobians of a DEER solve (T x D x D per chain, and about as much again in the scan's
+# intermediates) may take this much memory before QuasiDEER (T x D) is chosen instead (docs/convergence.md).
+DENSE_MEMORY_BYTES = 4 * 2**30
+
+
+def dense_jacobian_fits(dim: int, num_steps: int, num_chains: int, dtype) -> bool:
+    """Whether DEER's dense Jacobians fit DENSE_MEMORY_BYTES: both DEER and QuasiDEER's exact diagonal
+    cost D forward passes per step, so the dense scan's memory (not D <= 16) is what limits DEER."""
+    return 4 * num_chains * num_steps * dim * dim * jnp.dtype(dtype).itemsize <= DENSE_MEMORY_BYTES
 
 
 def _one_chain(prepared: Prepared, c: int):
@@ -247,6 +258,10 @@ def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solv
     return jax.vmap(one, in_axes=(0, 0, 0, None if imm is None else 0))(keys, positions, eps, imm)
 
 
+FAIL_FAST_PATIENCE = 16      # iterations between the fail-fast checks of sample()'s parallel solves
+FAIL_FAST_MIN_BUDGET = 64    # sample()'s default max_iters is max(this, T // 8)
+
+
 class Run(NamedTuple):
     chains: Any          # ChainResult with leading chain axis
     seconds: float       # wall-clock of the sampling run (compiled, excluding compilation)
@@ -261,6 +276,10 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver) -> Run:
     kwargs = dict(s.solve_kwargs)
     if not isinstance(solver, Sequential):
         kwargs.setdefault("fallback", "sequential")
+        # Fail fast (docs/convergence.md): a chain whose parallel solve is projected past this budget stops
+        # early and continues sequentially from its exact prefix; the other chains are not held back.
+        kwargs.setdefault("max_iters", max(FAIL_FAST_MIN_BUDGET, num_samples // 8))
+        kwargs.setdefault("patience", FAIL_FAST_PATIENCE)
         if s.progress_bar:
             kwargs.setdefault("progress", Progress(type(solver).__name__, num_samples))
     args = (keys, prepared.positions, prepared.step_size, prepared.inverse_mass_matrix)
