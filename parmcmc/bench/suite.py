@@ -26,19 +26,19 @@ import numpy as np
 from parmcmc.bench.timing import versions
 
 COLUMNS = ["model", "D", "sampler", "solver", "T", "iterations", "fell_back", "seq_from", "max_abs_diff",
-           "decisions_differ", "lle", "verdict", "predicted", "iter_over_sweep", "compile_s", "parallel_s",
+           "decisions_differ", "lle", "verdict", "outcome", "predicted", "iter_over_sweep", "compile_s", "parallel_s",
            "sequential_s", "accept"]
 
 
-def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, diagnose_pilot=True):
-    """One (model, sampler) row of the table."""
+def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, diagnose_pilot=True, **solve_kwargs):
+    """One (model, sampler) row of the table; solve_kwargs (window, patience, ...) go to sample()'s solve."""
     from parmcmc.api import _one_chain, check_settings, pick_solver, prepare, run_chains
     from parmcmc.diagnose import diagnose
     from parmcmc.engine import Sequential
     from parmcmc.models.suite import build
 
     ex = build(name)
-    kwargs = {} if max_iters is None else {"max_iters": max_iters}
+    kwargs = dict(solve_kwargs) if max_iters is None else {"max_iters": max_iters, **solve_kwargs}
     settings = check_settings(model=ex.model, rng_key=jax.random.key(seed), num_samples=T, num_warmup=warmup,
                               num_chains=chains, sampler=sampler, parallel=True, solver=None,
                               model_args=ex.model_args, model_kwargs=ex.model_kwargs, initial_position=None,
@@ -128,6 +128,7 @@ def main(argv=None):
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--max-iters", type=int, default=None, help="solve budget (default T)")
+    parser.add_argument("--window", type=int, default=None, help="sliding window of the solve")
     parser.add_argument("--float32", action="store_true", help="float32 instead of float64")
     parser.add_argument("--no-diagnose", action="store_true")
     parser.add_argument("--out", default="docs")
@@ -138,7 +139,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     info = versions()
     header = (f"parmcmc bench suite '{args.tag}': T={args.T}, {args.chains} chains, warmup {args.warmup}, {dtype}, "
-              f"max_iters {args.max_iters or 'T'}; {info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
+              f"max_iters {args.max_iters or 'default'}, window {args.window}; {info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
     print(header, flush=True)
     rows = []
     for name in args.models or names():
@@ -146,7 +147,8 @@ def main(argv=None):
             t0 = time.time()
             try:
                 row = run_pair(name, sampler, args.T, args.chains, args.warmup, dtype, args.max_iters,
-                               diagnose_pilot=not args.no_diagnose)
+                               diagnose_pilot=not args.no_diagnose,
+                               **({} if args.window is None else {"window": args.window}))
             except Exception as err:  # a failing pair is a row of the table, not the end of the run
                 row = dict(model=name, sampler=sampler.upper(), T=args.T, error=f"{type(err).__name__}: {err}"[:300])
             row["wall_s"] = time.time() - t0
@@ -155,8 +157,30 @@ def main(argv=None):
             _write(args.out, args.tag, info, header, rows)
 
 
+def measured_outcome(row, iters_per_log2T=8.0):
+    """'parallel' when no chain fell back and every chain converged within diagnose's budget
+    (iters_per_log2T * log2 T iterations), else 'sequential': the outcome diagnose's verdict predicts."""
+    import math
+
+    budget = iters_per_log2T * math.log2(row["T"])
+    return "parallel" if row["fell_back"] == 0 and max(row["iterations"]) <= budget else "sequential"
+
+
+def agreement(rows):
+    """(pairs where diagnose's verdict equals the measured outcome, pairs with a verdict)."""
+    judged = [r for r in rows if "verdict" in r and "error" not in r]
+    return sum(r["verdict"] == measured_outcome(r) for r in judged), len(judged)
+
+
 def _write(out, tag, info, header, rows):
-    text = header + "\n\n" + markdown([r for r in rows if "error" not in r])
+    ok = [r for r in rows if "error" not in r]
+    for r in ok:
+        r["outcome"] = measured_outcome(r)
+    text = header + "\n\n" + markdown(ok)
+    hits, judged = agreement(rows)
+    if judged:
+        text += (f"\n\ndiagnose's verdict agrees with the measured outcome (no fallback and every chain within "
+                 f"8 log2 T iterations) on {hits} of {judged} pairs.")
     errors = [r for r in rows if "error" in r]
     if errors:
         text += "\n\nErrors:\n" + "\n".join(f"- {r['model']} {r['sampler']}: {r['error']}" for r in errors)
