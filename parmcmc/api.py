@@ -107,7 +107,8 @@ def sample(
                  step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for
                  HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given.
     parallel:    True: each chain is solved in parallel over time by `solver` (default: DEER while its
-                 dense Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond); False: the sequential reference
+                 dense Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond);
+                 False: the sequential reference
                  (lax.scan of the same step map; the same draws); "auto": parmcmc.diagnose decides.
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve
                  that fails continues sequentially from its exact prefix, with a warning: every returned

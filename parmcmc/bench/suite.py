@@ -139,7 +139,8 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     info = versions()
     header = (f"parmcmc bench suite '{args.tag}': T={args.T}, {args.chains} chains, warmup {args.warmup}, {dtype}, "
-              f"max_iters {args.max_iters or 'default'}, window {args.window}; {info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
+              f"max_iters {args.max_iters or 'default'}, window {args.window}; "
+              f"{info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
     print(header, flush=True)
     rows = []
     for name in args.models or names():

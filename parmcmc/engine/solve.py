@@ -21,7 +21,8 @@ RESULT_MESSAGES = {
     RUNNING: "the solve did not finish (internal error: please report it)",
     SUCCESSFUL: "converged",
     MAX_ITERS: (
-        "did not converge within max_iters iterations (or, with patience, was projected not to). Raise max_iters, use a solver with a better "
+        "did not converge within max_iters iterations (or, with patience, was projected not to). "
+        "Raise max_iters, use a solver with a better "
         "Jacobian approximation (DEER or ELK instead of Jacobi/Picard/QuasiDEER), or check whether the "
         "dynamics are unpredictable (positive Lyapunov exponent), where sequential evaluation is the right tool"
     ),

@@ -89,7 +89,8 @@ def radon(seed: int = 0, num_groups: int = 85, num_rows: int = 919) -> ExampleMo
     a binary floor indicator, log-radon responses."""
     rng = np.random.default_rng(seed)
     weights = rng.gamma(0.7, size=num_groups)
-    group = np.concatenate([np.arange(num_groups), rng.choice(num_groups, num_rows - num_groups, p=weights / weights.sum())])
+    extra = rng.choice(num_groups, num_rows - num_groups, p=weights / weights.sum())
+    group = np.concatenate([np.arange(num_groups), extra])  # every county has at least one row
     floor = (rng.uniform(size=num_rows) < 0.17).astype(np.float64)
     a = 1.5 + 0.3 * rng.normal(size=num_groups)
     y = a[group] - 0.7 * floor + 0.75 * rng.normal(size=num_rows)
