@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from parmcmc.engine import DEER, NONFINITE, ELK, QuasiDEER, QuasiELK, Sequential, solve
+from parmcmc.engine import DEER, ELK, QuasiDEER, QuasiELK, Sequential, solve
 from parmcmc.engine.elk import merit
 from parmcmc.engine.solvers import shift
 from systems import expanding_guess, tanh_rnn
