@@ -1,7 +1,8 @@
 """Numerical faults inside a chain or a solve: none may hang, crash, or return a wrong chain quietly.
 
-- an iterate of a parallel solve that overflows (float32, expanding Jacobians) is reported as
-  NONFINITE, never as converged; sample() finishes it sequentially and says so;
+- an iterate of a parallel solve that overflows (float32, expanding Jacobians) is rejected from its
+  first non-finite step on and the solve goes on; a sequential solution that is itself not finite is
+  reported as NONFINITE, never as converged; sample() finishes a failed solve sequentially and says so;
 - a log density that is NaN or -inf partway along a chain: the proposal is rejected exactly as in the
   sequential chain, and HMC marks the step divergent; +inf is accepted (as BlackJAX does) and sample()
   warns that the chain is stuck;
