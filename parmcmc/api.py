@@ -158,7 +158,8 @@ def sample(
                  mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
                  says which sampler for which model.
     parallel:    True (default): each chain is solved in parallel over time by `solver` (default: DEER
-                 for positions of up to 16 entries, QuasiDEER beyond); False: the sequential reference
+                 while its dense Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond);
+                 False: the sequential reference
                  (lax.scan of the same step map; the same draws); "auto": the faster of the two on this
                  device, predicted from timed probes (a batched sweep of the step map, a short
                  sequential scan) and, when those leave parallel in the running, the predicted Newton
@@ -171,9 +172,9 @@ def sample(
                  correlated posteriors. None: dense up to DENSE_MASS_MAX_DIM entries (0: off).
     step_size_jitter: HMC only: draw t uses step_size * (1 + j (2 v_t - 1)), v_t uniform from the
                  chain's pre-drawn noise (None: DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
-    solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window). A parallel solve that
-                 fails continues sequentially from its exact prefix, with a warning: every returned
-                 chain is converged.
+    solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve
+                 that fails continues sequentially from its exact prefix, with a warning: every returned
+                 chain is converged. Defaults here: max_iters = max(64, T // 8), patience = 16 (fail fast).
     thinning:    keep every thinning-th draw (NumPyro's rule: num_samples // thinning draws are kept).
     init_strategy: a NumPyro init strategy (numpyro.infer.init_to_median, init_to_value(values=...), ...)
                  for the chains' starts; default init_to_uniform. NumPyro models only.
@@ -339,7 +340,8 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
 def _check_memory(s: Settings, bound, prepared_positions) -> None:
     """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent."""
     dim = bound.dim
-    solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dim <= 16 else QuasiDEER()))
+    dense = dense_jacobian_fits(dim, s.num_samples, s.num_chains, bound.layout.dtype)
+    solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dense else QuasiDEER()))
     x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
     scratch = log_density_scratch_bytes(bound.logdensity, x0)
     check_memory(s.num_chains, s.num_samples, dim, bound.layout.dtype, solver, s.solve_kwargs.get("window"), scratch,
@@ -360,8 +362,8 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
     if parallel is False:
         return Sequential()
     if solver is None:
-        dim = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0].size
-        solver = DEER() if dim <= 16 else QuasiDEER()
+        flat = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0]
+        solver = DEER() if dense_jacobian_fits(flat.size, s.num_samples, s.num_chains, flat.dtype) else QuasiDEER()
     if parallel == "auto":
         from parmcmc.diagnose import choose_solver  # timed probes on this device, then a pilot if needed
 
@@ -371,6 +373,17 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
             print(choice, flush=True)
         return choice.solver
     return solver
+
+
+# The dense Jacobians of a DEER solve (T x D x D per chain, and about as much again in the scan's
+# intermediates) may take this much memory before QuasiDEER (T x D) is chosen instead (docs/convergence.md).
+DENSE_MEMORY_BYTES = 4 * 2**30
+
+
+def dense_jacobian_fits(dim: int, num_steps: int, num_chains: int, dtype) -> bool:
+    """Whether DEER's dense Jacobians fit DENSE_MEMORY_BYTES: both DEER and QuasiDEER's exact diagonal
+    cost D forward passes per step, so the dense scan's memory (not D <= 16) is what limits DEER."""
+    return 4 * num_chains * num_steps * dim * dim * jnp.dtype(dtype).itemsize <= DENSE_MEMORY_BYTES
 
 
 def _one_chain(prepared: Prepared, c: int):
@@ -398,6 +411,10 @@ def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solv
     return jax.vmap(one, spmd_axis_name=spmd_axis_name)(samplers, keys, positions)
 
 
+FAIL_FAST_PATIENCE = 16      # iterations between the fail-fast checks of sample()'s parallel solves
+FAIL_FAST_MIN_BUDGET = 64    # sample()'s default max_iters is max(this, T // 8)
+
+
 class Run(NamedTuple):
     chains: Any          # ChainResult with leading chain axis
     seconds: float       # wall-clock of the sampling run (compiled, excluding compilation)
@@ -419,6 +436,10 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
                        num_chains=s.num_chains)
     if not isinstance(solver, Sequential):
         kwargs.setdefault("fallback", "sequential")
+        # Fail fast (docs/convergence.md): a chain whose parallel solve is projected past this budget stops
+        # early and continues sequentially from its exact prefix; the other chains are not held back.
+        kwargs.setdefault("max_iters", max(FAIL_FAST_MIN_BUDGET, num_samples // 8))
+        kwargs.setdefault("patience", FAIL_FAST_PATIENCE)
         if display.show:  # one function for every run (compiled code stays reusable); it feeds `display`
             kwargs.setdefault("progress", progress.engine_callback)
     else:  # the sequential reference takes no solve options (warned about in check_settings)

@@ -116,7 +116,7 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
             f"{caller}: unknown argument(s) {unknown}. Keyword arguments that are not sample()'s own go to "
             f"the engine's solve, which takes {known}.{hint}"
         )
-    for name in ("max_iters", "window"):
+    for name in ("max_iters", "window", "patience"):
         if solve_kwargs.get(name) is not None:
             solve_kwargs[name] = check_positive_int(name, solve_kwargs[name], caller=caller)
     for name in ("atol", "rtol"):

@@ -1,4 +1,5 @@
-"""python -m parmcmc.bench [cpu | gpu | engine] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
+"""python -m parmcmc.bench [cpu | gpu | engine | samplers] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
+   (or: suite [options], see parmcmc/bench/suite.py)
 
 Prints a table, and writes it as JSON and Markdown to DIR (default bench-results/). Presets:
   cpu     small sizes that finish in minutes on a 2-core machine (CPU figures: iterations, memory,
@@ -76,6 +77,14 @@ def sweep(Ts, out_dir):
 
 
 def main(argv=None):
+    if argv is None:
+        import sys
+
+        argv = sys.argv[1:]
+    if argv[:1] == ["suite"]:  # the model suite has its own options (parmcmc/bench/suite.py)
+        from parmcmc.bench import suite
+
+        return suite.main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", nargs="?", default="cpu", choices=["cpu", "gpu", "engine", "samplers"])
     parser.add_argument("--out", default="bench-results")

@@ -2,7 +2,9 @@
 
 solve(fn, x0, inputs, solver) computes x_t = fn(x_{t-1}, inputs[t]) for t = 1..T. Iterative solvers
 stop when every state satisfies |x_t - fn(x_{t-1})| <= atol + rtol |x_t| (checked for finiteness
-explicitly: a NaN never counts as converged), when an iterate is not finite, or at max_iters.
+explicitly: a NaN never counts as converged), when fn is not finite at the state after the exact prefix
+(the sequential solution itself is not finite there), at max_iters, or when failing fast (`patience`).
+A non-finite update no longer ends a solve: it is rejected from its first non-finite step on.
 """
 
 import contextlib
@@ -27,14 +29,15 @@ RESULT_MESSAGES = {
     RUNNING: "the solve did not finish (internal error: please report it)",
     SUCCESSFUL: "converged",
     MAX_ITERS: (
-        "did not converge within max_iters iterations. Raise max_iters, use a solver with a better "
+        "did not converge within max_iters iterations (or, with patience, was projected not to). "
+        "Raise max_iters, use a solver with a better "
         "Jacobian approximation (DEER or ELK instead of Jacobi/Picard/QuasiDEER), or check whether the "
         "dynamics are unpredictable (positive Lyapunov exponent), where sequential evaluation is the right tool"
     ),
     NONFINITE: (
-        "an iterate became non-finite (NaN or inf). Newton's method overflowed on unstable linearised "
-        "dynamics, or fn returns non-finite values on these states. Try ELK/QuasiELK (damped, trust-region "
-        "steps), DEER/QuasiDEER with damping < 1 or clip, or check fn on the sequential solution"
+        "fn returned a non-finite value (NaN or inf) at a state after the exact prefix: the sequential "
+        "solution itself is not finite there (non-finite Newton updates are rejected, not returned). "
+        "Check fn on the sequential solution"
     ),
 }
 _DEFAULT_TOL = {"float64": 1e-11, "float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
@@ -109,6 +112,7 @@ def solve(
     fallback: Optional[str] = None,
     progress: Optional[Callable] = None,
     mesh: Any = None,
+    patience: int | None = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -134,6 +138,14 @@ def solve(
     mesh:     a jax.sharding.Mesh with an axis "time" (and/or "chain"): the T states, inputs and Jacobians
               are split over the "time" devices and the scans run as two-level scans across them
               (engine/sharding.py, docs/scaling.md). The answer equals the unsharded solve up to rounding.
+    patience: fail fast: every `patience` iterations, stop (result MAX_ITERS) if the exact prefix, at its
+              rate so far, would need more than 2 max_iters iterations and the residual has not fallen
+              100-fold since the last check. With fallback="sequential" the chain then continues step by
+              step from its exact prefix. None (default): run to convergence or max_iters.
+
+    Every iterative solver converges within T iterations when the sequential solution is finite: the
+    state after the converged prefix is set to its exact value each iteration, and a non-finite update
+    is rejected from its first non-finite step on instead of ending the solve (docs/convergence.md).
     """
     if not isinstance(solver, AbstractSolver):
         raise TypeError(
@@ -170,11 +182,15 @@ def solve(
 
     if fallback not in (None, "sequential"):
         raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
+    if patience is not None:
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
+            raise ValueError(f"solve: patience={patience!r} must be an integer >= 1, or None.")
+        patience = int(patience)
     mesh = sharding.check_mesh(mesh)
     inputs = sharding.constrain_time(inputs, mesh)
     with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
         out = _solve_jit(hoisted, consts, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback,
-                         progress, mesh)
+                         progress, mesh, patience)
     sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
     if throw:
         _throw_if_failed(sol, solver)
@@ -254,9 +270,9 @@ class _HoistedFn:
         return isinstance(other, _HoistedFn) and self.program == other.program
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11, 12))
+@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11, 12, 13))
 def _solve_jit(hoisted, consts, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress,
-               mesh=None):  # mesh: a static key only; the scans read it from sharding.use_mesh
+               mesh=None, patience=None):  # mesh: a static key only; the scans read it from sharding.use_mesh
     fn = functools.partial(hoisted, consts)
     if isinstance(solver, Sequential):
         states = solver.scan(fn, x0, inputs)
@@ -265,14 +281,27 @@ def _solve_jit(hoisted, consts, x0, inputs, guess, solver, max_iters, window, at
         code = jnp.where(finite, SUCCESSFUL, NONFINITE)
         zero = jnp.zeros((), jnp.int32)
         return states, finite, zero, residual, code.astype(jnp.int32), zero, jnp.zeros((), bool)
-    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress)
+    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress, patience)
 
 
-def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, progress):
+def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, progress, patience=None):
+    """The iteration of every non-sequential solver (docs/convergence.md).
+
+    Three guards wrap the solver's step, so that any Newton-type method converges within T iterations
+    on a recurrence whose sequential solution is finite:
+    - the converged prefix is kept, and the state right after it is pinned to its exact value
+      f(x_{t0-1}) (guaranteed progress: at least one more exact state per iteration);
+    - an update that is not finite from step j on (a state, or f at it) is rejected from j on: the
+      states from j keep their previous values, which the next iteration linearises again;
+    - with `patience`, every `patience` iterations a solve whose exact prefix projects past 2 max_iters
+      and whose residual has not fallen 100-fold since the last check stops (result MAX_ITERS), so that
+      a failing chain hands over to the sequential fallback early. The factor 2: Newton on switching
+      maps often makes the whole tail exact at once, so the prefix's rate underestimates it.
+    """
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     X = jnp.broadcast_to(x0, (T,) + x0.shape) if guess is None else guess
     aux = solver.init(x0, T)
-    take = lambda tree, s: jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, s, W), tree)
+    take = lambda tree, s, n=W: jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, s, n), tree)
     x_start = lambda X, s: jnp.where(s == 0, x0, X[jnp.maximum(s - 1, 0)])
 
     def linearize(X, s):
@@ -280,7 +309,7 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         return solver.linearize(fn, shift(Xw, x_start(X, s)), take(inputs, s), take(aux, s))
 
     def check(X, lin, s, it):
-        """The status after an iterate, and the first unconverged index t0 (prefix before it exact)."""
+        """The status after an iterate, the first unconverged index t0 (prefix before it exact), the residual."""
         Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
         ok, residual = _per_step_check(Xw, lin.fx, atol, rtol)
         if progress is not None:
@@ -290,7 +319,7 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
             ~jnp.isfinite(residual), NONFINITE,
             jnp.where((j == W) & (s + W == T), SUCCESSFUL, jnp.where(it >= max_iters, MAX_ITERS, RUNNING)),
         )
-        return status, s + j
+        return status, s + j, residual
 
     def advance(X, lin, s, t0):
         """Slide the window to the first unconverged state, re-evaluating only if it moved."""
@@ -300,22 +329,49 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         lin = jax.lax.cond(s_new == s, lambda: lin, lambda: linearize(X, s_new))
         return lin, s_new
 
+    def guard(Xw, lin, new, new_lin, start, s, rel):
+        """Keep the exact prefix, pin the state after it, reject the non-finite tail (see the docstring)."""
+        idx = jnp.arange(W)
+        bad = ~jnp.all(jnp.isfinite(new), axis=1)
+        bad_f = ~jnp.all(jnp.isfinite(new_lin.fx), axis=1)  # fx[t] = f(new[t - 1])
+        bad = bad | jnp.concatenate([bad_f[1:], jnp.zeros((1,), bool)])
+        j = jnp.where(jnp.any(bad), jnp.argmax(bad), W)
+        fresh = (idx > rel) & (idx < j)
+        out = jnp.where(fresh[:, None], new, Xw)
+        out = out.at[rel].set(lin.fx[rel])
+        # lin[t] is f (and A) at out[t-1]: the step's where out[t-1] is the step's, the old one elsewhere,
+        # and a fresh evaluation after the pinned state.
+        from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]])
+        merged = jax.tree_util.tree_map(
+            lambda a, b: jnp.where(from_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new_lin, lin)
+        q = jnp.minimum(rel + 1, W - 1)
+        prev = jnp.where(q == 0, start, out[jnp.maximum(q - 1, 0)])
+        one = solver.linearize(fn, prev[None], take(inputs, s + q, 1), take(aux, s + q, 1))
+        merged = jax.tree_util.tree_map(lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, q, 0), merged, one)
+        return out, merged
+
     def body(carry):
-        X, lin, s, state, it, _ = carry
-        Xw, lin, state = solver.step(
-            fn, x_start(X, s), jax.lax.dynamic_slice_in_dim(X, s, W), take(inputs, s), take(aux, s), lin, state
-        )
+        X, lin, s, state, it, _, t0, r_ref = carry
+        start, Xw, rel = x_start(X, s), jax.lax.dynamic_slice_in_dim(X, s, W), jnp.clip(t0 - s, 0, W - 1)
+        new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state)
+        Xw, lin = guard(Xw, lin, new, new_lin, start, s, rel)
         X = jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
-        status, t0 = check(X, lin, s, it + 1)
+        status, t0, residual = check(X, lin, s, it + 1)
+        if patience is not None:
+            checkpoint = (it + 1) % patience == 0
+            projected = (it + 1) * T / jnp.maximum(t0, 1)
+            stalled = checkpoint & (projected > 2 * max_iters) & ~(residual < 1e-2 * r_ref)
+            status = jnp.where((status == RUNNING) & stalled, MAX_ITERS, status)
+            r_ref = jnp.where(checkpoint, residual, r_ref)
         lin, s = advance(X, lin, s, t0)
-        return X, lin, s, state, it + 1, status
+        return X, lin, s, state, it + 1, status, t0, r_ref
 
     s0 = jnp.zeros((), jnp.int32)
     lin = linearize(X, s0)
-    status, t0 = check(X, lin, s0, 0)
+    status, t0, residual = check(X, lin, s0, 0)
     lin, s0 = advance(X, lin, s0, t0)
-    init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status)
-    X, lin, s, _, it, status = jax.lax.while_loop(lambda c: c[-1] == RUNNING, body, init)
+    init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status, t0, residual)
+    X, lin, s, _, it, status, _, _ = jax.lax.while_loop(lambda c: c[5] == RUNNING, body, init)
 
     fx = lin.fx if W == T else _evaluate_all(fn, X, x0, inputs, W)  # a window saw only its part
     ok, residual = _per_step_check(X, fx, atol, rtol)

@@ -1,0 +1,191 @@
+"""./dev.sh bench suite: the model suite (parmcmc.models.suite) through sample()'s machinery (issue 13).
+
+Per model and sampler it runs the warmup, the parallel solve of every chain (the solver sample() picks,
+with the exact sequential fallback), the sequential reference with the same keys, and parmcmc.diagnose on
+chain 0, and reports: Newton iterations of each chain, fallbacks, the largest |parallel - sequential| and
+the accept decisions that differ, the LLE and verdict of diagnose (and its predicted iterations), the
+seconds of one Newton iteration over the seconds of one batched sweep of the step map (all chains, all T
+states: the floor of an iteration's cost), and the compile time of the parallel run.
+
+    ./dev.sh bench suite                                  # every model, MALA and HMC, T = 2000, 4 chains
+    ./dev.sh bench suite --models radon banana --samplers mala --T 500 --warmup 300 --tag try
+
+Rows are written after each pair to DIR/suite_TAG.json and DIR/suite_TAG.md (default docs/), so a long
+run can be read while it goes on.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from parmcmc.bench.timing import versions
+
+COLUMNS = ["model", "D", "sampler", "solver", "T", "iterations", "fell_back", "seq_from", "max_abs_diff",
+           "decisions_differ", "lle", "verdict", "outcome", "predicted", "iter_over_sweep", "compile_s", "parallel_s",
+           "sequential_s", "accept"]
+
+
+def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, diagnose_pilot=True, **solve_kwargs):
+    """One (model, sampler) row of the table; solve_kwargs (window, patience, ...) go to sample()'s solve."""
+    from parmcmc.api import _one_chain, check_settings, pick_solver, prepare, run_chains
+    from parmcmc.diagnose import diagnose
+    from parmcmc.engine import Sequential
+    from parmcmc.models.suite import build
+
+    ex = build(name)
+    kwargs = dict(solve_kwargs) if max_iters is None else {"max_iters": max_iters, **solve_kwargs}
+    settings = check_settings(model=ex.model, rng_key=jax.random.key(seed), num_samples=T, num_warmup=warmup,
+                              num_chains=chains, sampler=sampler, parallel=True, solver=None,
+                              model_args=ex.model_args, model_kwargs=ex.model_kwargs, initial_position=None,
+                              step_size=None, num_integration_steps=10, inverse_mass_matrix=None,
+                              target_acceptance=None, keep_warmup=False, progress_bar=False, dims=None, coords=None,
+                              solve_kwargs=kwargs)
+    prepared = prepare(settings)
+    solver = pick_solver(settings, prepared)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        par = run_chains(settings, prepared, solver)
+        seq = run_chains(settings, prepared, Sequential())
+    flat = lambda run: jax.vmap(jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0]))(run.chains.positions)
+    xp, xs = flat(par), flat(seq)
+    diff = float(jnp.max(jnp.abs(xp - xs)))
+    decisions = int(jnp.sum(par.chains.stats.is_accepted != seq.chains.stats.is_accepted))
+    iters = np.asarray(par.chains.num_iters).tolist()
+    row = dict(model=name, D=int(xp.shape[-1]), sampler=sampler.upper(), solver=_solver_name(solver), T=T,
+               chains=chains, warmup=warmup, dtype=str(dtype), iterations=iters,
+               fell_back=int(np.sum(np.asarray(par.chains.fell_back))),
+               seq_from=np.asarray(par.chains.sequential_from).tolist(),
+               max_abs_diff=diff, decisions_differ=decisions, compile_s=par.compile_seconds,
+               parallel_s=par.seconds, sequential_s=seq.seconds,
+               accept=float(jnp.mean(seq.chains.stats.is_accepted)))
+    row["iter_over_sweep"] = _iteration_over_sweep(prepared, xs, settings, par, iters)
+    if diagnose_pilot:
+        one, x0 = _one_chain(prepared, 0)
+        d = diagnose(one, x0, jax.random.key(seed + 1), T, solver=solver, lle_steps=min(T, 2048),
+                     pilot_steps=min(T // 2, 1024))
+        row.update(lle=d.lle, lle_unc=d.spread, verdict="parallel" if d.parallel_pays else "sequential",
+                   predicted=d.predicted_iters, pilot_iters=d.pilot_iters, pilot_result=d.pilot_result)
+    return row
+
+
+def _solver_name(solver):
+    fields = getattr(solver, "__dataclass_fields__", {})
+    args = ", ".join(f"{k}={getattr(solver, k)!r}" for k in fields if getattr(solver, k) != fields[k].default)
+    return f"{type(solver).__name__}({args})"
+
+
+def _iteration_over_sweep(prepared, xs, settings, par, iters):
+    """Seconds of one Newton iteration of the parallel run over seconds of one batched evaluation of the
+    step map at every state of every chain."""
+    from parmcmc.api import _one_chain
+    from parmcmc.keys import chain_keys
+
+    k = max(1, max(iters))
+    keys = chain_keys(jax.random.split(settings.rng_key, 3)[2], settings.num_chains)
+    one, x0 = _one_chain(prepared, 0)
+    one = one.bind(x0)
+    noise = jax.vmap(lambda key: one.noise(key, settings.num_samples))(keys)
+    sweep = jax.jit(jax.vmap(jax.vmap(one.step)))
+    jax.block_until_ready(sweep(xs, noise))
+    t0 = time.perf_counter()
+    for _ in range(3):
+        jax.block_until_ready(sweep(xs, noise))
+    sweep_s = (time.perf_counter() - t0) / 3
+    return (par.seconds / k) / sweep_s
+
+
+def markdown(rows):
+    def fmt(r, c):
+        v = r.get(c, "")
+        if c == "iterations":
+            return "/".join(str(i) for i in v)
+        if c == "seq_from":
+            return "" if not r.get("fell_back") else "/".join(str(i) for i in v)
+        if c == "lle" and v != "":
+            return f"{v:.3f} ± {r.get('lle_unc', 0):.2f}"
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(fmt(r, c) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    from parmcmc.models.suite import names
+
+    parser = argparse.ArgumentParser(prog="./dev.sh bench suite", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=None, help=f"subset of: {' '.join(names())}")
+    parser.add_argument("--samplers", nargs="*", default=["mala", "hmc"], choices=["mala", "hmc"])
+    parser.add_argument("--T", type=int, default=2000)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--max-iters", type=int, default=None, help="solve budget (default T)")
+    parser.add_argument("--window", type=int, default=None, help="sliding window of the solve")
+    parser.add_argument("--float32", action="store_true", help="float32 instead of float64")
+    parser.add_argument("--no-diagnose", action="store_true")
+    parser.add_argument("--out", default="docs")
+    parser.add_argument("--tag", default="latest", help="files are DIR/suite_TAG.json and .md")
+    args = parser.parse_args(argv)
+    jax.config.update("jax_enable_x64", not args.float32)
+    dtype = "float32" if args.float32 else "float64"
+    os.makedirs(args.out, exist_ok=True)
+    info = versions()
+    header = (f"parmcmc bench suite '{args.tag}': T={args.T}, {args.chains} chains, warmup {args.warmup}, {dtype}, "
+              f"max_iters {args.max_iters or 'default'}, window {args.window}; "
+              f"{info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
+    print(header, flush=True)
+    rows = []
+    for name in args.models or names():
+        for sampler in args.samplers:
+            t0 = time.time()
+            try:
+                row = run_pair(name, sampler, args.T, args.chains, args.warmup, dtype, args.max_iters,
+                               diagnose_pilot=not args.no_diagnose,
+                               **({} if args.window is None else {"window": args.window}))
+            except Exception as err:  # a failing pair is a row of the table, not the end of the run
+                row = dict(model=name, sampler=sampler.upper(), T=args.T, error=f"{type(err).__name__}: {err}"[:300])
+            row["wall_s"] = time.time() - t0
+            rows.append(row)
+            print(json.dumps(row, default=str), flush=True)
+            _write(args.out, args.tag, info, header, rows)
+
+
+def measured_outcome(row, iters_per_log2T=8.0):
+    """'parallel' when no chain fell back and every chain converged within diagnose's budget
+    (iters_per_log2T * log2 T iterations), else 'sequential': the outcome diagnose's verdict predicts."""
+    import math
+
+    budget = iters_per_log2T * math.log2(row["T"])
+    return "parallel" if row["fell_back"] == 0 and max(row["iterations"]) <= budget else "sequential"
+
+
+def agreement(rows):
+    """(pairs where diagnose's verdict equals the measured outcome, pairs with a verdict)."""
+    judged = [r for r in rows if "verdict" in r and "error" not in r]
+    return sum(r["verdict"] == measured_outcome(r) for r in judged), len(judged)
+
+
+def _write(out, tag, info, header, rows):
+    ok = [r for r in rows if "error" not in r]
+    for r in ok:
+        r["outcome"] = measured_outcome(r)
+    text = header + "\n\n" + markdown(ok)
+    hits, judged = agreement(rows)
+    if judged:
+        text += (f"\n\ndiagnose's verdict agrees with the measured outcome (no fallback and every chain within "
+                 f"8 log2 T iterations) on {hits} of {judged} pairs.")
+    errors = [r for r in rows if "error" in r]
+    if errors:
+        text += "\n\nErrors:\n" + "\n".join(f"- {r['model']} {r['sampler']}: {r['error']}" for r in errors)
+    with open(os.path.join(out, f"suite_{tag}.json"), "w") as f:
+        json.dump({"versions": info, "header": header, "rows": rows}, f, indent=1, default=str)
+    with open(os.path.join(out, f"suite_{tag}.md"), "w") as f:
+        f.write(text + "\n")
