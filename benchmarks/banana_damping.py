@@ -6,6 +6,7 @@ DEER for a grid of damping and clipping settings, and of ELK. Results: docs/benc
 Each row compares the parallel chain with the sequential one (largest difference, accept decisions
 that differ). Budget 400 iterations per solve; about two minutes on a 2-core CPU.
 """
+
 import sys
 import time
 
@@ -33,9 +34,12 @@ def main(T: int) -> None:
         r = jax.block_until_ready(run(key, x0))
         diff = float(jnp.max(jnp.abs(r.positions - seq.positions)))
         flips = int(jnp.sum(r.stats.is_accepted != seq.stats.is_accepted))
-        print(f"T={T} {solver!r:50s} iterations {int(r.num_iters):4d} converged {bool(r.converged)} "
-              f"result {int(r.result)} max diff {diff:.2e} differing decisions {flips} "
-              f"({time.perf_counter() - t0:.0f} s with compilation)", flush=True)
+        print(
+            f"T={T} {solver!r:50s} iterations {int(r.num_iters):4d} converged {bool(r.converged)} "
+            f"result {int(r.result)} max diff {diff:.2e} differing decisions {flips} "
+            f"({time.perf_counter() - t0:.0f} s with compilation)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 Float64, 2 chains x 1000 draws after 300 warmup steps, key 3. Results: docs/sampler_iterations.md.
 Takes about ten minutes on a 2-core CPU (most of it compilation and the slow eight-schools solves).
 """
+
 import time
 import warnings
 
@@ -40,11 +41,22 @@ def main():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", parmcmc.FallbackWarning)
                 t0 = time.perf_counter()
-                tree = parmcmc.sample(rng_key=jax.random.key(3), sampler="hmc", progress_bar=False, num_samples=1000,
-                                      num_warmup=300, num_chains=2, solver=solver, **model)
+                tree = parmcmc.sample(
+                    rng_key=jax.random.key(3),
+                    sampler="hmc",
+                    progress_bar=False,
+                    num_samples=1000,
+                    num_warmup=300,
+                    num_chains=2,
+                    solver=solver,
+                    **model,
+                )
             stats = tree.sample_stats
-            print(f"{name:15s} {solver!r:48s} iterations {stats['solver_iterations'].values} "
-                  f"fell back {stats['solver_fell_back'].values} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"{name:15s} {solver!r:48s} iterations {stats['solver_iterations'].values} "
+                f"fell back {stats['solver_fell_back'].values} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

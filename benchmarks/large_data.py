@@ -6,6 +6,7 @@ Prints the wall-clock of each phase of sample() (warmup, the solve's compile and
 count and the peak resident memory, so that a closed-over array that turned into an XLA constant
 (compile time and memory growing with its size) shows at once.
 """
+
 import resource
 import sys
 import time
@@ -34,13 +35,27 @@ def logdensity(w):
 
 for parallel in (True, False):
     c0, t0 = (jitcache.stats() if jitcache else None), time.perf_counter()
-    tree = parmcmc.sample(logdensity, initial_position=jnp.zeros(3, jnp.float32), rng_key=jax.random.key(0),
-                          num_samples=T, num_warmup=100, num_chains=2, parallel=parallel, progress_bar=False)
+    tree = parmcmc.sample(
+        logdensity,
+        initial_position=jnp.zeros(3, jnp.float32),
+        rng_key=jax.random.key(0),
+        num_samples=T,
+        num_warmup=100,
+        num_chains=2,
+        parallel=parallel,
+        progress_bar=False,
+    )
     wall = time.perf_counter() - t0
     c1 = jitcache.stats() if jitcache else None
     a = tree.attrs if hasattr(tree, "attrs") else {}
-    print(f"rows={rows} T={T} parallel={parallel}: {wall:.1f} s to DataTree (warmup {a.get('warmup_seconds', 0):.1f} s, "
-          f"sampling {a.get('sampling_seconds', 0):.1f} s, compile {a.get('compile_seconds', 0):.1f} s); "
-          + (f"{c1.compiles - c0.compiles} programs compiled in {c1.compile_seconds - c0.compile_seconds:.1f} s; "
-             if c1 else "")
-          + f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB", flush=True)
+    print(
+        f"rows={rows} T={T} parallel={parallel}: {wall:.1f} s to DataTree (warmup {a.get('warmup_seconds', 0):.1f} s, "
+        f"sampling {a.get('sampling_seconds', 0):.1f} s, compile {a.get('compile_seconds', 0):.1f} s); "
+        + (
+            f"{c1.compiles - c0.compiles} programs compiled in {c1.compile_seconds - c0.compile_seconds:.1f} s; "
+            if c1
+            else ""
+        )
+        + f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB",
+        flush=True,
+    )

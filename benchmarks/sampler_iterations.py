@@ -9,6 +9,7 @@ the lines into the markdown table of docs/sampler_iterations.md.
     PYTHONPATH=. python benchmarks/sampler_iterations.py --T 1000 10000 --out runs.jsonl
     PYTHONPATH=. python benchmarks/sampler_iterations.py --render runs.jsonl
 """
+
 import argparse
 import json
 import os
@@ -53,18 +54,26 @@ def measure(target_name, kind, T, solvers, gates, max_iters, out, temperature=1.
         for gate in gates:
             sampler = make_sampler(kind, target, gate, temperature)
             t0 = time.perf_counter()
-            result = run_chain(sampler, target.initial_position, KEY, T, solver=SOLVERS[solver_name](),
-                               max_iters=min(max_iters, T))
+            result = run_chain(
+                sampler, target.initial_position, KEY, T, solver=SOLVERS[solver_name](), max_iters=min(max_iters, T)
+            )
             jax.block_until_ready(result)
             seconds = time.perf_counter() - t0
             err = jnp.max(jnp.abs(flat(result.positions) - ref_states), axis=1)
             bad = jnp.flatnonzero(~(err <= 1e-8))  # NaN counts as wrong
             row = dict(
-                target=target_name, D=int(dim), sampler=kind, T=T, solver=solver_name,
+                target=target_name,
+                D=int(dim),
+                sampler=kind,
+                T=T,
+                solver=solver_name,
                 gate=gate if gate == "hard" else f"smooth (temperature {temperature:g})",
-                iters=int(result.num_iters), converged=bool(result.converged), max_iters=min(max_iters, T),
+                iters=int(result.num_iters),
+                converged=bool(result.converged),
+                max_iters=min(max_iters, T),
                 residual=float(result.residual),
-                max_abs_diff=float(jnp.max(err)), exact_prefix=int(bad[0]) if bad.size else T,
+                max_abs_diff=float(jnp.max(err)),
+                exact_prefix=int(bad[0]) if bad.size else T,
                 differing=int(jnp.sum(result.stats.is_accepted != reference.stats.is_accepted)),
                 acceptance=float(jnp.mean(reference.stats.is_accepted.astype(float))),
                 seconds=seconds,
@@ -114,8 +123,7 @@ def main():
     for T in args.T:
         for target_name in args.targets:
             for kind in args.samplers:
-                measure(target_name, kind, T, args.solvers, args.gates, args.max_iters, args.out,
-                        args.gate_temperature)
+                measure(target_name, kind, T, args.solvers, args.gates, args.max_iters, args.out, args.gate_temperature)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ jax.config.update("jax_enable_x64", True)
 
 from parmcmc.engine import DEER, ELK, QuasiDEER, kalman, scan, solve, solvers  # noqa: E402
 
-OLD_SCANS = {"affine": scan.affine_scan_associative,
-             "kalman": lambda op, elems, reverse=False: jax.lax.associative_scan(op, elems, reverse=reverse)}
+OLD_SCANS = {
+    "affine": scan.affine_scan_associative,
+    "kalman": lambda op, elems, reverse=False: jax.lax.associative_scan(op, elems, reverse=reverse),
+}
 NEW_SCANS = {"affine": scan.affine_scan_blocked, "kalman": kalman.blocked_associative_scan}
 
 
@@ -50,11 +52,17 @@ def scans():
                 k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
                 A = jax.random.uniform(k1, (T, D, D) if dense else (T, D), minval=-1, maxval=1) / (D if dense else 1)
                 b, x0 = jax.random.normal(k2, (T, D)), jax.random.normal(k3, (D,))
-                for name, fn in (("associative", scan.affine_scan_associative), ("blocked", scan.affine_scan_blocked),
-                                 ("sequential", scan.affine_scan_sequential)):
+                for name, fn in (
+                    ("associative", scan.affine_scan_associative),
+                    ("blocked", scan.affine_scan_blocked),
+                    ("sequential", scan.affine_scan_sequential),
+                ):
                     c, r = timed(fn, A, b, x0)
-                    print(f"affine {'dense' if dense else 'diag '} D={D:3d} T={T:7d} {name:12s} "
-                          f"compile {c:6.2f} s  run {r:9.2f} ms", flush=True)
+                    print(
+                        f"affine {'dense' if dense else 'diag '} D={D:3d} T={T:7d} {name:12s} "
+                        f"compile {c:6.2f} s  run {r:9.2f} ms",
+                        flush=True,
+                    )
 
 
 def kalman_scans():
@@ -68,8 +76,11 @@ def kalman_scans():
             for name, impl in (("associative", jax.lax.associative_scan), ("blocked", None)):
                 fn = lambda A, b, x0, y: kalman.parallel_smoother(A, b, x0, y, 0.5, scan=impl).mean
                 c, r = timed(fn, A, b, x0, y)
-                print(f"smoother {'dense' if dense else 'diag '} D={D} T={T:7d} {name:12s} "
-                      f"compile {c:6.2f} s  run {r:9.2f} ms", flush=True)
+                print(
+                    f"smoother {'dense' if dense else 'diag '} D={D} T={T:7d} {name:12s} "
+                    f"compile {c:6.2f} s  run {r:9.2f} ms",
+                    flush=True,
+                )
 
 
 def step(x, u):
@@ -90,6 +101,7 @@ def solves():
                 use_scans(scans)
                 jax.clear_caches()
                 for iters in (2, 6):
+
                     def fn(x0, u, s=solver, k=iters):
                         return solve(step, x0, u, s, max_iters=k, atol=0.0, rtol=1e-300).num_iters
 
@@ -109,9 +121,12 @@ def solves():
             for name in ("associative", "blocked"):
                 (_, c6, n6), (_, _, n2) = progs[name, 6], progs[name, 2]
                 it = (med[name, 6] - med[name, 2]) / max(n6 - n2, 1)
-                print(f"solve {type(solver).__name__:9s} D={D} T={T:7d} {name:12s} compile {c6:6.2f} s  "
-                      f"iterations {n2}->{n6}  per iteration {1e3 * it:8.2f} ms  "
-                      f"batched eval {1e3 * med['eval']:8.2f} ms  ratio {it / med['eval']:5.2f}", flush=True)
+                print(
+                    f"solve {type(solver).__name__:9s} D={D} T={T:7d} {name:12s} compile {c6:6.2f} s  "
+                    f"iterations {n2}->{n6}  per iteration {1e3 * it:8.2f} ms  "
+                    f"batched eval {1e3 * med['eval']:8.2f} ms  ratio {it / med['eval']:5.2f}",
+                    flush=True,
+                )
         use_scans({"affine": scan.affine_scan, "kalman": kalman.blocked_associative_scan})
 
 

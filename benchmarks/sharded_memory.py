@@ -14,10 +14,10 @@ import time
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 os.environ["JAX_PLATFORMS"] = "cpu"
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from jax.sharding import NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 jax.config.update("jax_enable_x64", True)
 
@@ -41,13 +41,18 @@ def main(T=1_000_000, D=64, run=False):
         compiled = jax.jit(lambda x0, u: solve(step, x0, u, DEER(), mesh=mesh).states).lower(x0, u).compile()
         m = compiled.memory_analysis()
         total = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
-        print(f"{label:18s} per device: temp {m.temp_size_in_bytes / 1e9:7.2f} GB  args "
-              f"{m.argument_size_in_bytes / 1e9:6.2f} GB  out {m.output_size_in_bytes / 1e9:6.2f} GB  "
-              f"total {total / 1e9:7.2f} GB   (compiled in {time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"{label:18s} per device: temp {m.temp_size_in_bytes / 1e9:7.2f} GB  args "
+            f"{m.argument_size_in_bytes / 1e9:6.2f} GB  out {m.output_size_in_bytes / 1e9:6.2f} GB  "
+            f"total {total / 1e9:7.2f} GB   (compiled in {time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
         if run:
             states = compiled(x0, u_value if sh is None else jax.device_put(u_value, sh))
             reference = states if reference is None else reference
-            print(f"{label:18s} max |states - unsharded| = {float(jnp.max(jnp.abs(states - reference))):.2e}", flush=True)
+            print(
+                f"{label:18s} max |states - unsharded| = {float(jnp.max(jnp.abs(states - reference))):.2e}", flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 Counts XLA compilations with jax's monitoring events (one '/jax/compilation_cache/...' or backend
 compile event per compiled program) and prints the per-phase wall-clock that sample() itself records.
 """
+
 import sys
 import time
 
@@ -33,14 +34,17 @@ def nuts(case, key):
 
     ex = eight_schools() if case == "eight_schools" else logistic_regression()
     n0, t0 = len(COMPILES), time.perf_counter()
-    mcmc = MCMC(NUTS(ex.model), num_warmup=1000, num_samples=2000, num_chains=4, chain_method="vectorized",
-                progress_bar=False)
+    mcmc = MCMC(
+        NUTS(ex.model), num_warmup=1000, num_samples=2000, num_chains=4, chain_method="vectorized", progress_bar=False
+    )
     mcmc.run(jax.random.key(key), *ex.model_args, **ex.model_kwargs)
     jax.block_until_ready(mcmc.get_samples())
     wall = time.perf_counter() - t0
     c = COMPILES[n0:]
-    print(f"{case} numpyro NUTS vectorized: {wall:.2f} s to samples; {len(c)} compilations, {sum(c):.2f} s backend compile",
-          flush=True)
+    print(
+        f"{case} numpyro NUTS vectorized: {wall:.2f} s to samples; {len(c)} compilations, {sum(c):.2f} s backend compile",
+        flush=True,
+    )
 
 
 def run(case, parallel, sampler, key):
@@ -48,13 +52,25 @@ def run(case, parallel, sampler, key):
         return nuts(case, key)
     ex = eight_schools() if case == "eight_schools" else logistic_regression()
     n0, t0 = len(COMPILES), time.perf_counter()
-    tree = parmcmc.sample(ex.model, model_args=ex.model_args, model_kwargs=ex.model_kwargs,
-                          rng_key=jax.random.key(key), num_samples=2000, num_warmup=1000, num_chains=4,
-                          sampler=sampler, parallel=parallel, progress_bar=False)
+    tree = parmcmc.sample(
+        ex.model,
+        model_args=ex.model_args,
+        model_kwargs=ex.model_kwargs,
+        rng_key=jax.random.key(key),
+        num_samples=2000,
+        num_warmup=1000,
+        num_chains=4,
+        sampler=sampler,
+        parallel=parallel,
+        progress_bar=False,
+    )
     wall = time.perf_counter() - t0
     c = COMPILES[n0:]
-    print(f"{case} {sampler} parallel={parallel}: {wall:.2f} s to DataTree; {len(c)} compilations, "
-          f"{sum(c):.2f} s backend compile (largest {max(c, default=0):.2f} s)", flush=True)
+    print(
+        f"{case} {sampler} parallel={parallel}: {wall:.2f} s to DataTree; {len(c)} compilations, "
+        f"{sum(c):.2f} s backend compile (largest {max(c, default=0):.2f} s)",
+        flush=True,
+    )
     return tree
 
 
@@ -66,8 +82,18 @@ if __name__ == "__main__":
     repeat = int(sys.argv[4]) if len(sys.argv) > 4 else 2
     if "--prewarm" in sys.argv:  # compile JAX's eager primitives first (a tiny run), so they do not count
         ex = eight_schools()
-        parmcmc.sample(ex.model, model_args=ex.model_args, model_kwargs=ex.model_kwargs, rng_key=jax.random.key(99),
-                       num_samples=8, num_warmup=8, num_chains=4, sampler=sampler, parallel=False, progress_bar=False)
+        parmcmc.sample(
+            ex.model,
+            model_args=ex.model_args,
+            model_kwargs=ex.model_kwargs,
+            rng_key=jax.random.key(99),
+            num_samples=8,
+            num_warmup=8,
+            num_chains=4,
+            sampler=sampler,
+            parallel=False,
+            progress_bar=False,
+        )
         print("prewarmed", flush=True)
     for r in range(repeat):
         run(case, par, sampler, r)

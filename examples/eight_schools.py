@@ -23,13 +23,24 @@ jax.config.update("jax_enable_x64", True)
 def main():
     ex = eight_schools()
     result = parmcmc.compare(
-        ex.model, rng_key=jax.random.key(0), sampler="hmc", num_samples=2000, num_warmup=1000, num_chains=4,
-        model_args=ex.model_args, model_kwargs=ex.model_kwargs, coords=ex.coords,
+        ex.model,
+        rng_key=jax.random.key(0),
+        sampler="hmc",
+        num_samples=2000,
+        num_warmup=1000,
+        num_chains=4,
+        model_args=ex.model_args,
+        model_kwargs=ex.model_kwargs,
+        coords=ex.coords,
     )
     print(result)
     tree = result.parallel
-    print("\ndivergences:", int(tree.sample_stats["diverging"].sum()),
-          " Newton iterations per chain:", tree["solver_stats"]["solver_iterations"].values.tolist())
+    print(
+        "\ndivergences:",
+        int(tree.sample_stats["diverging"].sum()),
+        " Newton iterations per chain:",
+        tree["solver_stats"]["solver_iterations"].values.tolist(),
+    )
     print(az.summary(tree, var_names=["mu", "tau"]))
 
 

@@ -18,8 +18,15 @@ jax.config.update("jax_enable_x64", True)
 def main():
     ex = logistic_regression()
     result = parmcmc.compare(
-        ex.model, rng_key=jax.random.key(0), sampler="mala", num_samples=2000, num_warmup=500, num_chains=4,
-        model_args=ex.model_args, model_kwargs=ex.model_kwargs, coords=ex.coords,
+        ex.model,
+        rng_key=jax.random.key(0),
+        sampler="mala",
+        num_samples=2000,
+        num_warmup=500,
+        num_chains=4,
+        model_args=ex.model_args,
+        model_kwargs=ex.model_kwargs,
+        coords=ex.coords,
     )
     print(result)
     print("\ntrue coefficients:", ex.truth)

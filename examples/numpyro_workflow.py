@@ -70,15 +70,24 @@ def radon(county, floor, num_counties, log_radon=None):
 
 def workflow(name, model, args, observed, site, rng_key):
     """NumPyro's workflow, line for line."""
-    mcmc = MCMC(HMC(model, num_steps=10), num_warmup=NUM_WARMUP, num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS,
-                chain_method="vectorized", progress_bar=not SMALL)
+    mcmc = MCMC(
+        HMC(model, num_steps=10),
+        num_warmup=NUM_WARMUP,
+        num_samples=NUM_SAMPLES,
+        num_chains=NUM_CHAINS,
+        chain_method="vectorized",
+        progress_bar=not SMALL,
+    )
     mcmc.run(rng_key, *args, observed, extra_fields=("potential_energy", "energy"))
     mcmc.print_summary()
 
     samples = mcmc.get_samples()
     predictions = Predictive(model, samples)(jax.random.key(1), *args)
-    print(f"{name}: posterior predictive mean of {site} vs data:",
-          np.round(np.mean(predictions[site], axis=0)[:4], 2), np.round(observed[:4], 2))
+    print(
+        f"{name}: posterior predictive mean of {site} vs data:",
+        np.round(np.mean(predictions[site], axis=0)[:4], 2),
+        np.round(observed[:4], 2),
+    )
 
     idata = az.from_numpyro(mcmc, log_likelihood=True)
     print(az.loo(idata))
@@ -92,19 +101,28 @@ def workflow(name, model, args, observed, site, rng_key):
 
 def compare_with_sequential(name, model, args, observed, rng_key, mcmc):
     """Only with our MCMC: the same chains computed step by step (parallel=False) are the same draws."""
-    sequential = MCMC(HMC(model, num_steps=10, parallel=False), num_warmup=NUM_WARMUP, num_samples=NUM_SAMPLES,
-                      num_chains=NUM_CHAINS, progress_bar=not SMALL)
+    sequential = MCMC(
+        HMC(model, num_steps=10, parallel=False),
+        num_warmup=NUM_WARMUP,
+        num_samples=NUM_SAMPLES,
+        num_chains=NUM_CHAINS,
+        progress_bar=not SMALL,
+    )
     sequential.run(rng_key, *args, observed)
     gap = max(float(np.max(np.abs(mcmc.get_samples()[k] - v))) for k, v in sequential.get_samples().items())
     stats = mcmc.solver_stats
-    print(f"{name}: max |parallel - sequential| = {gap:.1e}; Newton iterations per chain "
-          f"{stats['solver_iterations'].tolist()}, fell back to sequential: {stats['solver_fell_back'].tolist()}")
+    print(
+        f"{name}: max |parallel - sequential| = {gap:.1e}; Newton iterations per chain "
+        f"{stats['solver_iterations'].tolist()}, fell back to sequential: {stats['solver_fell_back'].tolist()}"
+    )
     return gap
 
 
 def main():
-    runs = {"eight_schools": (eight_schools, (J, sigma), y, "obs"),
-            "radon": (radon, radon_data()[:3], radon_data()[3], "log_radon")}
+    runs = {
+        "eight_schools": (eight_schools, (J, sigma), y, "obs"),
+        "radon": (radon, radon_data()[:3], radon_data()[3], "log_radon"),
+    }
     gaps = {}
     for i, name in enumerate(MODELS):
         model, args, observed, site = runs[name]

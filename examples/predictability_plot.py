@@ -58,17 +58,27 @@ def measure(Ts):
         fn, x0, inputs = make(max(Ts))
         diag = None
         if not isinstance(solver, Jacobi):  # Jacobi is not an LDS solver worth predicting here
-            diag = diagnose_recurrence(fn, x0, inputs[:4 * PILOT], solver=solver, T=PILOT, pilot_steps=PILOT)
+            diag = diagnose_recurrence(fn, x0, inputs[: 4 * PILOT], solver=solver, T=PILOT, pilot_steps=PILOT)
             print(f"# {label(name, solver)}: {diag.reason}", flush=True)
         for T in Ts:
             t0 = time.perf_counter()
             sol = solve(fn, x0, inputs[:T], solver, max_iters=T)
             result = {1: "converged", 2: "max_iters", 3: "non-finite"}[int(sol.result)]
             predicted = None if diag is None else diag.predicted_at(T)
-            rows.append(dict(case=name, solver=label(name, solver), T=T, iters=int(sol.num_iters), result=result,
-                             prefix=int(sol.sequential_from), lle=None if diag is None else diag.lle,
-                             predicted=predicted, pays=None if diag is None else diag.parallel_pays,
-                             seconds=time.perf_counter() - t0))
+            rows.append(
+                dict(
+                    case=name,
+                    solver=label(name, solver),
+                    T=T,
+                    iters=int(sol.num_iters),
+                    result=result,
+                    prefix=int(sol.sequential_from),
+                    lle=None if diag is None else diag.lle,
+                    predicted=predicted,
+                    pays=None if diag is None else diag.parallel_pays,
+                    seconds=time.perf_counter() - t0,
+                )
+            )
             r = rows[-1]
             print(f"{r['solver']:40s} T={T:6d} iters={r['iters']:6d} {result:10s} ({r['seconds']:.1f} s)", flush=True)
     return rows
@@ -88,16 +98,26 @@ def plot(rows, Ts, path):
         bad = [r for r in mine if r["result"] != "converged"]
         ax.plot([r["T"] for r in ok], [r["iters"] for r in ok], marker=marker, color=color, label=lab)
         if bad:
-            ax.scatter([r["T"] for r in bad], [max(r["iters"], 1) for r in bad], marker="x", s=70, color=color,
-                       label=f"{lab}: failed (non-finite) at this iteration")
+            ax.scatter(
+                [r["T"] for r in bad],
+                [max(r["iters"], 1) for r in bad],
+                marker="x",
+                s=70,
+                color=color,
+                label=f"{lab}: failed (non-finite) at this iteration",
+            )
         pred = [r for r in mine if r["predicted"] is not None and math.isfinite(r["predicted"])]
         if pred:
             ax.plot([r["T"] for r in pred], [r["predicted"] for r in pred], ls="--", lw=1, color=color, alpha=0.7)
     ax.plot(Ts, [iteration_budget(T) for T in Ts], color="grey", lw=2, alpha=0.5, label="budget 8 log2 T")
     ax.plot(Ts, Ts, color="black", ls=":", lw=1, label="T (one exact state per iteration)")
-    ax.set(xscale="log", yscale="log", xlabel="T (steps)",
-           ylabel="Newton iterations to converge (x: to failure)",
-           title="Iterations against T (dashed: prediction from a 1,024-step pilot)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="T (steps)",
+        ylabel="Newton iterations to converge (x: to failure)",
+        title="Iterations against T (dashed: prediction from a 1,024-step pilot)",
+    )
     ax.set_xticks(Ts, [f"{T // 1024}k" for T in Ts])
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -105,8 +125,10 @@ def plot(rows, Ts, path):
 
 
 def markdown(rows) -> str:
-    out = ["| recurrence, solver | T | iterations | outcome | predicted from pilot | seconds |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| recurrence, solver | T | iterations | outcome | predicted from pilot | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         pred = "" if r["predicted"] is None else f"{r['predicted']:.0f}"
         out.append(f"| {r['solver']} | {r['T']} | {r['iters']} | {r['result']} | {pred} | {r['seconds']:.1f} |")

@@ -9,23 +9,23 @@ import inspect
 import numbers
 import time
 import warnings
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from parmcmc import jitcache
+from parmcmc import jitcache, progress
 from parmcmc.chain import run_chain
 from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
 from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding, solve
 from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.health import model_errors_named, report_unconverged, warn_if_frozen, warn_if_replay_may_differ
+from parmcmc.io.output import datatree_from_run
 from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
-from parmcmc.io.output import datatree_from_run
-from parmcmc import progress
 from parmcmc.progress import Progress
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler, check_step_size
@@ -63,8 +63,10 @@ def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None
             "sample: step_size_jitter= is a setting of sampler='hmc' (an HMC instance takes it as "
             "HMC(..., step_size_jitter=...))."
         )
-    if isinstance(step_size_jitter, bool) or not isinstance(step_size_jitter, numbers.Real) or not (
-        0.0 <= step_size_jitter < 1.0
+    if (
+        isinstance(step_size_jitter, bool)
+        or not isinstance(step_size_jitter, numbers.Real)
+        or not (0.0 <= step_size_jitter < 1.0)
     ):
         raise ValueError(f"sample: step_size_jitter must lie in [0, 1); got {step_size_jitter!r}.")
 
@@ -73,13 +75,13 @@ class Prepared(NamedTuple):
     """Everything sampling needs once the warmup is done (one entry per chain where it varies)."""
 
     target: Target
-    template: AbstractSampler     # the sampler, its log density set to the target's
-    positions: Any                # (chain, ...) starting positions after warmup
-    step_size: jax.Array          # (chain,)
-    inverse_mass_matrix: Any      # (chain, D) for HMC, else None
-    warmup: Any                   # WarmupResult or None
+    template: AbstractSampler  # the sampler, its log density set to the target's
+    positions: Any  # (chain, ...) starting positions after warmup
+    step_size: jax.Array  # (chain,)
+    inverse_mass_matrix: Any  # (chain, D) for HMC, else None
+    warmup: Any  # WarmupResult or None
     warmup_seconds: float
-    preconditioner: Any = None    # {"loc": (chain, D), "scale": (chain, D, D)} for preconditioned MALA, else None
+    preconditioner: Any = None  # {"loc": (chain, D), "scale": (chain, D, D)} for preconditioned MALA, else None
 
 
 class Settings(NamedTuple):
@@ -91,26 +93,26 @@ class Settings(NamedTuple):
     num_warmup: int
     num_chains: int
     sampler_name: str
-    sampler: Optional[AbstractSampler]
+    sampler: AbstractSampler | None
     parallel: Any
-    solver: Optional[AbstractSolver]
+    solver: AbstractSolver | None
     model_args: tuple
-    model_kwargs: Optional[dict]
+    model_kwargs: dict | None
     initial_position: Any
-    step_size: Optional[float]
+    step_size: float | None
     num_integration_steps: int
     inverse_mass_matrix: Any
-    target_acceptance: Optional[float]
+    target_acceptance: float | None
     keep_warmup: bool
     progress_bar: bool
-    dims: Optional[dict]
-    coords: Optional[dict]
+    dims: dict | None
+    coords: dict | None
     solve_kwargs: dict
     thinning: int = 1
-    init_strategy: Optional[Callable] = None
-    log_likelihood: Optional[bool] = None
+    init_strategy: Callable | None = None
+    log_likelihood: bool | None = None
     posterior_predictive: bool = False
-    prior: Optional[int] = None
+    prior: int | None = None
     mesh: Any = None
     dense_mass: Any = None
     step_size_jitter: Any = None
@@ -125,23 +127,23 @@ def sample(
     num_chains: int = 4,
     sampler: Any = "hmc",
     parallel: Any = True,
-    solver: Optional[AbstractSolver] = None,
+    solver: AbstractSolver | None = None,
     model_args: tuple = (),
-    model_kwargs: Optional[dict] = None,
+    model_kwargs: dict | None = None,
     initial_position: Any = None,
-    step_size: Optional[float] = None,
+    step_size: float | None = None,
     num_integration_steps: int | None = None,
     inverse_mass_matrix: Any = None,
-    target_acceptance: Optional[float] = None,
+    target_acceptance: float | None = None,
     keep_warmup: bool = False,
     progress_bar: bool = True,
-    dims: Optional[dict] = None,
-    coords: Optional[dict] = None,
+    dims: dict | None = None,
+    coords: dict | None = None,
     thinning: int = 1,
-    init_strategy: Optional[Callable] = None,
-    log_likelihood: Optional[bool] = None,
+    init_strategy: Callable | None = None,
+    log_likelihood: bool | None = None,
     posterior_predictive: bool = False,
-    prior: Optional[int] = None,
+    prior: int | None = None,
     mesh: Any = None,
     dense_mass: Any = None,
     step_size_jitter: Any = None,
@@ -213,16 +215,18 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     kw["num_chains"] = check_positive_int("num_chains", kw["num_chains"])
     kw["num_warmup"] = check_positive_int("num_warmup", kw["num_warmup"], allow_zero=True)
     given_steps = kw["num_integration_steps"]
-    kw["num_integration_steps"] = 10 if given_steps is None else check_positive_int("num_integration_steps",
-                                                                                     given_steps)
+    kw["num_integration_steps"] = (
+        10 if given_steps is None else check_positive_int("num_integration_steps", given_steps)
+    )
     if kw["step_size"] is not None:
         try:
             check_step_size(kw["step_size"])
         except (TypeError, ValueError) as err:
             raise type(err)(f"sample: {err} Or leave step_size out and let the warmup adapt it.") from None
     check_initial_position(kw["initial_position"])
-    check_flags_and_names(progress_bar=kw["progress_bar"], keep_warmup=kw["keep_warmup"], dims=kw["dims"],
-                          coords=kw["coords"])
+    check_flags_and_names(
+        progress_bar=kw["progress_bar"], keep_warmup=kw["keep_warmup"], dims=kw["dims"], coords=kw["coords"]
+    )
     if kw["parallel"] not in (True, False, "auto"):
         raise ValueError(f"sample: parallel={kw['parallel']!r}; use True, False or 'auto'.")
     if kw["solver"] is not None and not isinstance(kw["solver"], AbstractSolver):
@@ -247,13 +251,26 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
         )
     solve_kwargs = dict(solve_kwargs)
     check_solve_options(solve_kwargs, solve)
-    warn_ignored_arguments(parallel=kw["parallel"], solver=kw["solver"], solve_kwargs=solve_kwargs, sampler_name=name,
-                           instance=instance, num_integration_steps=given_steps, step_size=kw["step_size"],
-                           target_acceptance=accept, keep_warmup=kw["keep_warmup"], num_warmup=kw["num_warmup"])
+    warn_ignored_arguments(
+        parallel=kw["parallel"],
+        solver=kw["solver"],
+        solve_kwargs=solve_kwargs,
+        sampler_name=name,
+        instance=instance,
+        num_integration_steps=given_steps,
+        step_size=kw["step_size"],
+        target_acceptance=accept,
+        keep_warmup=kw["keep_warmup"],
+        num_warmup=kw["num_warmup"],
+    )
     _check_output_settings(kw)
     kw["mesh"] = sharding.check_mesh_for_chains(kw["mesh"], kw["num_chains"])
-    check_float64_inputs(model_args=kw["model_args"], model_kwargs=kw["model_kwargs"],
-                         initial_position=kw["initial_position"], inverse_mass_matrix=kw["inverse_mass_matrix"])
+    check_float64_inputs(
+        model_args=kw["model_args"],
+        model_kwargs=kw["model_kwargs"],
+        initial_position=kw["initial_position"],
+        inverse_mass_matrix=kw["inverse_mass_matrix"],
+    )
     return Settings(sampler_name=name, sampler=instance, solve_kwargs=solve_kwargs, **kw)
 
 
@@ -261,31 +278,37 @@ def _check_output_settings(kw: dict) -> None:
     """thinning, init_strategy, log_likelihood, posterior_predictive, prior (parmcmc.infer owns these)."""
     kw["thinning"] = check_positive_int("thinning", kw.get("thinning", 1))
     if kw["thinning"] > kw["num_samples"]:
-        raise ValueError(f"sample: thinning={kw['thinning']} keeps no draw of num_samples={kw['num_samples']}; "
-                         "use thinning <= num_samples.")
+        raise ValueError(
+            f"sample: thinning={kw['thinning']} keeps no draw of num_samples={kw['num_samples']}; "
+            "use thinning <= num_samples."
+        )
     init = kw.get("init_strategy")
     if init is not None and not callable(init):
-        raise TypeError(f"sample: init_strategy must be a NumPyro init strategy such as "
-                        f"numpyro.infer.init_to_median; got {init!r}.")
+        raise TypeError(
+            f"sample: init_strategy must be a NumPyro init strategy such as numpyro.infer.init_to_median; got {init!r}."
+        )
     if init is not None and kw["initial_position"] is not None:
-        raise ValueError("sample: init_strategy= chooses the starts of a NumPyro model; with initial_position= "
-                         "the start is given. Leave one of them out.")
+        raise ValueError(
+            "sample: init_strategy= chooses the starts of a NumPyro model; with initial_position= "
+            "the start is given. Leave one of them out."
+        )
     for name in ("log_likelihood", "posterior_predictive"):
         if kw.get(name) not in (None, True, False):
             raise TypeError(f"sample: {name} must be True or False; got {kw[name]!r}.")
     if kw.get("prior") is not None:
         kw["prior"] = check_positive_int("prior", kw["prior"])
     if (kw.get("prior") or kw.get("posterior_predictive")) and kw["initial_position"] is not None:
-        raise ValueError("sample: prior= and posterior_predictive= draw from a NumPyro model; a log density "
-                         "given with initial_position= has no prior or observations to draw.")
+        raise ValueError(
+            "sample: prior= and posterior_predictive= draw from a NumPyro model; a log density "
+            "given with initial_position= has no prior or observations to draw."
+        )
 
 
 def prepare(s: Settings) -> Prepared:
     """The target, its starting positions and the warmup: the part that is the same for parallel and
     sequential sampling."""
     init_key, warm_key, _ = jax.random.split(s.rng_key, 3)
-    target = _target(s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position,
-                     s.init_strategy)
+    target = _target(s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position, s.init_strategy)
     check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data)
     name, template = s.sampler_name, s.sampler
     if template is None:
@@ -293,8 +316,13 @@ def prepare(s: Settings) -> Prepared:
             template = MALA(target.logdensity_fn, 1.0)
         else:
             jitter = DEFAULT_STEP_SIZE_JITTER if s.step_size_jitter is None else s.step_size_jitter
-            template = HMC(target.logdensity_fn, 1.0, s.num_integration_steps, s.inverse_mass_matrix,
-                           step_size_jitter=jitter or None)
+            template = HMC(
+                target.logdensity_fn,
+                1.0,
+                s.num_integration_steps,
+                s.inverse_mass_matrix,
+                step_size_jitter=jitter or None,
+            )
         adapt = s.step_size is None
     else:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
@@ -316,17 +344,32 @@ def prepare(s: Settings) -> Prepared:
 def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
     warm, positions, pre = None, target.initial_positions, None
     if s.num_warmup and adapt:
-        progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)",
-                             s.progress_bar)
+        progress.start_phase(
+            f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)", s.progress_bar
+        )
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
         if name == "mala":
-            warm = mala_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup, target_acceptance=accept,
-                               keep_draws=s.keep_warmup, precondition="hessian" if dense and s.num_warmup >= 20 else False)
+            warm = mala_warmup(
+                target.logdensity_fn,
+                positions,
+                warm_key,
+                s.num_warmup,
+                target_acceptance=accept,
+                keep_draws=s.keep_warmup,
+                precondition="hessian" if dense and s.num_warmup >= 20 else False,
+            )
             pre = None if warm.loc is None else {"loc": warm.loc, "scale": warm.scale}
         else:
-            warm = hmc_warmup(target.logdensity_fn, positions, warm_key, s.num_warmup,
-                              template.num_integration_steps, target_acceptance=accept, keep_draws=s.keep_warmup,
-                              dense_mass=bool(dense))
+            warm = hmc_warmup(
+                target.logdensity_fn,
+                positions,
+                warm_key,
+                s.num_warmup,
+                template.num_integration_steps,
+                target_acceptance=accept,
+                keep_draws=s.keep_warmup,
+                dense_mass=bool(dense),
+            )
             imm = warm.inverse_mass_matrix
         positions, eps = warm.positions, warm.step_size
     elif s.num_warmup:
@@ -344,8 +387,17 @@ def _check_memory(s: Settings, bound, prepared_positions) -> None:
     solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dense else QuasiDEER()))
     x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
     scratch = log_density_scratch_bytes(bound.logdensity, x0)
-    check_memory(s.num_chains, s.num_samples, dim, bound.layout.dtype, solver, s.solve_kwargs.get("window"), scratch,
-                 num_warmup=s.num_warmup, keep_warmup=s.keep_warmup)
+    check_memory(
+        s.num_chains,
+        s.num_samples,
+        dim,
+        bound.layout.dtype,
+        solver,
+        s.solve_kwargs.get("window"),
+        scratch,
+        num_warmup=s.num_warmup,
+        keep_warmup=s.keep_warmup,
+    )
 
 
 def _target(model, key, num_chains, model_args, model_kwargs, initial_position, init_strategy=None) -> Target:
@@ -399,8 +451,9 @@ def _chain_settings(eps, imm, pre) -> dict:
     return settings if pre is None else {**settings, **pre}
 
 
-def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0, pre=None,
-                    spmd_axis_name=None):
+def _vmapped_chains(
+    template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0, pre=None, spmd_axis_name=None
+):
     # Samplers are pytrees: the per-chain step sizes, mass matrices and preconditioners are leaves with a
     # chain axis, so the chains vmap over one sampler.
     samplers = template.per_chain(**_chain_settings(eps, imm, pre))
@@ -411,13 +464,13 @@ def _vmapped_chains(template, positions, keys, eps, imm, num_steps, solver, solv
     return jax.vmap(one, spmd_axis_name=spmd_axis_name)(samplers, keys, positions)
 
 
-FAIL_FAST_PATIENCE = 16      # iterations between the fail-fast checks of sample()'s parallel solves
-FAIL_FAST_MIN_BUDGET = 64    # sample()'s default max_iters is max(this, T // 8)
+FAIL_FAST_PATIENCE = 16  # iterations between the fail-fast checks of sample()'s parallel solves
+FAIL_FAST_MIN_BUDGET = 64  # sample()'s default max_iters is max(this, T // 8)
 
 
 class Run(NamedTuple):
-    chains: Any          # ChainResult with leading chain axis
-    seconds: float       # wall-clock of the sampling run (compiled, excluding compilation)
+    chains: Any  # ChainResult with leading chain axis
+    seconds: float  # wall-clock of the sampling run (compiled, excluding compilation)
     compile_seconds: float
     solver: AbstractSolver
 
@@ -432,8 +485,13 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     keys = chain_keys(jax.random.split(s.rng_key, 3)[2], s.num_chains)
     kwargs = dict(s.solve_kwargs)
     throw = bool(kwargs.pop("throw", False))
-    display = Progress(type(solver).__name__, num_samples, progress_bar=s.progress_bar, tolerance=kwargs.get("atol"),
-                       num_chains=s.num_chains)
+    display = Progress(
+        type(solver).__name__,
+        num_samples,
+        progress_bar=s.progress_bar,
+        tolerance=kwargs.get("atol"),
+        num_chains=s.num_chains,
+    )
     if not isinstance(solver, Sequential):
         kwargs.setdefault("fallback", "sequential")
         # Fail fast (docs/convergence.md): a chain whose parallel solve is projected past this budget stops
@@ -450,8 +508,11 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
         kwargs["mesh"], args, axis = s.mesh, sharding.put_chains(args, s.mesh), sharding.chain_axis(s.mesh)
     # Keyed on the traced program, with the log density's data hoisted into arguments: a second
     # call with new data, keys or step sizes of the same shapes compiles nothing.
-    fn = program_jit(lambda k, x, e, m, p: _vmapped_chains(prepared.template, x, k, e, m, num_samples, solver, kwargs,
-                                                           noise_offset, p, axis))
+    fn = program_jit(
+        lambda k, x, e, m, p: _vmapped_chains(
+            prepared.template, x, k, e, m, num_samples, solver, kwargs, noise_offset, p, axis
+        )
+    )
     progress.start_phase(f"{type(solver).__name__}  |  {s.num_chains} chains x {num_samples} steps", s.progress_bar)
     before, t0 = jitcache.stats(), time.perf_counter()
     # sample() reports every chain's outcome itself, below
@@ -461,8 +522,9 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     seconds = time.perf_counter() - t0 - compile_s
     progress.end_phase()
     display.finish(chains, seconds, compile_s)
-    warn_if_fell_back(chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample",
-                      solver=solver, stacklevel=4)
+    warn_if_fell_back(
+        chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample", solver=solver, stacklevel=4
+    )
     _warn_if_infinite_density(chains)
     report_unconverged(chains, solver, throw=throw, call="sample")
     warn_if_frozen(chains, prepared.step_size, call="sample")
@@ -495,4 +557,3 @@ def _warn_if_infinite_density(chains) -> None:
             RuntimeWarning,
             stacklevel=3,
         )
-

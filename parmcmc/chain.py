@@ -5,6 +5,7 @@ module draws the sampler's noise, hands its step map to
 :func:`parmcmc.engine.solve`, and turns the solved flat chain back into
 positions and per-step statistics.
 """
+
 import functools
 from typing import Any, NamedTuple
 
@@ -119,8 +120,7 @@ def run_chain(
     """
     if not isinstance(sampler, AbstractSampler):
         raise TypeError(
-            "run_chain: sampler must be a parmcmc sampler such as MALA(...) or HMC(...), "
-            f"got {type(sampler).__name__}."
+            f"run_chain: sampler must be a parmcmc sampler such as MALA(...) or HMC(...), got {type(sampler).__name__}."
         )
     solver = QuasiDEER() if solver is None else solver
     sampler, x0 = sampler.bound_at(initial_position)

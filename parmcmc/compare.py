@@ -51,13 +51,22 @@ def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
     arguments of parmcmc.sample (a `parallel` argument is ignored, with a warning) and returns a Comparison."""
     if "parallel" in kwargs:
         kwargs.pop("parallel")
-        warnings.warn("compare: parallel= is ignored: compare() runs both parallel=True and parallel=False.",
-                      IgnoredArgumentWarning, stacklevel=2)
+        warnings.warn(
+            "compare: parallel= is ignored: compare() runs both parallel=True and parallel=False.",
+            IgnoredArgumentWarning,
+            stacklevel=2,
+        )
     params = _sample_params()
     given = {k: v for k, v in kwargs.items() if k in params}
     defaults = {k: p.default for k, p in params.items() if p.default is not p.empty}
-    settings = check_settings(model=model, rng_key=rng_key, num_samples=num_samples, parallel=True,
-                              solve_kwargs=_solve_kwargs(kwargs), **{**defaults, **given})
+    settings = check_settings(
+        model=model,
+        rng_key=rng_key,
+        num_samples=num_samples,
+        parallel=True,
+        solve_kwargs=_solve_kwargs(kwargs),
+        **{**defaults, **given},
+    )
     prepared = prepare(settings)
     runs = {
         "parallel": run_chains(settings, prepared, pick_solver(settings, prepared)),
@@ -88,8 +97,12 @@ def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
             for name, run in runs.items()
         }
     ).T
-    differing = int(np.sum(np.asarray(runs["parallel"].chains.stats.is_accepted)
-                           != np.asarray(runs["sequential"].chains.stats.is_accepted)))
+    differing = int(
+        np.sum(
+            np.asarray(runs["parallel"].chains.stats.is_accepted)
+            != np.asarray(runs["sequential"].chains.stats.is_accepted)
+        )
+    )
     dtype = jax.tree_util.tree_leaves(runs["parallel"].chains.positions)[0].dtype
     verdict = _verdict(trees, max_diff, differing, dtype)
     return Comparison(trees["parallel"], trees["sequential"], summary, table, max_diff, differing, verdict)
@@ -107,19 +120,26 @@ def _verdict(trees, max_diff, differing, dtype) -> str:
     means_agree = bool(np.all(np.abs(a["mean"] - b["mean"]) <= 3 * mcse))
     sds_agree = bool(np.all(np.abs(a["sd"] - b["sd"]) <= 3 * mcse_sd))
     if means_agree and sds_agree:
-        return (f"same distribution: the draws differ ({differing} accept decisions, max gap {max_diff:.3g}) but "
-                "every posterior mean and sd agrees within 3 Monte Carlo standard errors")
+        return (
+            f"same distribution: the draws differ ({differing} accept decisions, max gap {max_diff:.3g}) but "
+            "every posterior mean and sd agrees within 3 Monte Carlo standard errors"
+        )
     worst = (np.abs(a["mean"] - b["mean"]) / mcse).idxmax()
-    return (f"different: {worst}'s posterior mean differs by {float(np.abs(a['mean'] - b['mean'])[worst]):.3g}, "
-            f"{float((np.abs(a['mean'] - b['mean']) / mcse)[worst]):.1f} Monte Carlo standard errors "
-            f"({differing} accept decisions differ); check solver_converged, solver_fell_back and the warnings")
+    return (
+        f"different: {worst}'s posterior mean differs by {float(np.abs(a['mean'] - b['mean'])[worst]):.3g}, "
+        f"{float((np.abs(a['mean'] - b['mean']) / mcse)[worst]):.1f} Monte Carlo standard errors "
+        f"({differing} accept decisions differ); check solver_converged, solver_fell_back and the warnings"
+    )
 
 
 def _sample_params():
     import inspect
 
-    return {k: p for k, p in inspect.signature(sample).parameters.items()
-            if p.kind == p.KEYWORD_ONLY and k not in ("parallel", "rng_key", "num_samples")}
+    return {
+        k: p
+        for k, p in inspect.signature(sample).parameters.items()
+        if p.kind == p.KEYWORD_ONLY and k not in ("parallel", "rng_key", "num_samples")
+    }
 
 
 def _solve_kwargs(kwargs):

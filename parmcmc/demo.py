@@ -27,13 +27,21 @@ def main(argv=None):
     jax.config.update("jax_enable_x64", not args.float32)
 
     ex = eight_schools() if args.model == "eight_schools" else logistic_regression()
-    print(f"parmcmc demo: {ex.name}, {args.sampler.upper()}, {args.num_chains} chains x {args.num_samples} draws "
-          f"after {args.num_warmup} warmup steps, {'float32' if args.float32 else 'float64'}, "
-          f"device {jax.devices()[0].platform}")
+    print(
+        f"parmcmc demo: {ex.name}, {args.sampler.upper()}, {args.num_chains} chains x {args.num_samples} draws "
+        f"after {args.num_warmup} warmup steps, {'float32' if args.float32 else 'float64'}, "
+        f"device {jax.devices()[0].platform}"
+    )
     result = compare(
-        ex.model, rng_key=jax.random.key(args.seed), sampler=args.sampler, num_samples=args.num_samples,
-        num_warmup=args.num_warmup, num_chains=args.num_chains, model_args=ex.model_args,
-        model_kwargs=ex.model_kwargs, coords=ex.coords,
+        ex.model,
+        rng_key=jax.random.key(args.seed),
+        sampler=args.sampler,
+        num_samples=args.num_samples,
+        num_warmup=args.num_warmup,
+        num_chains=args.num_chains,
+        model_args=ex.model_args,
+        model_kwargs=ex.model_kwargs,
+        coords=ex.coords,
     )
     print()
     print(result)

@@ -6,8 +6,6 @@ the largest Lyapunov exponent along a sequential pilot chain, runs a short paral
 gives the verdict. See docs/predictability.md for the model and the definition of "parallel pays".
 """
 
-from typing import Optional
-
 import jax
 
 from parmcmc.diagnostics import DEFAULT_ITERS_PER_LOG2T, Diagnosis, diagnose_recurrence
@@ -16,7 +14,7 @@ from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.weigh import Choice, choose
 
-__all__ = ["diagnose", "choose_solver"]
+__all__ = ["choose_solver", "diagnose"]
 
 
 def diagnose(
@@ -25,7 +23,7 @@ def diagnose(
     rng_key: jax.Array,
     num_steps: int,
     *,
-    solver: Optional[AbstractSolver] = None,
+    solver: AbstractSolver | None = None,
     pilot_steps: int = 1024,
     lle_steps: int = 4096,
     num_probes: int = 8,
@@ -65,8 +63,15 @@ def diagnose(
     sampler, x0 = sampler.bound_at(initial_position)
     inputs = sampler.noise(rng_key, min(lle_steps, num_steps))
     return diagnose_recurrence(
-        sampler.step, x0, inputs, solver=solver, T=num_steps, pilot_steps=pilot_steps, num_probes=num_probes,
-        iters_per_log2T=iters_per_log2T, **solve_kwargs,
+        sampler.step,
+        x0,
+        inputs,
+        solver=solver,
+        T=num_steps,
+        pilot_steps=pilot_steps,
+        num_probes=num_probes,
+        iters_per_log2T=iters_per_log2T,
+        **solve_kwargs,
     )
 
 
@@ -76,7 +81,7 @@ def choose_solver(
     rng_key: jax.Array,
     num_steps: int,
     *,
-    solver: Optional[AbstractSolver] = None,
+    solver: AbstractSolver | None = None,
     **diagnose_kwargs,
 ) -> Choice:
     """The faster of the sequential chain and `solver` for a `num_steps` chain on this device
@@ -85,6 +90,10 @@ def choose_solver(
     solver = QuasiDEER() if solver is None else solver
     sampler, x0 = sampler.bound_at(initial_position)
     return choose(
-        sampler.step, x0, lambda n: sampler.noise(rng_key, n), solver, num_steps,
+        sampler.step,
+        x0,
+        lambda n: sampler.noise(rng_key, n),
+        solver,
+        num_steps,
         lambda: diagnose(sampler, x0, rng_key, num_steps, solver=solver, **diagnose_kwargs),
     )

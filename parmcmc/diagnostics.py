@@ -31,7 +31,8 @@ The engine knows nothing about MCMC, and neither does this module: samplers are 
 
 import math
 import warnings
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -119,8 +120,8 @@ def lyapunov_exponent(
     inputs: Any,
     *,
     num_probes: int = 8,
-    key: Optional[jax.Array] = None,
-    burn_in: Optional[int] = None,
+    key: jax.Array | None = None,
+    burn_in: int | None = None,
     num_batches: int = 20,
 ) -> LyapunovEstimate:
     """Estimate the largest Lyapunov exponent of x_t = fn(x_{t-1}, inputs[t]) along its trajectory from x0.
@@ -198,14 +199,14 @@ def diagnose_recurrence(
     inputs: Any,
     *,
     solver: AbstractSolver,
-    T: Optional[int] = None,
+    T: int | None = None,
     pilot_steps: int = 1024,
     num_probes: int = 8,
-    key: Optional[jax.Array] = None,
-    burn_in: Optional[int] = None,
+    key: jax.Array | None = None,
+    burn_in: int | None = None,
     iters_per_log2T: float = DEFAULT_ITERS_PER_LOG2T,
-    atol: Optional[float] = None,
-    rtol: Optional[float] = None,
+    atol: float | None = None,
+    rtol: float | None = None,
 ) -> Diagnosis:
     """Estimate the LLE, run a parallel pilot solve, predict the iterations at T, and give the verdict.
 
@@ -249,10 +250,10 @@ def diagnose_recurrence(
     budget = iteration_budget(T, iters_per_log2T)
     pays = math.isfinite(est.lle) and converged and predicted <= budget
     name = type(solver).__name__
-    reason = _reason(est, predictable, pays, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth,
-                     budget)
-    return Diagnosis(est.lle, est.uncertainty, predicted, T, name, pays, reason, budget, growth,
-                     T_p, k_p, result, prefix, est)
+    reason = _reason(est, predictable, pays, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth, budget)
+    return Diagnosis(
+        est.lle, est.uncertainty, predicted, T, name, pays, reason, budget, growth, T_p, k_p, result, prefix, est
+    )
 
 
 def _extrapolate(result, k_p, T_p, prefix, growth, T):
@@ -269,22 +270,30 @@ def _reason(est, predictable, pays, name, T_p, k_p, pilot_budget, result, prefix
     elif predictable:
         lle = f"LLE {est} < 0 (predictable: the dynamics forget perturbations)"
     elif est.lle - _Z * est.uncertainty > 0:
-        lle = (f"LLE {est} is positive (perturbations grow, and the conditioning of the linearised chain "
-               f"with them), so the pilot is extrapolated linearly in T")
+        lle = (
+            f"LLE {est} is positive (perturbations grow, and the conditioning of the linearised chain "
+            f"with them), so the pilot is extrapolated linearly in T"
+        )
     else:
         lle = f"LLE {est} is not clearly negative (perturbations persist), so the pilot is extrapolated linearly in T"
     its = lambda k: f"{k} iteration{'s' if k != 1 else ''}"
     if result == "converged":
         pilot = f"the {name} pilot of {T_p} steps converged in {its(k_p)}"
     elif result == "non-finite":
-        pilot = (f"the {name} pilot of {T_p} steps met a non-finite iterate after {its(k_p)} "
-                 f"(Newton overflowed on unstable linearised dynamics)")
+        pilot = (
+            f"the {name} pilot of {T_p} steps met a non-finite iterate after {its(k_p)} "
+            f"(Newton overflowed on unstable linearised dynamics)"
+        )
     else:
-        pilot = (f"the {name} pilot of {T_p} steps did not converge within {its(pilot_budget)} "
-                 f"(it made {prefix} states exact)")
+        pilot = (
+            f"the {name} pilot of {T_p} steps did not converge within {its(pilot_budget)} "
+            f"(it made {prefix} states exact)"
+        )
     capped = ", capped at T: one more exact state per iteration" if predicted == T else ""
-    pred = (f"predicted {predicted:.0f} iterations at T={T} ({growth} growth{capped}), "
-            f"against a budget of {budget:.0f} = {budget / math.log2(T):.3g} log2(T)")
+    pred = (
+        f"predicted {predicted:.0f} iterations at T={T} ({growth} growth{capped}), "
+        f"against a budget of {budget:.0f} = {budget / math.log2(T):.3g} log2(T)"
+    )
     if pays:
         return f"Parallel pays: {lle}; {pilot}; {pred}."
     if not predictable or result == "converged":
@@ -321,13 +330,18 @@ def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve"
     if (codes == NONFINITE).any():
         causes.append("met a non-finite iterate (NaN or inf)")
     which = "" if fell.size == 1 else f" in {int(fell.sum())} of {fell.size} chains"
-    where = (f"state index {int(starts.min())}" if starts.min() == starts.max()
-             else f"state indices {int(starts.min())}..{int(starts.max())}")
-    msg = (f"{call}: the parallel solve{name} {' and '.join(causes) or 'failed'}{which}; it continued "
-           f"sequentially from {where} (0-based) of {T}: the states before it satisfy the step map to "
-           f"tolerance and the rest continues that prefix step by step, computed without the parallel "
-           f"speed-up. Where the dynamics contract this is the sequential chain; on a chaotic chain (positive "
-           f"LLE) it is a valid chain of the same sampler but not necessarily the sequential replay.")
+    where = (
+        f"state index {int(starts.min())}"
+        if starts.min() == starts.max()
+        else f"state indices {int(starts.min())}..{int(starts.max())}"
+    )
+    msg = (
+        f"{call}: the parallel solve{name} {' and '.join(causes) or 'failed'}{which}; it continued "
+        f"sequentially from {where} (0-based) of {T}: the states before it satisfy the step map to "
+        f"tolerance and the rest continues that prefix step by step, computed without the parallel "
+        f"speed-up. Where the dynamics contract this is the sequential chain; on a chaotic chain (positive "
+        f"LLE) it is a valid chain of the same sampler but not necessarily the sequential replay."
+    )
     if lle is not None:
         if isinstance(lle, Diagnosis):
             lle = lle.lyapunov
@@ -341,8 +355,9 @@ def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve"
     return msg
 
 
-def warn_if_fell_back(solution: Solution, lle: Any = None, *, call: str = "solve", solver: Any = None,
-                      stacklevel: int = 3) -> bool:
+def warn_if_fell_back(
+    solution: Solution, lle: Any = None, *, call: str = "solve", solver: Any = None, stacklevel: int = 3
+) -> bool:
     """Issue one FallbackWarning if the solution fell back; return whether it did. `lle` may be a
     callable returning the estimate, evaluated only when a warning is due (it costs a sequential pilot)."""
     if not np.asarray(solution.fell_back).any():

@@ -55,7 +55,7 @@ def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, lengt
             return w / n, jnp.log(n)
 
         logs = jax.lax.scan(body, v, (xs, us))[1]
-        return jnp.mean(logs[L // 4:])
+        return jnp.mean(logs[L // 4 :])
 
     return jnp.mean(jax.vmap(one)(starts, v0))
 

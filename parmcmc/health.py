@@ -31,8 +31,7 @@ class ReplayWarning(UserWarning):
 
 
 def report_unconverged(chains, solver, *, throw: bool = False, call: str = "sample") -> None:
-    msg = failure_message(solver, chains.converged, chains.result, chains.num_iters, chains.residual,
-                          chains.fell_back)
+    msg = failure_message(solver, chains.converged, chains.result, chains.num_iters, chains.residual, chains.fell_back)
     if not msg:
         return
     bad = np.flatnonzero(~np.asarray(chains.converged, dtype=bool).ravel()).tolist()
@@ -65,13 +64,19 @@ def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
             f"{call}: chain(s) {never} accepted none of their {accepted.shape[1]} proposals (step size "
             f"{_sizes(eps, never)}): every draw is the starting point, not a sample of the posterior. The step "
             "size is far too large for the target: leave step_size out to let the warmup adapt it, or give a "
-            "smaller one.", FrozenChainWarning, stacklevel=4)
+            "smaller one.",
+            FrozenChainWarning,
+            stacklevel=4,
+        )
     if still:
         warnings.warn(
             f"{call}: the draws of chain(s) {still} barely moved (largest change of any parameter over the "
             f"chain {float(np.min(moved[still])):.2g} relative to its size; step size {_sizes(eps, still)}): "
             "the chain has not explored the posterior. The step size is far too small: leave step_size out to "
-            "let the warmup adapt it, or give a larger one.", FrozenChainWarning, stacklevel=4)
+            "let the warmup adapt it, or give a larger one.",
+            FrozenChainWarning,
+            stacklevel=4,
+        )
 
 
 def _sizes(eps, rows):
@@ -96,7 +101,9 @@ def warn_if_replay_may_differ(chains, *, call: str = "sample") -> None:
         "only where no decision flips. A positive LLE means the dynamics expand a 1e-13 difference until a "
         "decision near its threshold flips. For the replay itself use parallel=False; for fewer near-threshold "
         "decisions tighten atol/rtol. tree['solver_stats'].solver_near_threshold and solver_lle hold the figures.",
-        ReplayWarning, stacklevel=4)
+        ReplayWarning,
+        stacklevel=4,
+    )
 
 
 @contextlib.contextmanager

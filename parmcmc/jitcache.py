@@ -26,12 +26,13 @@ import functools
 import hashlib
 import threading
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-__all__ = ["Program", "program_jit", "stats", "CacheStats"]
+__all__ = ["CacheStats", "Program", "program_jit", "stats"]
 
 _MAX_ENTRIES = 64  # compiled executables kept (least recently used dropped): bounds memory in long sessions
 
@@ -58,7 +59,7 @@ class Program:
     """A traced program as a hashable key: equal iff the jaxprs print the same, call the same host
     callbacks and hold the same constants inside nested closed jaxprs."""
 
-    __slots__ = ("jaxpr", "_text", "_objects", "_hash")
+    __slots__ = ("_hash", "_objects", "_text", "jaxpr")
 
     def __init__(self, jaxpr):
         self.jaxpr = jaxpr

@@ -25,12 +25,11 @@ import contextlib
 import math
 import sys
 import threading
-import time
 
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["Progress", "engine_callback", "enabled", "start_phase", "end_phase", "phases"]
+__all__ = ["Progress", "enabled", "end_phase", "engine_callback", "phases", "start_phase"]
 
 _active: Progress | None = None
 _phase = None
@@ -56,8 +55,14 @@ class _Phase:
     it shows what runs and the elapsed time, refreshed twice a second by a small thread."""
 
     def __init__(self, description: str, stream=None):
-        self.bar = tqdm(total=None, desc=description, file=stream or sys.stderr, leave=True,
-                        bar_format="{desc}  [{elapsed}]", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=None,
+            desc=description,
+            file=stream or sys.stderr,
+            leave=True,
+            bar_format="{desc}  [{elapsed}]",
+            dynamic_ncols=True,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick, daemon=True)
         self._thread.start()
@@ -116,8 +121,16 @@ class Progress:
         every `num_chains` values make one iteration of the display. None: every call is one iteration.
     """
 
-    def __init__(self, solver_name: str, num_steps: int, stream=None, *, progress_bar=True,
-                 tolerance: float | None = None, num_chains: int | None = None):
+    def __init__(
+        self,
+        solver_name: str,
+        num_steps: int,
+        stream=None,
+        *,
+        progress_bar=True,
+        tolerance: float | None = None,
+        num_chains: int | None = None,
+    ):
         self.solver_name, self.num_steps, self.stream = solver_name, num_steps, stream or sys.stderr
         self.show = enabled(progress_bar, self.stream)
         self.tolerance = 1e-11 if tolerance is None else tolerance
@@ -142,8 +155,9 @@ class Progress:
         prefix = window_start if converged_upto is None else converged_upto
         # window_start > 0 only in a windowed solve: only then (or given converged_upto) is the share known
         self._share_known = self._share_known or converged_upto is not None or bool(np.any(np.asarray(prefix)))
-        values = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=float)).ravel()
-                                       for v in (iteration, residual, prefix)))
+        values = np.broadcast_arrays(
+            *(np.atleast_1d(np.asarray(v, dtype=float)).ravel() for v in (iteration, residual, prefix))
+        )
         self._round.extend(zip(*values))
         if self.num_chains is not None and len(self._round) < self.num_chains:
             return  # the other chains' values of this iteration are still to come
@@ -157,13 +171,21 @@ class Progress:
         decades = self._decades(worst)
         if self._bar is None:
             end_phase()  # the compile clock stops at the first iteration
-            self._bar = tqdm(total=self._top, desc=self.solver_name, file=self.stream, leave=False,
-                             bar_format="{desc} |{bar:20}| {n}/{total} decades{postfix}", dynamic_ncols=True)
+            self._bar = tqdm(
+                total=self._top,
+                desc=self.solver_name,
+                file=self.stream,
+                leave=False,
+                bar_format="{desc} |{bar:20}| {n}/{total} decades{postfix}",
+                dynamic_ncols=True,
+            )
         self._bar.n = decades
         converged = f", converged {share:.0%} of the chain" if self._share_known else ""
         self._bar.set_postfix_str(
             f"it {it}, residual {worst:.1e}{converged}, chains {int(np.sum(residual <= self.tolerance))}/"
-            f"{residual.size} under tolerance", refresh=True)
+            f"{residual.size} under tolerance",
+            refresh=True,
+        )
 
     def _decades(self, residual: float) -> int:
         """Decades of residual gained since the first iteration, on the bar's scale [0, top]."""

@@ -123,8 +123,12 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
         value = solve_kwargs.get(name)
         if hasattr(value, "dtype") and np.ndim(value) == 0 and np.asarray(value).dtype.kind in "fiu":
             value = solve_kwargs[name] = float(value)  # a 0-d NumPy/JAX array
-        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
-                                  or not value >= 0 or not np.isfinite(value)):
+        if value is not None and (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, numbers.Real)
+            or not value >= 0
+            or not np.isfinite(value)
+        ):
             raise ValueError(
                 f"{caller}: {name}={value!r} must be a finite real number >= 0 (e.g. {name}=1e-8), or left out "
                 "for the default by dtype (1e-11 in float64, 1e-5 in float32)."
@@ -209,28 +213,57 @@ class IgnoredArgumentWarning(UserWarning):
     """An argument was given that the rest of the call makes meaningless; it is ignored."""
 
 
-def warn_ignored_arguments(*, parallel, solver, solve_kwargs, sampler_name, instance, num_integration_steps,
-                           step_size, target_acceptance, keep_warmup, num_warmup, caller="sample") -> None:
+def warn_ignored_arguments(
+    *,
+    parallel,
+    solver,
+    solve_kwargs,
+    sampler_name,
+    instance,
+    num_integration_steps,
+    step_size,
+    target_acceptance,
+    keep_warmup,
+    num_warmup,
+    caller="sample",
+) -> None:
     """One IgnoredArgumentWarning per argument that the other arguments make meaningless."""
     ignored = []
     if parallel is False and solver is not None:
-        ignored.append(("solver=", "parallel=False runs the sequential reference (lax.scan); use parallel=True "
-                                   "to solve with it"))
+        ignored.append(
+            ("solver=", "parallel=False runs the sequential reference (lax.scan); use parallel=True to solve with it")
+        )
     engine = sorted(k for k in ("max_iters", "atol", "rtol", "window", "progress") if solve_kwargs.get(k) is not None)
     if parallel is False and engine:
-        ignored.append((", ".join(f"{k}=" for k in engine), "they set the parallel solve, and parallel=False runs "
-                                                             "the sequential reference"))
+        ignored.append(
+            (
+                ", ".join(f"{k}=" for k in engine),
+                "they set the parallel solve, and parallel=False runs the sequential reference",
+            )
+        )
     if num_integration_steps is not None and (sampler_name != "hmc" or instance is not None):
-        why = ("MALA takes one gradient step per draw" if sampler_name != "hmc"
-               else "the HMC instance's own num_integration_steps is used; set it there")
+        why = (
+            "MALA takes one gradient step per draw"
+            if sampler_name != "hmc"
+            else "the HMC instance's own num_integration_steps is used; set it there"
+        )
         ignored.append(("num_integration_steps=", why))
     adapts = instance is None and step_size is None and num_warmup > 0
     if target_acceptance is not None and not adapts:
-        ignored.append(("target_acceptance=", "no step size is adapted (step_size= or a sampler instance was given, "
-                                              "or num_warmup=0)"))
+        ignored.append(
+            (
+                "target_acceptance=",
+                "no step size is adapted (step_size= or a sampler instance was given, or num_warmup=0)",
+            )
+        )
     if keep_warmup and not adapts:
-        ignored.append(("keep_warmup=True", "warmup draws are kept only when warmup adapts the step size "
-                                            "(num_warmup > 0, no step_size=, no sampler instance)"))
+        ignored.append(
+            (
+                "keep_warmup=True",
+                "warmup draws are kept only when warmup adapts the step size "
+                "(num_warmup > 0, no step_size=, no sampler instance)",
+            )
+        )
     for name, why in ignored:
         warnings.warn(f"{caller}: {name} is ignored: {why}.", IgnoredArgumentWarning, stacklevel=4)
 
@@ -238,8 +271,9 @@ def warn_ignored_arguments(*, parallel, solver, solve_kwargs, sampler_name, inst
 _BYTES_PER_ITEM = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 
 
-def estimate_run_bytes(num_chains: int, num_samples: int, dim: int, dtype, solver, window=None,
-                       eval_bytes: int = 0) -> dict:
+def estimate_run_bytes(
+    num_chains: int, num_samples: int, dim: int, dtype, solver, window=None, eval_bytes: int = 0
+) -> dict:
     """Bytes a sampling run holds at its peak, by part (Python ints: no overflow). The engine keeps, per
     chain: the noise (T x (D + 1)), the iterate, f at it and the next iterate (3 T x D), the per-step
     statistics (~6 T), and the Jacobians of a window of W = window or T steps (DEER/ELK: W x D x D,
@@ -272,7 +306,7 @@ def log_density_scratch_bytes(logdensity, x) -> int:
             return 0
         stats = jax.jit(jax.value_and_grad(logdensity)).lower(x).compile().memory_analysis()
         return int(getattr(stats, "temp_size_in_bytes", 0) or 0)
-    except Exception:  # noqa: BLE001  (an estimate: never the reason a run fails)
+    except Exception:
         return 0
 
 
@@ -281,7 +315,7 @@ def available_bytes() -> tuple[int, str]:
     device = jax.devices()[0]
     try:
         stats = device.memory_stats() or {}
-    except Exception:  # noqa: BLE001  (backends without memory statistics)
+    except Exception:
         stats = {}
     if stats.get("bytes_limit"):
         return int(stats["bytes_limit"]), f"{device.platform.upper()} memory"
@@ -290,8 +324,18 @@ def available_bytes() -> tuple[int, str]:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "host memory"
 
 
-def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, eval_bytes=0, caller="sample",
-                 num_warmup=0, keep_warmup=False) -> None:
+def check_memory(
+    num_chains,
+    num_samples,
+    dim,
+    dtype,
+    solver,
+    window=None,
+    eval_bytes=0,
+    caller="sample",
+    num_warmup=0,
+    keep_warmup=False,
+) -> None:
     """Refuse, before warmup, a run whose estimated peak memory exceeds what the device has (the warmup's
     per-step statistics, and its draws with keep_warmup=True, included)."""
     parts = estimate_run_bytes(num_chains, num_samples, dim, dtype, solver, window, eval_bytes)
@@ -308,8 +352,10 @@ def check_memory(num_chains, num_samples, dim, dtype, solver, window=None, eval_
     if by_window > parts["states"] and window is None:
         w = max(1, int(0.8 * limit - (total - by_window)) * num_samples // max(by_window, 1))
         if w >= 16:
-            hint = (f" window={min(w, num_samples) // 2} (Jacobians and log-density evaluations for a window of "
-                    "steps at a time, the same answer),")
+            hint = (
+                f" window={min(w, num_samples) // 2} (Jacobians and log-density evaluations for a window of "
+                "steps at a time, the same answer),"
+            )
     raise MemoryError(
         f"{caller}: this run would need about {gb(total)} ({num_chains} chains x {num_samples} draws x {dim} "
         f"parameters, {type(solver).__name__}: {detail}), more than the {gb(limit)} of {where}. Use{hint} fewer "

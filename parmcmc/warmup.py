@@ -17,7 +17,8 @@ step maps' chains equal BlackJAX's for the same key, so the tuned parameters car
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import blackjax
 import jax
@@ -31,7 +32,7 @@ from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models.target import num_chains_of
 
-__all__ = ["WarmupResult", "mala_warmup", "hmc_warmup", "MALA_TARGET_ACCEPTANCE", "HMC_TARGET_ACCEPTANCE"]
+__all__ = ["HMC_TARGET_ACCEPTANCE", "MALA_TARGET_ACCEPTANCE", "WarmupResult", "hmc_warmup", "mala_warmup"]
 
 PyTree = Any
 MALA_TARGET_ACCEPTANCE = 0.574
@@ -102,12 +103,15 @@ def mala_warmup(
     caller = "mala_warmup"
     num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
     if precondition and num_steps < 20:
-        raise ValueError(f"{caller}: precondition=True needs num_steps >= 20 to estimate a covariance; got {num_steps}.")
+        raise ValueError(
+            f"{caller}: precondition=True needs num_steps >= 20 to estimate a covariance; got {num_steps}."
+        )
     da_init, da_update, da_final = dual_averaging_adaptation(target_acceptance)
     kernel = blackjax.mala.build_kernel()
 
     def adapt(key, position, logdensity, to_x, num, step_size0):
         """`num` MALA steps on `logdensity` adapting the step size from `step_size0`; draws mapped by to_x."""
+
         def step(carry, key_t):
             state, da_state = carry
             step_size = jnp.exp(da_state.log_step_size)
@@ -136,10 +140,14 @@ def mala_warmup(
         for num, estimate in _mala_windows(num_steps):
             starts[t], ends[t + num - 1] = True, estimate
             t += num
-        z_logdensity = lambda loc, scale: (lambda z: flat_logdensity(loc + scale @ z))
+        z_logdensity = lambda loc, scale: lambda z: flat_logdensity(loc + scale @ z)
         # a window's statistics: count, running mean and co-moment of x (Welford), its last few draws of x
-        empty = (jnp.zeros((), dtype), jnp.zeros(dim, dtype), jnp.zeros((dim, dim), dtype),
-                 jnp.zeros((_CURVATURE_POINTS, dim), dtype))
+        empty = (
+            jnp.zeros((), dtype),
+            jnp.zeros(dim, dtype),
+            jnp.zeros((dim, dim), dtype),
+            jnp.zeros((_CURVATURE_POINTS, dim), dtype),
+        )
 
         def step(carry, xs):
             state, da_state, loc, scale, window = carry
@@ -168,18 +176,14 @@ def mala_warmup(
                 # the step in z keeps its size in x; dual averaging restarts there, as Stan's after each window
                 return new_state, da_init(da_final(da_state) / ratio), mean, new_scale
 
-            state, da_state, loc, scale = jax.lax.cond(
-                end, re_estimate, lambda _: (state, da_state, loc, scale), None
-            )
+            state, da_state, loc, scale = jax.lax.cond(end, re_estimate, lambda _: (state, da_state, loc, scale), None)
             return (state, da_state, loc, scale, window), (x, stats)
 
         loc, scale = jnp.zeros(dim, dtype), jnp.eye(dim, dtype=dtype)
         state = blackjax.mala.init(flat, z_logdensity(loc, scale))
         da_state = da_init(jnp.asarray(initial_step_size, dtype=state.logdensity.dtype))
         xs = (jax.random.split(key, num_steps), jnp.asarray(starts), jnp.asarray(ends))
-        (state, da_state, loc, scale, _), (draws, stats) = jax.lax.scan(
-            step, (state, da_state, loc, scale, empty), xs
-        )
+        (state, da_state, loc, scale, _), (draws, stats) = jax.lax.scan(step, (state, da_state, loc, scale, empty), xs)
         return unravel(loc + scale @ state.position), da_final(da_state), jax.vmap(unravel)(draws), stats, loc, scale
 
     positions, step_size, draws, stats, loc, scale = program_jit(_map_chains(one_chain))(
@@ -254,7 +258,11 @@ def hmc_warmup(
     """
     caller = "hmc_warmup"
     num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
-    if isinstance(num_integration_steps, bool) or not isinstance(num_integration_steps, int) or num_integration_steps < 1:
+    if (
+        isinstance(num_integration_steps, bool)
+        or not isinstance(num_integration_steps, int)
+        or num_integration_steps < 1
+    ):
         raise ValueError(f"{caller}: num_integration_steps must be a positive int; got {num_integration_steps!r}.")
     keep = get_filter_adapt_info_fn(
         state_keys={"position", "logdensity"} if keep_draws else {"logdensity"},

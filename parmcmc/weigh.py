@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,12 +36,12 @@ from parmcmc.jitcache import compiled_call
 
 __all__ = ["Choice", "choose", "weigh"]
 
-MIN_ITERS = 2          # any parallel solve evaluates fn at T states at least this many times
-PROBE_STATES = 16384   # batched probes on an accelerator run at min(T, this) states (fewer for large Jacobians)
+MIN_ITERS = 2  # any parallel solve evaluates fn at T states at least this many times
+PROBE_STATES = 16384  # batched probes on an accelerator run at min(T, this) states (fewer for large Jacobians)
 CPU_PROBE_STATES = 512  # on a CPU a batched sweep costs in proportion to its states: a small probe suffices
-PROBE_STEPS = 256      # the sequential probe's length
-_REPEATS = 3           # each probe is timed this many times after compiling; the fastest counts
-MIN_TIMED = 0.02       # seconds: a timed batch of probe runs lasts at least this long
+PROBE_STEPS = 256  # the sequential probe's length
+_REPEATS = 3  # each probe is timed this many times after compiling; the fastest counts
+MIN_TIMED = 0.02  # seconds: a timed batch of probe runs lasts at least this long
 
 
 def _probe_states(T: int) -> int:
@@ -70,8 +71,10 @@ class Choice(NamedTuple):
 
     def __str__(self) -> str:
         name = type(self.solver).__name__
-        return (f"auto chose {name}: {self.reason} (predicted sequential {self.sequential_seconds:.3g} s, parallel "
-                f"{self.parallel_seconds:.3g} s; choosing took {self.seconds:.2f} s)")
+        return (
+            f"auto chose {name}: {self.reason} (predicted sequential {self.sequential_seconds:.3g} s, parallel "
+            f"{self.parallel_seconds:.3g} s; choosing took {self.seconds:.2f} s)"
+        )
 
 
 def _fastest(fn: Callable, *args) -> float:
@@ -146,21 +149,25 @@ def choose(fn: Callable, x0: Any, inputs: Any, solver: AbstractSolver, T: int, d
     """
     t_start = time.perf_counter()
     x_flat, unravel = ravel_pytree(x0)
-    flat_fn = lambda x, u: ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)  # noqa: E731
+    flat_fn = lambda x, u: ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)
     seq = sequential_seconds(flat_fn, x_flat, inputs, T)
     platform = jax.devices()[0].platform.upper()
     lower = MIN_ITERS * sweep_seconds(flat_fn, x_flat, inputs, T)
     name = type(solver).__name__
     if lower >= seq:
-        reason = (f"on {platform} even {MIN_ITERS} batched sweeps of the step map over {T} states cost more than "
-                  "the sequential chain")
+        reason = (
+            f"on {platform} even {MIN_ITERS} batched sweeps of the step map over {T} states cost more than "
+            "the sequential chain"
+        )
         return Choice(Sequential(), seq, lower, math.nan, reason, time.perf_counter() - t_start, None)
     iteration = iteration_seconds(flat_fn, x_flat, inputs, solver, T)
     if weigh(iteration, MIN_ITERS - 1) >= seq:
-        reason = (f"on {platform} even {MIN_ITERS} iterations of {name} over {T} states cost more than the "
-                  "sequential chain")
-        return Choice(Sequential(), seq, weigh(iteration, MIN_ITERS - 1), math.nan, reason,
-                      time.perf_counter() - t_start, None)
+        reason = (
+            f"on {platform} even {MIN_ITERS} iterations of {name} over {T} states cost more than the sequential chain"
+        )
+        return Choice(
+            Sequential(), seq, weigh(iteration, MIN_ITERS - 1), math.nan, reason, time.perf_counter() - t_start, None
+        )
     diagnosis = diagnose()
     k = float(diagnosis.predicted_iters)
     par = weigh(iteration, k)

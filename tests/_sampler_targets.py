@@ -4,7 +4,9 @@ Each target is a ``Target(name, logdensity_fn, initial_position, mala_step,
 hmc_step, inverse_mass_matrix)``; the HMC tests use 5+ leapfrog steps and a
 diagonal inverse mass matrix that is not all ones.
 """
-from typing import Any, Callable, NamedTuple
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -20,8 +20,14 @@ jax.config.update("jax_enable_x64", True)
 from parmcmc.engine import DEER, ELK, Jacobi, Picard, QuasiDEER, QuasiELK, kalman, scan, sharding, solve  # noqa: E402
 
 MESHES = {"1x8": (1, 8), "8x1": (8, 1), "2x4": (2, 4)}
-SOLVERS = {"Jacobi": Jacobi(), "Picard": Picard(), "QuasiDEER": QuasiDEER(), "DEER": DEER(), "ELK": ELK(),
-           "QuasiELK": QuasiELK()}
+SOLVERS = {
+    "Jacobi": Jacobi(),
+    "Picard": Picard(),
+    "QuasiDEER": QuasiDEER(),
+    "DEER": DEER(),
+    "ELK": ELK(),
+    "QuasiELK": QuasiELK(),
+}
 T, D = 50, 3  # neither 8 nor 4 divides 50
 
 
@@ -41,10 +47,16 @@ def diff(a, b):
 
 def same(a, b):
     """max |sharded - unsharded| over the states, and whether the reports (iterations, flags) agree."""
-    flags = all(bool(jnp.all(getattr(a, f) == getattr(b, f)))
-                for f in ("converged", "num_iters", "result", "sequential_from", "fell_back"))
-    return {"err": diff(a.states, b.states), "flags": flags, "converged": bool(a.converged),
-            "fell_back": bool(a.fell_back)}
+    flags = all(
+        bool(jnp.all(getattr(a, f) == getattr(b, f)))
+        for f in ("converged", "num_iters", "result", "sequential_from", "fell_back")
+    )
+    return {
+        "err": diff(a.states, b.states),
+        "flags": flags,
+        "converged": bool(a.converged),
+        "fell_back": bool(a.fell_back),
+    }
 
 
 def mesh_of(shape):
@@ -85,7 +97,8 @@ def scan_checks(out):
         with sharding.use_mesh(mesh):
             sm = jax.jit(lambda A, b, x0, y: kalman.parallel_smoother(A, b, x0, y, 0.5))(A, b, x0, y)
         ref_sm = jax.jit(lambda A, b, x0, y: kalman.parallel_smoother(A, b, x0, y, 0.5, scan=jax.lax.associative_scan))(
-            A, b, x0, y)
+            A, b, x0, y
+        )
         out[f"smoother {'dense' if dense else 'diag'}"] = max(diff(sm.mean, ref_sm.mean), diff(sm.cov, ref_sm.cov))
 
 
@@ -110,13 +123,23 @@ def sample_checks(out):
     def logdensity(x):
         return -0.5 * jnp.sum((x - jnp.array([1.0, -2.0])) ** 2 / jnp.array([1.0, 4.0]))
 
-    kw = dict(rng_key=jax.random.key(7), num_samples=64, num_warmup=20, num_chains=2, initial_position=jnp.zeros(2),
-              progress_bar=False)
+    kw = dict(
+        rng_key=jax.random.key(7),
+        num_samples=64,
+        num_warmup=20,
+        num_chains=2,
+        initial_position=jnp.zeros(2),
+        progress_bar=False,
+    )
     ref = sample(logdensity, **kw)
     for mname, shape in (("2x4", (2, 4)),):
         tree = sample(logdensity, mesh=mesh_of(shape), **kw)
-        errs = [diff(tree[g][v].values, ref[g][v].values) for g in ("posterior", "sample_stats")
-                for v in ref[g].data_vars if jnp.issubdtype(ref[g][v].dtype, jnp.number)]
+        errs = [
+            diff(tree[g][v].values, ref[g][v].values)
+            for g in ("posterior", "sample_stats")
+            for v in ref[g].data_vars
+            if jnp.issubdtype(ref[g][v].dtype, jnp.number)
+        ]
         same_vars = all(set(tree[g].data_vars) == set(ref[g].data_vars) for g in ("posterior", "sample_stats"))
         out[f"sample @ {mname}"] = {"err": max(errs), "same_vars": same_vars}
     try:

@@ -20,8 +20,13 @@ def regression_runs():
     runs = {}
     for sampler in ("mala", "hmc"):
         runs[sampler] = parmcmc.compare(
-            REG.model, rng_key=jax.random.key(11), sampler=sampler, model_args=REG.model_args,
-            model_kwargs=REG.model_kwargs, coords=REG.coords, **COMMON,
+            REG.model,
+            rng_key=jax.random.key(11),
+            sampler=sampler,
+            model_args=REG.model_args,
+            model_kwargs=REG.model_kwargs,
+            coords=REG.coords,
+            **COMMON,
         )
     return runs
 
@@ -72,11 +77,22 @@ def test_datatree_layout_eight_schools_hmc():
     # (the fallback path has its own test below).
     ex = eight_schools()
     tree = parmcmc.sample(
-        ex.model, rng_key=jax.random.key(0), sampler="hmc", num_samples=300, num_warmup=200, num_chains=2,
-        model_args=ex.model_args, model_kwargs=ex.model_kwargs, coords=ex.coords, keep_warmup=True,
-        progress_bar=False, parallel=False,
+        ex.model,
+        rng_key=jax.random.key(0),
+        sampler="hmc",
+        num_samples=300,
+        num_warmup=200,
+        num_chains=2,
+        model_args=ex.model_args,
+        model_kwargs=ex.model_kwargs,
+        coords=ex.coords,
+        keep_warmup=True,
+        progress_bar=False,
+        parallel=False,
     )
-    assert {"posterior", "sample_stats", "observed_data", "warmup_posterior", "warmup_sample_stats"} <= set(tree.children)
+    assert {"posterior", "sample_stats", "observed_data", "warmup_posterior", "warmup_sample_stats"} <= set(
+        tree.children
+    )
     post = tree.posterior
     assert {"mu", "tau", "theta", "theta_z"} <= set(post.data_vars)  # theta is a deterministic site
     assert post["theta"].dims == ("chain", "draw", "school")
@@ -97,8 +113,13 @@ def test_datatree_layout_eight_schools_hmc():
 def test_plain_log_density_with_initial_position():
     logdensity = lambda p: -0.5 * jnp.sum((p["x"] - 1.0) ** 2) - 0.5 * p["y"] ** 2 / 4.0
     tree = parmcmc.sample(
-        logdensity, initial_position={"x": jnp.zeros(3), "y": jnp.array(0.5)}, rng_key=jax.random.key(1),
-        num_samples=500, num_warmup=200, num_chains=2, progress_bar=False,
+        logdensity,
+        initial_position={"x": jnp.zeros(3), "y": jnp.array(0.5)},
+        rng_key=jax.random.key(1),
+        num_samples=500,
+        num_warmup=200,
+        num_chains=2,
+        progress_bar=False,
     )
     assert tree.posterior["x"].dims == ("chain", "draw", "x_dim_0")
     assert abs(float(tree.posterior["x"].mean()) - 1.0) < 0.3
@@ -136,8 +157,15 @@ def bad_model(x):
     ],
 )
 def test_bad_input_is_named_before_any_sampling(kwargs, error, match):
-    args = dict(model=REG.model, rng_key=jax.random.key(0), num_samples=10, num_warmup=10, progress_bar=False,
-                model_args=REG.model_args, model_kwargs=REG.model_kwargs)
+    args = dict(
+        model=REG.model,
+        rng_key=jax.random.key(0),
+        num_samples=10,
+        num_warmup=10,
+        progress_bar=False,
+        model_args=REG.model_args,
+        model_kwargs=REG.model_kwargs,
+    )
     args.update(kwargs)
     if kwargs.get("model") in (discrete_model, raising_model):
         args.pop("model_args"), args.pop("model_kwargs")
@@ -148,11 +176,23 @@ def test_bad_input_is_named_before_any_sampling(kwargs, error, match):
 def test_initial_position_of_the_wrong_shape_and_non_finite_density():
     logdensity = lambda x: -0.5 * jnp.sum(x**2) - jnp.where(x[0] > 5, jnp.inf, 0.0)
     with pytest.raises(ValueError, match="not finite|is -inf|finite"):
-        parmcmc.sample(logdensity, initial_position=jnp.full(2, 10.0), rng_key=jax.random.key(0),
-                       num_samples=10, num_warmup=10, progress_bar=False)
+        parmcmc.sample(
+            logdensity,
+            initial_position=jnp.full(2, 10.0),
+            rng_key=jax.random.key(0),
+            num_samples=10,
+            num_warmup=10,
+            progress_bar=False,
+        )
     with pytest.raises((ValueError, TypeError), match="scalar|shape"):
-        parmcmc.sample(lambda x: -0.5 * x**2, initial_position=jnp.zeros(2), rng_key=jax.random.key(0),
-                       num_samples=10, num_warmup=10, progress_bar=False)
+        parmcmc.sample(
+            lambda x: -0.5 * x**2,
+            initial_position=jnp.zeros(2),
+            rng_key=jax.random.key(0),
+            num_samples=10,
+            num_warmup=10,
+            progress_bar=False,
+        )
 
 
 def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chain():
@@ -160,8 +200,15 @@ def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chai
     gaussian = lambda x: -0.5 * jnp.sum((x - jnp.arange(3.0)) ** 2)
     with pytest.warns(parmcmc.FallbackWarning, match="did not converge within its budget of 2 iterations"):
         run = parmcmc.compare(
-            gaussian, initial_position=jnp.zeros(3), rng_key=jax.random.key(5), step_size=0.5,
-            num_samples=300, num_warmup=0, num_chains=2, progress_bar=False, max_iters=2,
+            gaussian,
+            initial_position=jnp.zeros(3),
+            rng_key=jax.random.key(5),
+            step_size=0.5,
+            num_samples=300,
+            num_warmup=0,
+            num_chains=2,
+            progress_bar=False,
+            max_iters=2,
         )
     stats = run.parallel["solver_stats"]
     assert bool(stats["solver_fell_back"].all()) and bool(stats["solver_converged"].all())
@@ -171,8 +218,9 @@ def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chai
 
 
 @pytest.mark.parametrize("step_size, parallel_expected", [(0.5, True), (2.2, False)])
-def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(monkeypatch, step_size,
-                                                                               parallel_expected):
+def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(
+    monkeypatch, step_size, parallel_expected
+):
     """parallel="auto" on a device where batched sweeps are nearly free (probes stubbed): MALA on N(0, I)
     with eps = 0.5 contracts (parallel pays); with eps = 2.2 every accepted step overshoots and expands
     (|1 - eps| > 1), so sample() runs the chains sequentially. Either way the draws are the sequential
@@ -183,8 +231,17 @@ def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(m
     monkeypatch.setattr(parmcmc.weigh, "sweep_seconds", lambda *a: 0.0)
     monkeypatch.setattr(parmcmc.weigh, "iteration_seconds", lambda *a: 0.0)
     gaussian = lambda x: -0.5 * jnp.sum(x**2)
-    kwargs = dict(initial_position=jnp.ones(5), rng_key=jax.random.key(1), num_samples=1024, num_warmup=0,
-                  num_chains=2, step_size=step_size, solver=parmcmc.DEER(), progress_bar=False, sampler="mala")
+    kwargs = dict(
+        initial_position=jnp.ones(5),
+        rng_key=jax.random.key(1),
+        num_samples=1024,
+        num_warmup=0,
+        num_chains=2,
+        step_size=step_size,
+        solver=parmcmc.DEER(),
+        progress_bar=False,
+        sampler="mala",
+    )
     auto = parmcmc.sample(gaussian, parallel="auto", **kwargs)
     reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
     iterations = auto["solver_stats"]["solver_iterations"].values
@@ -204,7 +261,15 @@ def test_parallel_auto_takes_the_sequential_chain_for_a_cheap_density_on_the_cpu
     assert isinstance(choice.solver, parmcmc.Sequential) and choice.diagnosis is None
     assert choice.parallel_seconds >= choice.sequential_seconds > 0 and choice.seconds > 0
     assert "sequential chain" in choice.reason
-    tree = parmcmc.sample(lambda x: -0.5 * jnp.sum(x**2), initial_position=jnp.ones(5), rng_key=jax.random.key(1),
-                          num_samples=256, num_warmup=0, num_chains=2, step_size=0.5, parallel="auto",
-                          progress_bar=False)
+    tree = parmcmc.sample(
+        lambda x: -0.5 * jnp.sum(x**2),
+        initial_position=jnp.ones(5),
+        rng_key=jax.random.key(1),
+        num_samples=256,
+        num_warmup=0,
+        num_chains=2,
+        step_size=0.5,
+        parallel="auto",
+        progress_bar=False,
+    )
     assert bool(np.all(tree.sample_stats["solver_iterations"].values == 0))

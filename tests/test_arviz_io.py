@@ -50,7 +50,12 @@ def tree():
 
 def test_groups_and_variables(tree):
     assert set(tree.children) == {
-        "posterior", "sample_stats", "solver_stats", "observed_data", "warmup_posterior", "warmup_sample_stats"
+        "posterior",
+        "sample_stats",
+        "solver_stats",
+        "observed_data",
+        "warmup_posterior",
+        "warmup_sample_stats",
     }
     assert set(tree["posterior"].data_vars) == {"mu", "theta"}
     assert set(tree["warmup_posterior"].data_vars) == {"mu", "theta"}
@@ -97,12 +102,15 @@ def test_summary_ess_rhat_run(tree):
 
 def test_from_a_numpyro_target_with_plate_dims_and_coords():
     ex = builtin.eight_schools()
-    target = from_numpyro(ex.model, jax.random.key(0), model_args=ex.model_args, model_kwargs=ex.model_kwargs,
-                          num_chains=2)
-    draws = jax.tree_util.tree_map(lambda x: x[:, None] + 0.01 * jnp.arange(5.0).reshape(1, 5, *([1] * (x.ndim - 1))),
-                                   target.initial_positions)
-    tree = to_datatree(target.postprocess(draws), observed_data=target.observed_data, dims=target.dims,
-                       coords=ex.coords)
+    target = from_numpyro(
+        ex.model, jax.random.key(0), model_args=ex.model_args, model_kwargs=ex.model_kwargs, num_chains=2
+    )
+    draws = jax.tree_util.tree_map(
+        lambda x: x[:, None] + 0.01 * jnp.arange(5.0).reshape(1, 5, *([1] * (x.ndim - 1))), target.initial_positions
+    )
+    tree = to_datatree(
+        target.postprocess(draws), observed_data=target.observed_data, dims=target.dims, coords=ex.coords
+    )
     assert set(tree["posterior"].data_vars) == {"mu", "tau", "theta_z", "theta"}
     assert tree["posterior"]["theta"].dims == ("chain", "draw", "school")
     assert tree["observed_data"]["y"].dims == ("school",)

@@ -19,7 +19,7 @@ from parmcmc.models.builtin import eight_schools
 
 def test_a_changed_python_value_is_never_served_stale():
     a = 0.5
-    fn = lambda x, u: a * x + u  # noqa: E731 - reads `a` when traced
+    fn = lambda x, u: a * x + u
     x0, inputs = jnp.zeros(1), jnp.ones((50, 1))
     first = solve(fn, x0, inputs, DEER()).states[-1, 0]
     a = 0.9
@@ -31,7 +31,7 @@ def test_a_changed_python_value_is_never_served_stale():
 
 def test_new_arrays_of_the_same_shapes_compile_nothing(count_compiles):
     W = jnp.array([[0.5, 0.1], [0.0, 0.4]])
-    fn = lambda x, u: jnp.tanh(W @ x + u)  # noqa: E731 - W is hoisted into an argument
+    fn = lambda x, u: jnp.tanh(W @ x + u)
     keys = jax.random.split(jax.random.key(0), 2)
     inputs = [jax.random.normal(k, (64, 2)) for k in keys]
     x0s = [jnp.zeros(2), jnp.ones(2)]
@@ -62,7 +62,7 @@ def test_a_reused_bound_sampler_sees_its_log_density_change():
 def test_program_jit_keys_on_the_program_and_hoists_data():
     data = jnp.arange(6.0).reshape(3, 2)
     scale = 2.0
-    f = lambda x: scale * jnp.sum(data @ x)  # noqa: E731
+    f = lambda x: scale * jnp.sum(data @ x)
     g = jitcache.program_jit(f)
     x = jnp.ones(2)
     assert float(g(x)) == 30.0
@@ -77,7 +77,7 @@ def test_program_jit_keys_on_the_program_and_hoists_data():
 
 def test_host_callbacks_are_part_of_the_program():
     seen_a, seen_b = [], []
-    f = lambda cb: jitcache.program_jit(lambda x: (jax.debug.callback(cb, x), x + 1)[1])  # noqa: E731
+    f = lambda cb: jitcache.program_jit(lambda x: (jax.debug.callback(cb, x), x + 1)[1])
     f(seen_a.append)(jnp.ones(()))
     f(seen_b.append)(jnp.ones(()))
     jax.effects_barrier()
@@ -92,8 +92,9 @@ def test_a_second_sample_call_with_new_data_compiles_nothing(count_compiles, cap
     sigma2, y2, key2 = sigma * 1.5, y + 3.0, jax.random.key(1)
     with count_compiles() as n:
         # new data of the same shapes, a new key, a new model function object
-        second = parmcmc.sample(functools.partial(ex.model), model_args=(sigma2,), model_kwargs={"y": y2},
-                                rng_key=key2, **common)
+        second = parmcmc.sample(
+            functools.partial(ex.model), model_args=(sigma2,), model_kwargs={"y": y2}, rng_key=key2, **common
+        )
         assert n() == 0
     capsys.readouterr()
     assert not np.allclose(first.posterior["mu"].values, second.posterior["mu"].values)
@@ -111,8 +112,7 @@ def test_closed_over_data_is_an_argument_not_a_constant(count_compiles):
     rng = np.random.default_rng(0)
     data = [(jnp.asarray(rng.normal(size=(2000, 3))), jnp.asarray(rng.normal(size=2000))) for _ in range(2)]
     x0, keys = jnp.zeros(3), [jax.random.key(0), jax.random.key(1)]
-    common = dict(num_samples=32, num_warmup=16, num_chains=2, solver=Jacobi(), parallel=True,
-                  progress_bar=False)
+    common = dict(num_samples=32, num_warmup=16, num_chains=2, solver=Jacobi(), parallel=True, progress_bar=False)
     trees = [parmcmc.sample(_regression_density(*data[0]), initial_position=x0, rng_key=keys[0], **common)]
     with count_compiles() as n:
         trees.append(parmcmc.sample(_regression_density(*data[1]), initial_position=x0, rng_key=keys[1], **common))

@@ -4,9 +4,9 @@ updates, fail fast. Small T, small D, float64; every answer checked against the 
 import jax
 import jax.numpy as jnp
 import pytest
+from systems import expanding_guess, linear_system, logistic_map, switching_map
 
 from parmcmc.engine import DEER, ELK, MAX_ITERS, QuasiDEER, QuasiELK, Sequential, solve
-from systems import expanding_guess, linear_system, logistic_map, switching_map
 
 
 def bistable(T=128, D=4):
@@ -21,8 +21,11 @@ def _max_diff(fn, x0, u, sol):
     return float(jnp.max(jnp.abs(sol.states - solve(fn, x0, u, Sequential()).states)))
 
 
-@pytest.mark.parametrize("solver", [DEER(), QuasiDEER(), ELK(), QuasiELK(), QuasiELK(adaptive=True)],
-                         ids=lambda s: type(s).__name__ + ("-adaptive" if getattr(s, "adaptive", False) else ""))
+@pytest.mark.parametrize(
+    "solver",
+    [DEER(), QuasiDEER(), ELK(), QuasiELK(), QuasiELK(adaptive=True)],
+    ids=lambda s: type(s).__name__ + ("-adaptive" if getattr(s, "adaptive", False) else ""),
+)
 def test_every_newton_solver_converges_on_the_bistable_recurrence_within_T(solver):
     # Before the pin, ELK and QuasiELK (fixed and adaptive lambda) ended at max_iters = T = 128, 1.97 away.
     fn, x0, u = bistable()

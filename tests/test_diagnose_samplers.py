@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _sampler_targets import logistic_regression
 
 from parmcmc import DEER, MALA, Sequential, diagnose, lyapunov_exponent, solve
 from parmcmc.diagnostics import FallbackWarning, fallback_warning, iteration_budget, warn_if_fell_back
-from _sampler_targets import logistic_regression
 
 T_CHECK, T_PILOT = 2048, 256  # the LLE pilot is T_CHECK long: one noise draw shape, one compilation
 
@@ -33,7 +33,7 @@ def funnel(k=4):
 
     def logdensity(z):
         v, x = z[0], z[1:]
-        return -v**2 / 18.0 - 0.5 * jnp.sum(x**2) * jnp.exp(-v) - 0.5 * k * v
+        return -(v**2) / 18.0 - 0.5 * jnp.sum(x**2) * jnp.exp(-v) - 0.5 * k * v
 
     return logdensity, jnp.concatenate([jnp.zeros(1), jnp.ones(k)])
 
@@ -93,7 +93,7 @@ def test_a_forced_nonconvergence_of_a_chain_falls_back_warns_once_and_is_the_seq
     sol = solve(sampler.step, x0, inputs, DEER(), max_iters=2, fallback="sequential")
     assert bool(sol.fell_back) and bool(sol.converged) and 2 <= int(sol.sequential_from) < 500
     assert float(jnp.max(jnp.abs(sol.states - ref))) <= 1e-8
-    moved = lambda X: jnp.any(X != jnp.concatenate([x0[None], X[:-1]]), axis=1)
+    moved = lambda X: jnp.any(jnp.concatenate([x0[None], X[:-1]]) != X, axis=1)
     assert bool(jnp.all(moved(sol.states) == moved(ref)))  # no accept decision differs
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -109,8 +109,9 @@ def test_a_forced_nonconvergence_of_a_chain_falls_back_warns_once_and_is_the_seq
 def _as_chain(sol):
     from parmcmc.chain import ChainResult
 
-    return ChainResult(sol.states, None, sol.converged, sol.num_iters, sol.residual, sol.result,
-                       sol.sequential_from, sol.fell_back)
+    return ChainResult(
+        sol.states, None, sol.converged, sol.num_iters, sol.residual, sol.result, sol.sequential_from, sol.fell_back
+    )
 
 
 def test_diagnose_checks_its_arguments():

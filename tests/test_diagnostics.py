@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from systems import logistic_map, tanh_rnn
 
 from parmcmc.diagnostics import (
     FallbackWarning,
@@ -16,9 +17,8 @@ from parmcmc.diagnostics import (
     warn_if_fell_back,
 )
 from parmcmc.engine import DEER, MAX_ITERS, NONFINITE, QuasiDEER, Sequential, Solution, solve
-from systems import logistic_map, tanh_rnn
 
-LLE_TOL_LINEAR = 0.02    # stated tolerance for diagonal linear systems (the estimate is exact up to burn-in)
+LLE_TOL_LINEAR = 0.02  # stated tolerance for diagonal linear systems (the estimate is exact up to burn-in)
 LLE_TOL_LOGISTIC = 0.03  # stated tolerance for the logistic map at r = 4 over a 4,000-step pilot
 
 
@@ -165,9 +165,13 @@ def test_a_failed_solve_falls_back_and_the_warning_names_it_and_the_positive_lle
 def test_fallback_warning_summarises_a_batch_of_chains():
     T = 100
     sol = Solution(
-        states=np.zeros((3, T, 2)), converged=np.array([True, True, True]), num_iters=np.array([7, 50, 50]),
-        residual=np.zeros(3), result=np.array([1, MAX_ITERS, NONFINITE]),
-        sequential_from=np.array([T, 12, 30]), fell_back=np.array([False, True, True]),
+        states=np.zeros((3, T, 2)),
+        converged=np.array([True, True, True]),
+        num_iters=np.array([7, 50, 50]),
+        residual=np.zeros(3),
+        result=np.array([1, MAX_ITERS, NONFINITE]),
+        sequential_from=np.array([T, 12, 30]),
+        fell_back=np.array([False, True, True]),
     )
     text = fallback_warning(sol, -0.25)
     assert "did not converge within its budget of 50 iterations and met a non-finite iterate" in text

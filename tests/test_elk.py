@@ -1,12 +1,13 @@
 """ELK and QuasiELK: the damped limit, convergence where DEER overflows, and the trust region."""
+
 import jax
 import jax.numpy as jnp
 import pytest
+from systems import expanding_guess, tanh_rnn
 
 from parmcmc.engine import DEER, ELK, QuasiDEER, QuasiELK, Sequential, solve
 from parmcmc.engine.elk import merit
 from parmcmc.engine.solvers import shift
-from systems import expanding_guess, tanh_rnn
 
 
 def sequential(fn, x0, inputs):
@@ -53,8 +54,13 @@ def test_deer_and_quasi_deer_survive_their_overflowing_first_iterate_on_the_expa
 
 @pytest.mark.parametrize(
     "solver",
-    [ELK(adaptive=True), QuasiELK(adaptive=True), QuasiELK(adaptive=False),
-     ELK(adaptive=False, smoother=False), QuasiELK(adaptive=False, smoother=False)],
+    [
+        ELK(adaptive=True),
+        QuasiELK(adaptive=True),
+        QuasiELK(adaptive=False),
+        ELK(adaptive=False, smoother=False),
+        QuasiELK(adaptive=False, smoother=False),
+    ],
     ids=repr,
 )
 def test_elk_converges_where_deer_overflows(solver):
@@ -66,8 +72,7 @@ def test_elk_converges_where_deer_overflows(solver):
 
 @pytest.mark.parametrize(
     "solver, system",
-    [(QuasiELK(lam=1.0, adaptive=True), "expanding"),
-     (QuasiELK(lam=1.0, adaptive=True, smoother=False), "tanh")],
+    [(QuasiELK(lam=1.0, adaptive=True), "expanding"), (QuasiELK(lam=1.0, adaptive=True, smoother=False), "tanh")],
     ids=["smoother-expanding", "filter-tanh"],
 )
 def test_trust_region_merit_never_increases(solver, system):
@@ -100,8 +105,12 @@ def test_windowed_solve_carries_lambda_and_equals_the_full_solve():
 
 @pytest.mark.parametrize(
     "make, match",
-    [(lambda: ELK(lam=0.0), "lam must be"), (lambda: QuasiELK(lam=-1.0), "QuasiDEER"),
-     (lambda: ELK(lam=1e20), "lam must be"), (lambda: QuasiELK(diagonal="full"), "exact")],
+    [
+        (lambda: ELK(lam=0.0), "lam must be"),
+        (lambda: QuasiELK(lam=-1.0), "QuasiDEER"),
+        (lambda: ELK(lam=1e20), "lam must be"),
+        (lambda: QuasiELK(diagonal="full"), "exact"),
+    ],
 )
 def test_bad_options_are_named(make, match):
     with pytest.raises(ValueError, match=match):

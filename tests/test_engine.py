@@ -1,11 +1,20 @@
 import jax
 import jax.numpy as jnp
 import pytest
+from systems import linear_system, logistic_map, switching_map, tanh_rnn
 
 from parmcmc.engine import (
-    DEER, MAX_ITERS, NONFINITE, SUCCESSFUL, Jacobi, Picard, QuasiDEER, Sequential, SolveError, solve,
+    DEER,
+    MAX_ITERS,
+    NONFINITE,
+    SUCCESSFUL,
+    Jacobi,
+    Picard,
+    QuasiDEER,
+    Sequential,
+    SolveError,
+    solve,
 )
-from systems import linear_system, logistic_map, switching_map, tanh_rnn
 
 SOLVERS = [Jacobi(), Picard(), QuasiDEER(), QuasiDEER(diagonal="hutchinson", num_probes=2), DEER()]
 SYSTEMS = {"tanh_rnn": tanh_rnn, "linear": linear_system, "switching": switching_map}
@@ -79,8 +88,11 @@ def test_nan_mid_sequence_is_a_failure_not_convergence(solver):
 
 
 # 64 does not divide T (the last window is clipped to the end), 250 does; 1000 = T is the full solve.
-@pytest.mark.parametrize("solver, window", [(Jacobi(), 64), (QuasiDEER(), 250), (DEER(), 64), (DEER(), 250)],
-                         ids=lambda v: repr(v) if not isinstance(v, int) else str(v))
+@pytest.mark.parametrize(
+    "solver, window",
+    [(Jacobi(), 64), (QuasiDEER(), 250), (DEER(), 64), (DEER(), 250)],
+    ids=lambda v: repr(v) if not isinstance(v, int) else str(v),
+)
 def test_windowed_solve_equals_full_solve(solver, window):
     fn, x0, inputs = tanh_rnn(T=1000)
     full = solve(fn, x0, inputs, solver)

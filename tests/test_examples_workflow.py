@@ -29,7 +29,7 @@ def test_the_workflow_runs_and_its_draws_are_the_sequential_ones(small):
 
 def test_the_import_line_is_the_only_change(small, monkeypatch, capsys):
     source = SCRIPT.read_text()
-    after_docstring = source.splitlines()[ast.parse(source).body[0].end_lineno:]
+    after_docstring = source.splitlines()[ast.parse(source).body[0].end_lineno :]
     code = [line.split("#")[0].strip() for line in after_docstring if "parmcmc" in line.split("#")[0]]
     assert code == [OURS]  # no other line of code names parmcmc
     monkeypatch.setenv("PARMCMC_EXAMPLE_MODELS", "eight_schools")

@@ -33,7 +33,7 @@ def gaussian(x):
 
 def funnel(x):
     v, z = x[0], x[1:]
-    return -v**2 / 18.0 - 0.5 * jnp.sum(z**2) * jnp.exp(-v) - 0.5 * z.size * v
+    return -(v**2) / 18.0 - 0.5 * jnp.sum(z**2) * jnp.exp(-v) - 0.5 * z.size * v
 
 
 @pytest.fixture
@@ -48,19 +48,32 @@ def no_heavy_work(monkeypatch):
 
 
 def call_sample(**changes):
-    args = dict(model=gaussian, initial_position=jnp.zeros(3), rng_key=jax.random.key(0), num_samples=10,
-                num_warmup=10, num_chains=2, progress_bar=False)
+    args = dict(
+        model=gaussian,
+        initial_position=jnp.zeros(3),
+        rng_key=jax.random.key(0),
+        num_samples=10,
+        num_warmup=10,
+        num_chains=2,
+        progress_bar=False,
+    )
     args.update(changes)
     return parmcmc.sample(args.pop("model"), **args)
 
 
 def check(**changes):
     """sample()'s argument checks alone (no model evaluation, no warmup)."""
-    args = dict(model=gaussian, initial_position=jnp.zeros(3), rng_key=jax.random.key(0), num_samples=10,
-                num_warmup=10, num_chains=2, progress_bar=False)
+    args = dict(
+        model=gaussian,
+        initial_position=jnp.zeros(3),
+        rng_key=jax.random.key(0),
+        num_samples=10,
+        num_warmup=10,
+        num_chains=2,
+        progress_bar=False,
+    )
     args.update(changes)
-    params = {k: p.default for k, p in inspect.signature(parmcmc.sample).parameters.items()
-              if p.kind == p.KEYWORD_ONLY}
+    params = {k: p.default for k, p in inspect.signature(parmcmc.sample).parameters.items() if p.kind == p.KEYWORD_ONLY}
     solve_kwargs = {k: args.pop(k) for k in list(args) if k not in params and k != "model"}
     return parmcmc.api.check_settings(**{**params, **args, "solve_kwargs": solve_kwargs})
 
@@ -71,12 +84,20 @@ LATE_ERRORS = [  # (id, changes, exception, excerpt naming the argument and the 
     ("rtol-string", dict(rtol="tight"), ValueError, r"rtol='tight' must be a finite real number >= 0"),
     ("atol-nan", dict(atol=float("nan")), ValueError, r"atol=nan must be a finite real number"),
     ("fallback-misspelt", dict(fallback="seq"), ValueError, r"fallback='seq'; the only choice is 'sequential'"),
-    ("fallback-none", dict(fallback=None), ValueError,
-     r"fallback=None is refused: sample\(\) promises that every chain it returns is converged.*run_chain"),
+    (
+        "fallback-none",
+        dict(fallback=None),
+        ValueError,
+        r"fallback=None is refused: sample\(\) promises that every chain it returns is converged.*run_chain",
+    ),
     ("progress-not-callable", dict(progress=123), TypeError, r"progress=123 must be a callable"),
     ("throw-not-bool", dict(throw="yes"), TypeError, r"throw='yes' must be True or False"),
-    ("initial-guess", dict(initial_guess=jnp.zeros((10, 3))), ValueError,
-     r"initial_guess= is not supported.*run_chain"),
+    (
+        "initial-guess",
+        dict(initial_guess=jnp.zeros((10, 3))),
+        ValueError,
+        r"initial_guess= is not supported.*run_chain",
+    ),
     ("max-iters-zero-numpy", dict(max_iters=np.int64(0)), ValueError, r"max_iters must be a positive integer"),
     ("window-float", dict(window=64.0), ValueError, r"window must be a positive integer"),
 ]
@@ -89,13 +110,28 @@ def test_solve_options_are_refused_before_warmup(no_heavy_work, changes, exc, ma
 
 
 def test_numpy_integers_are_accepted_wherever_a_count_is_taken():
-    s = check(num_samples=np.int64(10), num_chains=np.int32(2), num_warmup=np.int64(5),
-              num_integration_steps=np.int64(3), sampler="hmc", max_iters=np.int64(100), window=np.int64(64))
+    s = check(
+        num_samples=np.int64(10),
+        num_chains=np.int32(2),
+        num_warmup=np.int64(5),
+        num_integration_steps=np.int64(3),
+        sampler="hmc",
+        max_iters=np.int64(100),
+        window=np.int64(64),
+    )
     assert s.solve_kwargs == {"max_iters": 100, "window": 64}
-    assert all(type(v) is int for v in (s.num_samples, s.num_chains, s.num_warmup, s.num_integration_steps,
-                                        *s.solve_kwargs.values()))
-    sol = parmcmc.solve(lambda x, u: 0.5 * x + u, jnp.zeros(1), jnp.ones((20, 1)), parmcmc.DEER(),
-                        max_iters=np.int64(50), window=np.int32(8))
+    assert all(
+        type(v) is int
+        for v in (s.num_samples, s.num_chains, s.num_warmup, s.num_integration_steps, *s.solve_kwargs.values())
+    )
+    sol = parmcmc.solve(
+        lambda x, u: 0.5 * x + u,
+        jnp.zeros(1),
+        jnp.ones((20, 1)),
+        parmcmc.DEER(),
+        max_iters=np.int64(50),
+        window=np.int32(8),
+    )
     assert bool(sol.converged)
 
 
@@ -123,10 +159,16 @@ IGNORED = [
     ("solver-with-sequential", dict(parallel=False, solver=parmcmc.DEER()), r"solver= is ignored: parallel=False"),
     ("solve-options-with-sequential", dict(parallel=False, max_iters=5), r"max_iters= is ignored"),
     ("integration-steps-with-mala", dict(num_integration_steps=5), r"num_integration_steps= is ignored: MALA"),
-    ("integration-steps-with-instance", dict(sampler=parmcmc.HMC(gaussian, 0.1, 3), num_integration_steps=5),
-     r"num_integration_steps= is ignored: the HMC instance's own"),
-    ("target-acceptance-with-step-size", dict(step_size=0.1, target_acceptance=0.6),
-     r"target_acceptance= is ignored: no step size is adapted"),
+    (
+        "integration-steps-with-instance",
+        dict(sampler=parmcmc.HMC(gaussian, 0.1, 3), num_integration_steps=5),
+        r"num_integration_steps= is ignored: the HMC instance's own",
+    ),
+    (
+        "target-acceptance-with-step-size",
+        dict(step_size=0.1, target_acceptance=0.6),
+        r"target_acceptance= is ignored: no step size is adapted",
+    ),
     ("keep-warmup-without-adaptation", dict(step_size=0.1, keep_warmup=True), r"keep_warmup=True is ignored"),
 ]
 
@@ -145,14 +187,25 @@ def test_arguments_that_are_used_do_not_warn():
 
 # ---------------------------------------------------------------- bad log densities, before warmup
 BAD_DENSITIES = [
-    ("returns-int", lambda x: jnp.sum(x).astype(jnp.int32), TypeError,
-     r"must return a real floating-point scalar; it returned dtype int32.*jnp.asarray\(value, dtype=float\)"),
+    (
+        "returns-int",
+        lambda x: jnp.sum(x).astype(jnp.int32),
+        TypeError,
+        r"must return a real floating-point scalar; it returned dtype int32.*jnp.asarray\(value, dtype=float\)",
+    ),
     ("returns-bool", lambda x: jnp.sum(x) > 0, TypeError, r"returned dtype bool"),
     ("returns-complex", lambda x: jnp.sum(x**2) + 0j, TypeError, r"returned dtype complex128.*jnp.real"),
-    ("pure-callback-without-jvp",
-     lambda x: jax.pure_callback(lambda v: np.asarray(-0.5 * np.sum(v**2)), jax.ShapeDtypeStruct((), jnp.float64),
-                                 x, vmap_method="sequential"),
-     ValueError, r"gradient of the log density of model .* cannot be computed .*jax.custom_jvp"),
+    (
+        "pure-callback-without-jvp",
+        lambda x: jax.pure_callback(
+            lambda v: np.asarray(-0.5 * np.sum(v**2)),
+            jax.ShapeDtypeStruct((), jnp.float64),
+            x,
+            vmap_method="sequential",
+        ),
+        ValueError,
+        r"gradient of the log density of model .* cannot be computed .*jax.custom_jvp",
+    ),
 ]
 
 
@@ -189,8 +242,11 @@ def test_host_callback_that_raises_mid_run_is_named():
         return jax.pure_callback(host, jax.ShapeDtypeStruct((), x.dtype), x, vmap_method="sequential")
 
     density.defjvp(lambda p, t: (density(p[0]), -jnp.sum(p[0] * t[0])))
-    with pytest.raises(RuntimeError, match=r"sample: the run failed inside the compiled computation of model "
-                                           r"'density': ValueError: the external solver diverged.*return -inf"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"sample: the run failed inside the compiled computation of model "
+        r"'density': ValueError: the external solver diverged.*return -inf",
+    ):
         call_sample(model=density, parallel=False, step_size=0.1, num_warmup=0, num_samples=30)
 
 
@@ -200,8 +256,10 @@ def test_observed_value_that_numpyro_broadcasts_warns():
         mu = numpyro.sample("mu", dist.Normal(0, 1).expand([20]))
         numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
-    with pytest.warns(parmcmc.models.numpyro.ObservedShapeWarning,
-                      match=r"site 'y' has shape \(20, 1\), but its distribution has shape \(20,\).*\(20, 20\)"):
+    with pytest.warns(
+        parmcmc.models.numpyro.ObservedShapeWarning,
+        match=r"site 'y' has shape \(20, 1\), but its distribution has shape \(20,\).*\(20, 20\)",
+    ):
         from_numpyro(model, jax.random.key(0), model_kwargs={"y": np.zeros((20, 1))})
 
 
@@ -222,8 +280,17 @@ def test_improper_uniform_prior_is_sampled():
         mu = numpyro.sample("mu", dist.ImproperUniform(dist.constraints.real, (), ()))
         numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
-    tree = parmcmc.sample(model, model_kwargs={"y": y}, rng_key=jax.random.key(0), num_samples=400, num_warmup=0,
-                          step_size=0.05, num_chains=1, parallel=False, progress_bar=False)
+    tree = parmcmc.sample(
+        model,
+        model_kwargs={"y": y},
+        rng_key=jax.random.key(0),
+        num_samples=400,
+        num_warmup=0,
+        step_size=0.05,
+        num_chains=1,
+        parallel=False,
+        progress_bar=False,
+    )
     draws = np.asarray(tree.posterior["mu"]).ravel()[100:]
     # the posterior is N(mean(y), 1/20): its mean within 4 of its sds after a short burn-in
     assert abs(draws.mean() - y.mean()) < 4 * np.sqrt(1 / 20)
@@ -250,8 +317,11 @@ def _logistic_map():
 
 def test_unconverged_solve_warns_with_cause_iterations_residual_and_advice():
     fn, x0, inputs = _logistic_map()
-    with pytest.warns(parmcmc.NotConvergedWarning, match=r"Jacobi failed after 5 iterations \(residual "
-                                                         r"[\d.]+\): did not converge within max_iters.*fallback="):
+    with pytest.warns(
+        parmcmc.NotConvergedWarning,
+        match=r"Jacobi failed after 5 iterations \(residual "
+        r"[\d.]+\): did not converge within max_iters.*fallback=",
+    ):
         sol = parmcmc.solve(fn, x0, inputs, parmcmc.Jacobi(), max_iters=5)
     assert not bool(sol.converged)
 
@@ -263,19 +333,22 @@ def test_unconverged_solve_raises_with_throw_eagerly_and_under_jit_and_vmap():
     jitted = jax.jit(lambda x: parmcmc.solve(fn, x, inputs, parmcmc.Jacobi(), max_iters=5, throw=True).states)
     with pytest.raises(jax.errors.JaxRuntimeError, match="SolveError: solve with Jacobi failed after 5"):
         jitted(x0).block_until_ready()
-    batched = jax.jit(jax.vmap(lambda x: parmcmc.solve(fn, x, inputs, parmcmc.Jacobi(), max_iters=5,
-                                                       throw=True).states))
+    batched = jax.jit(
+        jax.vmap(lambda x: parmcmc.solve(fn, x, inputs, parmcmc.Jacobi(), max_iters=5, throw=True).states)
+    )
     with pytest.raises(jax.errors.JaxRuntimeError, match="SolveError"):
         batched(jnp.stack([x0, x0])).block_until_ready()
-    converged = jax.jit(lambda x: parmcmc.solve(lambda y, u: 0.5 * y + u, x, jnp.ones((50, 1)), parmcmc.DEER(),
-                                                throw=True).states)
+    converged = jax.jit(
+        lambda x: parmcmc.solve(lambda y, u: 0.5 * y + u, x, jnp.ones((50, 1)), parmcmc.DEER(), throw=True).states
+    )
     assert float(converged(x0)[-1, 0]) == pytest.approx(2.0, abs=1e-9)  # a converged solve passes through
 
 
 def test_run_chain_with_a_small_budget_warns():
     with pytest.warns(parmcmc.NotConvergedWarning, match="QuasiDEER failed after 2 iterations"):
-        res = parmcmc.run_chain(parmcmc.MALA(gaussian, 0.5), jnp.zeros(3), jax.random.key(1), 200,
-                                solver=parmcmc.QuasiDEER(), max_iters=2)
+        res = parmcmc.run_chain(
+            parmcmc.MALA(gaussian, 0.5), jnp.zeros(3), jax.random.key(1), 200, solver=parmcmc.QuasiDEER(), max_iters=2
+        )
     assert not bool(res.converged)
 
 
@@ -288,12 +361,18 @@ def test_solve_tolerances_and_options_are_checked():
 
 
 # ---------------------------------------------------------------- frozen chains
-@pytest.mark.parametrize("step_size, match", [(1e30, "accepted none of their 100 proposals"),
-                                              (1e-30, "barely moved")], ids=["huge", "tiny"])
+@pytest.mark.parametrize(
+    "step_size, match", [(1e30, "accepted none of their 100 proposals"), (1e-30, "barely moved")], ids=["huge", "tiny"]
+)
 def test_extreme_step_size_warns_frozen_chain(step_size, match):
     with pytest.warns(parmcmc.FrozenChainWarning, match=match):
-        call_sample(model=lambda x: -0.5 * jnp.sum((x - 1.0) ** 2), step_size=step_size, num_warmup=0,
-                    num_samples=100, parallel=False)
+        call_sample(
+            model=lambda x: -0.5 * jnp.sum((x - 1.0) ** 2),
+            step_size=step_size,
+            num_warmup=0,
+            num_samples=100,
+            parallel=False,
+        )
 
 
 # ---------------------------------------------------------------- exactness: replay or valid chain
@@ -310,8 +389,9 @@ def test_contracting_chain_reports_the_sequential_draws():
 def test_expanding_chain_is_flagged_and_does_part_from_the_replay():
     sampler, x0 = parmcmc.HMC(funnel, 0.3, 10), jnp.concatenate([jnp.ones(1), jnp.full(9, 0.5)])
     with pytest.warns(parmcmc.ReplayWarning, match=r"may differ from the sequential replay.*LLE \+"):
-        par = parmcmc.run_chain(sampler, x0, jax.random.key(3), 200, solver=parmcmc.DEER(), max_iters=200,
-                                fallback="sequential")
+        par = parmcmc.run_chain(
+            sampler, x0, jax.random.key(3), 200, solver=parmcmc.DEER(), max_iters=200, fallback="sequential"
+        )
     seq = parmcmc.run_chain(sampler, x0, jax.random.key(3), 200, solver=parmcmc.Sequential())
     assert bool(par.converged)
     assert int(par.near_threshold) > 0 and float(par.lle) > 0
@@ -356,14 +436,30 @@ def test_compare_verdict_same_draws_same_distribution_different():
 MORE_BAD = [
     ("progress-bar-string", dict(progress_bar="no"), TypeError, r"progress_bar='no' must be True or False"),
     ("dims-not-a-dict", dict(dims=["x"]), TypeError, r"dims must be a dict such as"),
-    ("dims-unknown-variable", dict(dims={"beta": ["feature"]}), ValueError,
-     r"dims names 'beta', which is not a variable of the model; its variables are \['x'\]"),
-    ("dims-wrong-length", dict(dims={"x": ["a", "b"]}), ValueError,
-     r"dims\['x'\] = \['a', 'b'\] must list 1 dimension"),
-    ("coords-wrong-size", dict(dims={"x": ["param"]}, coords={"param": ["a", "b"]}), ValueError,
-     r"coords\['param'\] has 2 label\(s\), but dimension 'param' has size 3"),
-    ("initial-position-string", dict(initial_position={"a": "x"}), TypeError,
-     r"initial_position\['a'\] is str 'x'; the initial position must be a pytree .* of floating-point arrays"),
+    (
+        "dims-unknown-variable",
+        dict(dims={"beta": ["feature"]}),
+        ValueError,
+        r"dims names 'beta', which is not a variable of the model; its variables are \['x'\]",
+    ),
+    (
+        "dims-wrong-length",
+        dict(dims={"x": ["a", "b"]}),
+        ValueError,
+        r"dims\['x'\] = \['a', 'b'\] must list 1 dimension",
+    ),
+    (
+        "coords-wrong-size",
+        dict(dims={"x": ["param"]}, coords={"param": ["a", "b"]}),
+        ValueError,
+        r"coords\['param'\] has 2 label\(s\), but dimension 'param' has size 3",
+    ),
+    (
+        "initial-position-string",
+        dict(initial_position={"a": "x"}),
+        TypeError,
+        r"initial_position\['a'\] is str 'x'; the initial position must be a pytree .* of floating-point arrays",
+    ),
 ]
 
 
@@ -374,8 +470,10 @@ def test_more_bad_arguments_are_refused_before_warmup(no_heavy_work, changes, ex
 
 
 def test_zero_dimensional_array_tolerances_are_accepted():
-    assert check(atol=jnp.asarray(1e-9), rtol=np.float32(1e-9)).solve_kwargs == {"atol": 1e-9,
-                                                                                 "rtol": pytest.approx(1e-9)}
+    assert check(atol=jnp.asarray(1e-9), rtol=np.float32(1e-9)).solve_kwargs == {
+        "atol": 1e-9,
+        "rtol": pytest.approx(1e-9),
+    }
 
 
 def test_sample_reports_a_chain_still_unconverged_after_the_fallback():
@@ -385,8 +483,11 @@ def test_sample_reports_a_chain_still_unconverged_after_the_fallback():
         converged, result, num_iters = np.array([True, False]), np.array([1, 3]), np.array([4, 9])
         residual, fell_back = np.array([1e-13, np.inf]), np.array([False, True])
 
-    with pytest.warns(parmcmc.NotConvergedWarning, match=r"sample: chain\(s\) \[1\] are not converged: .*"
-                                                         r"non-finite.*sequential fallback ran too"):
+    with pytest.warns(
+        parmcmc.NotConvergedWarning,
+        match=r"sample: chain\(s\) \[1\] are not converged: .*"
+        r"non-finite.*sequential fallback ran too",
+    ):
         report_unconverged(Chains(), parmcmc.DEER())
     with pytest.raises(parmcmc.SolveError, match=r"chain\(s\) \[1\] are not converged"):
         report_unconverged(Chains(), parmcmc.DEER(), throw=True)

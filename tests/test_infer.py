@@ -88,16 +88,26 @@ def test_az_from_numpyro_reads_our_mcmc(long_run):
 def test_thinning_keeps_numpyros_draws(long_run):
     m = copy.copy(long_run)  # the same run read with thinning=4 (sample() runs the pipeline with it below)
     m.thinning = 4
-    np.testing.assert_array_equal(m.get_samples(group_by_chain=True)["a"],
-                                  long_run.get_samples(group_by_chain=True)["a"][:, 3::4])
+    np.testing.assert_array_equal(
+        m.get_samples(group_by_chain=True)["a"], long_run.get_samples(group_by_chain=True)["a"][:, 3::4]
+    )
     assert m.to_datatree()["posterior"].sizes["draw"] == 30
     assert m.get_extra_fields(group_by_chain=True)["accept_prob"].shape == (2, 30)
 
 
 def test_sample_takes_thinning_and_init_strategy():
-    tree = parmcmc.sample(model, rng_key=KEY, num_samples=30, num_warmup=20, num_chains=1, model_args=(X, Y),
-                          thinning=3, init_strategy=numpyro.infer.init_to_median, progress_bar=False,
-                          parallel=False)
+    tree = parmcmc.sample(
+        model,
+        rng_key=KEY,
+        num_samples=30,
+        num_warmup=20,
+        num_chains=1,
+        model_args=(X, Y),
+        thinning=3,
+        init_strategy=numpyro.infer.init_to_median,
+        progress_bar=False,
+        parallel=False,
+    )
     assert tree["posterior"].sizes["draw"] == 10 and tree.attrs["thinning"] == 3
     with pytest.raises(ValueError, match="thinning"):
         parmcmc.sample(model, rng_key=KEY, num_samples=3, model_args=(X, Y), thinning=4)
@@ -113,8 +123,9 @@ def test_kernels_refuse_what_they_cannot_do_yet():
         NUTS(model)
     with pytest.raises(NotImplementedError, match="num_steps"):
         HMC(model, trajectory_length=2.0)
-    assert HMC(model, step_size=0.1, adapt_step_size=False, adapt_mass_matrix=False,
-               trajectory_length=1.0).num_steps == 10
+    assert (
+        HMC(model, step_size=0.1, adapt_step_size=False, adapt_mass_matrix=False, trajectory_length=1.0).num_steps == 10
+    )
     with pytest.raises(ValueError, match="chain_method"):
         MCMC(HMC(model), num_warmup=1, num_samples=1, chain_method="pmap")
     with pytest.raises(TypeError, match="parmcmc kernel"):

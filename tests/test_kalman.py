@@ -1,4 +1,5 @@
 """The parallel Kalman filter / RTS smoother against their serial twins and the LM normal equations."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,7 +60,7 @@ def normal_equations_solution(A, b, x0, y, lam):
     W, D = b.shape
     M = np.eye(W * D)  # residual r = M x − c, M block lower-bidiagonal with −A_t below
     for t in range(1, W):
-        M[t * D:(t + 1) * D, (t - 1) * D:t * D] = -A[t]
+        M[t * D : (t + 1) * D, (t - 1) * D : t * D] = -A[t]
     c = b.copy()
     c[0] += A[0] @ x0
     lhs = M.T @ M + lam * np.eye(W * D)

@@ -101,6 +101,7 @@ def test_logistic_regression_builds():
 
 # ---------------------------------------------------------------- errors
 
+
 def test_discrete_latent_site_is_named():
     def mixture(y=None):
         z = numpyro.sample("z", dist.Bernoulli(0.5))
@@ -157,6 +158,7 @@ def test_bad_arguments(kwargs, error, message):
 
 
 # ---------------------------------------------------------------- plain log densities
+
 
 def gaussian(x):
     return -0.5 * jnp.sum(x**2)

@@ -26,9 +26,17 @@ KEY = 1
 
 
 def run(num_chains):
-    return parmcmc.sample(REG.model, model_args=REG.model_args, model_kwargs=REG.model_kwargs,
-                          rng_key=jax.random.key(KEY), num_samples=200, num_warmup=100, num_chains=num_chains,
-                          parallel=True, progress_bar=False)
+    return parmcmc.sample(
+        REG.model,
+        model_args=REG.model_args,
+        model_kwargs=REG.model_kwargs,
+        rng_key=jax.random.key(KEY),
+        num_samples=200,
+        num_warmup=100,
+        num_chains=num_chains,
+        parallel=True,
+        progress_bar=False,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -37,8 +37,15 @@ def no_heavy_work(monkeypatch):
 
 
 def call_sample(**changes):
-    args = dict(model=gaussian, initial_position=jnp.zeros(3), rng_key=jax.random.key(0), num_samples=10,
-                num_warmup=10, num_chains=2, progress_bar=False)
+    args = dict(
+        model=gaussian,
+        initial_position=jnp.zeros(3),
+        rng_key=jax.random.key(0),
+        num_samples=10,
+        num_warmup=10,
+        num_chains=2,
+        progress_bar=False,
+    )
     args.update(changes)
     return parmcmc.sample(args.pop("model"), **args)
 
@@ -48,22 +55,41 @@ HMC_WRONG_SIZE = parmcmc.HMC(gaussian, 0.1, 5, jnp.ones(4))
 # (id, changes to the call, exception, message excerpt). The ids are the test names in docs/bad_inputs.md.
 BAD_INPUTS = [
     # the log density at the start
-    ("nan-gradient-at-start", dict(model=lambda x: -jnp.sum(jnp.sqrt(jnp.abs(x)))), ValueError,
-     r"gradient of model .* is not finite at the initial position of chain\(s\) \[0, 1\]"),
-    ("nan-in-initial-position", dict(initial_position=jnp.array([0.0, jnp.nan, 0.0])), ValueError,
-     "log density and gradient of model .* not finite"),
-    ("log-density-raises", dict(model=lambda x: x["missing"]), ValueError,
-     "raised .*Error on the initial position"),
+    (
+        "nan-gradient-at-start",
+        dict(model=lambda x: -jnp.sum(jnp.sqrt(jnp.abs(x)))),
+        ValueError,
+        r"gradient of model .* is not finite at the initial position of chain\(s\) \[0, 1\]",
+    ),
+    (
+        "nan-in-initial-position",
+        dict(initial_position=jnp.array([0.0, jnp.nan, 0.0])),
+        ValueError,
+        "log density and gradient of model .* not finite",
+    ),
+    ("log-density-raises", dict(model=lambda x: x["missing"]), ValueError, "raised .*Error on the initial position"),
     # positions
     ("integer-position", dict(initial_position=jnp.zeros(3, jnp.int32)), TypeError, "must be floating point"),
     ("complex-position", dict(initial_position=jnp.zeros(3, jnp.complex64)), TypeError, "must be floating point"),
-    ("position-of-the-wrong-shape", dict(model=lambda x: -0.5 * x @ jnp.eye(3) @ x, initial_position=jnp.zeros(2)),
-     ValueError, "raised TypeError on the initial position: dot_general"),
-    ("log-density-without-initial-position", dict(initial_position=None), ValueError,
-     "log-density function rather than a NumPyro model, pass initial_position="),
+    (
+        "position-of-the-wrong-shape",
+        dict(model=lambda x: -0.5 * x @ jnp.eye(3) @ x, initial_position=jnp.zeros(2)),
+        ValueError,
+        "raised TypeError on the initial position: dot_general",
+    ),
+    (
+        "log-density-without-initial-position",
+        dict(initial_position=None),
+        ValueError,
+        "log-density function rather than a NumPyro model, pass initial_position=",
+    ),
     ("vector-valued-log-density", dict(model=lambda x: -0.5 * x**2), ValueError, "must return a scalar"),
-    ("model-args-with-a-log-density", dict(model_args=(1.0,)), ValueError,
-     "model_args/model_kwargs are passed to NumPyro models"),
+    (
+        "model-args-with-a-log-density",
+        dict(model_args=(1.0,)),
+        ValueError,
+        "model_args/model_kwargs are passed to NumPyro models",
+    ),
     # step size
     ("step-size-nan", dict(step_size=float("nan")), ValueError, "sample: step_size must be positive and finite"),
     ("step-size-negative", dict(step_size=-1.0), ValueError, "positive and finite, got -1.0. Or leave step_size out"),
@@ -71,23 +97,55 @@ BAD_INPUTS = [
     ("step-size-string", dict(step_size="0.1"), TypeError, "step_size must be a positive real scalar"),
     ("step-size-array", dict(step_size=jnp.ones(2)), TypeError, "step_size must be a positive real scalar"),
     # HMC settings
-    ("num-integration-steps-zero", dict(sampler="hmc", num_integration_steps=0), ValueError,
-     "num_integration_steps must be a positive integer"),
-    ("num-integration-steps-float", dict(sampler="hmc", num_integration_steps=2.5), ValueError,
-     "num_integration_steps must be a positive integer"),
-    ("mass-matrix-non-positive", dict(sampler="hmc", step_size=0.1, inverse_mass_matrix=jnp.array([1.0, 0.0, 2.0])),
-     ValueError, r"must have positive entries; entries at flat indices \[1\]"),
-    ("mass-matrix-nan", dict(sampler="hmc", step_size=0.1, inverse_mass_matrix=jnp.array([1.0, jnp.nan, 2.0])),
-     ValueError, "non-finite"),
-    ("mass-matrix-wrong-size", dict(sampler="hmc", step_size=0.1, inverse_mass_matrix=jnp.ones(4)), ValueError,
-     "has size 4 but the flattened position has size 3"),
-    ("mass-matrix-wrong-size-in-instance", dict(sampler=HMC_WRONG_SIZE), ValueError,
-     "has size 4 but the flattened position has size 3"),
+    (
+        "num-integration-steps-zero",
+        dict(sampler="hmc", num_integration_steps=0),
+        ValueError,
+        "num_integration_steps must be a positive integer",
+    ),
+    (
+        "num-integration-steps-float",
+        dict(sampler="hmc", num_integration_steps=2.5),
+        ValueError,
+        "num_integration_steps must be a positive integer",
+    ),
+    (
+        "mass-matrix-non-positive",
+        dict(sampler="hmc", step_size=0.1, inverse_mass_matrix=jnp.array([1.0, 0.0, 2.0])),
+        ValueError,
+        r"must have positive entries; entries at flat indices \[1\]",
+    ),
+    (
+        "mass-matrix-nan",
+        dict(sampler="hmc", step_size=0.1, inverse_mass_matrix=jnp.array([1.0, jnp.nan, 2.0])),
+        ValueError,
+        "non-finite",
+    ),
+    (
+        "mass-matrix-wrong-size",
+        dict(sampler="hmc", step_size=0.1, inverse_mass_matrix=jnp.ones(4)),
+        ValueError,
+        "has size 4 but the flattened position has size 3",
+    ),
+    (
+        "mass-matrix-wrong-size-in-instance",
+        dict(sampler=HMC_WRONG_SIZE),
+        ValueError,
+        "has size 4 but the flattened position has size 3",
+    ),
     ("mass-matrix-with-mala", dict(sampler="mala", inverse_mass_matrix=jnp.ones(3)), ValueError, "is an HMC setting"),
-    ("mass-matrix-and-adaptation", dict(sampler="hmc", inverse_mass_matrix=jnp.ones(3)), ValueError,
-     "without step_size=, so warmup would adapt both"),
-    ("mass-matrix-and-instance", dict(sampler=parmcmc.HMC(gaussian, 0.1, 5), inverse_mass_matrix=jnp.ones(3)),
-     ValueError, "give it to the instance"),
+    (
+        "mass-matrix-and-adaptation",
+        dict(sampler="hmc", inverse_mass_matrix=jnp.ones(3)),
+        ValueError,
+        "without step_size=, so warmup would adapt both",
+    ),
+    (
+        "mass-matrix-and-instance",
+        dict(sampler=parmcmc.HMC(gaussian, 0.1, 5), inverse_mass_matrix=jnp.ones(3)),
+        ValueError,
+        "give it to the instance",
+    ),
     # counts
     ("num-samples-bool", dict(num_samples=True), ValueError, "num_samples must be a positive integer"),
     ("num-samples-string", dict(num_samples="10"), ValueError, "num_samples must be a positive integer"),
@@ -96,8 +154,12 @@ BAD_INPUTS = [
     ("num-warmup-float", dict(num_warmup=1.5), ValueError, "num_warmup must be a non-negative integer"),
     ("num-warmup-zero-nothing-to-adapt", dict(num_warmup=0), ValueError, "num_warmup=0 leaves nothing to adapt"),
     # keys
-    ("rng-key-batch", dict(rng_key=jax.random.split(jax.random.key(0), 2)), TypeError,
-     "rng_key must be one JAX random key"),
+    (
+        "rng-key-batch",
+        dict(rng_key=jax.random.split(jax.random.key(0), 2)),
+        TypeError,
+        "rng_key must be one JAX random key",
+    ),
     ("rng-key-float-array", dict(rng_key=jnp.zeros(2)), TypeError, "rng_key must be one JAX random key"),
     ("rng-key-none", dict(rng_key=None), TypeError, "rng_key must be one JAX random key"),
     # names and options
@@ -105,7 +167,12 @@ BAD_INPUTS = [
     ("solver-class-not-instance", dict(solver=parmcmc.DEER), TypeError, r"solver must be an engine solver"),
     ("solve-option-misspelt", dict(max_iter=5), TypeError, "unknown argument.*Did you mean 'max_iters'"),
     ("solve-option-max-iters-zero", dict(max_iters=0), ValueError, "max_iters must be a positive integer"),
-    ("target-acceptance-out-of-range", dict(target_acceptance=1.5), ValueError, r"target_acceptance must lie in \(0, 1\)"),
+    (
+        "target-acceptance-out-of-range",
+        dict(target_acceptance=1.5),
+        ValueError,
+        r"target_acceptance must lie in \(0, 1\)",
+    ),
     ("model-not-callable", dict(model="model.py"), TypeError, "model must be a NumPyro model function"),
 ]
 
@@ -131,8 +198,14 @@ def test_float64_data_with_x64_off_warns_naming_the_arrays():
     with jax.enable_x64(False), warnings.catch_warnings():
         warnings.simplefilter("error", parmcmc.Float64DataWarning)  # stop at the warning: no sampling
         with pytest.raises(parmcmc.Float64DataWarning, match=r"model_args\[0\], model_kwargs\['y'\] are float64"):
-            parmcmc.sample(REG.model, model_args=REG.model_args, model_kwargs=REG.model_kwargs,
-                           rng_key=jax.random.key(0), num_samples=10, progress_bar=False)
+            parmcmc.sample(
+                REG.model,
+                model_args=REG.model_args,
+                model_kwargs=REG.model_kwargs,
+                rng_key=jax.random.key(0),
+                num_samples=10,
+                progress_bar=False,
+            )
         with pytest.raises(parmcmc.Float64DataWarning, match=r"initial_position is float64.*jax_enable_x64"):
             call_sample(initial_position=X_ROUNDED)
 

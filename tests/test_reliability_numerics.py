@@ -78,9 +78,20 @@ def test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain(
     the differing decisions are counted."""
     with jax.enable_x64(False), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cmp = parmcmc.compare(banana, initial_position=np.array([7.0, -4.0], np.float32), rng_key=jax.random.key(1),
-                              num_samples=1000, num_warmup=0, num_chains=2, sampler="hmc", step_size=0.5,
-                              num_integration_steps=8, solver=parmcmc.DEER(), max_iters=MAX_ITERS, progress_bar=False)
+        cmp = parmcmc.compare(
+            banana,
+            initial_position=np.array([7.0, -4.0], np.float32),
+            rng_key=jax.random.key(1),
+            num_samples=1000,
+            num_warmup=0,
+            num_chains=2,
+            sampler="hmc",
+            step_size=0.5,
+            num_integration_steps=8,
+            solver=parmcmc.DEER(),
+            max_iters=MAX_ITERS,
+            progress_bar=False,
+        )
     messages = [str(w.message) for w in caught if issubclass(w.category, parmcmc.FallbackWarning)]
     assert any("did not converge" in m and "continued sequentially" in m for m in messages), messages
     stats = cmp.parallel["solver_stats"]
@@ -94,8 +105,8 @@ def test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain(
     record_property("differing_decisions", int(flips.sum()))
     for k in range(par.shape[0]):
         until = int(np.argmax(flips[k])) if flips[k].any() else par.shape[1]
-        scale = 1 + np.abs(seq[k, :until + 1]).max()
-        assert np.abs(par[k, :until + 1] - seq[k, :until + 1]).max() <= 10 * tol * scale
+        scale = 1 + np.abs(seq[k, : until + 1]).max()
+        assert np.abs(par[k, : until + 1] - seq[k, : until + 1]).max() <= 10 * tol * scale
 
 
 # ---------------------------------------------------------------- NaN / inf log density mid-chain
@@ -149,9 +160,19 @@ def test_plus_inf_log_density_is_accepted_as_in_blackjax_and_sample_warns():
     never leaves: sample() warns instead of returning those draws quietly."""
     spike = lambda x: jnp.where(x[0] > 1.5, jnp.inf, -0.5 * jnp.sum(x**2))
     with pytest.warns(RuntimeWarning) as caught:
-        tree = parmcmc.sample(spike, initial_position=jnp.zeros(2), rng_key=jax.random.key(2), num_samples=300,
-                              num_warmup=0, num_chains=1, step_size=0.5, solver=parmcmc.DEER(), max_iters=MAX_ITERS,
-                              progress_bar=False, sampler="mala")
+        tree = parmcmc.sample(
+            spike,
+            initial_position=jnp.zeros(2),
+            rng_key=jax.random.key(2),
+            num_samples=300,
+            num_warmup=0,
+            num_chains=1,
+            step_size=0.5,
+            solver=parmcmc.DEER(),
+            max_iters=MAX_ITERS,
+            progress_bar=False,
+            sampler="mala",
+        )
     messages = [str(w.message) for w in caught]
     assert any(re.search(r"log density is \+inf at the draws of chain\(s\) \[0\]", m) for m in messages), messages
     lp = tree.sample_stats["lp"].values[0]
@@ -176,8 +197,9 @@ def test_unstable_step_size_stays_bounded_and_gives_the_sequential_chain(kind, s
         sampler = parmcmc.HMC(logdensity, step_size, 10).bind(x0)
     key, num_steps = jax.random.key(4), 300
     reference = sequential(sampler, x0, key, num_steps)
-    result = parmcmc.run_chain(sampler, x0, key, num_steps, solver=parmcmc.DEER(), max_iters=MAX_ITERS,
-                               fallback="sequential")
+    result = parmcmc.run_chain(
+        sampler, x0, key, num_steps, solver=parmcmc.DEER(), max_iters=MAX_ITERS, fallback="sequential"
+    )
     assert_same_chain(result, reference)
     assert int(result.num_iters) <= MAX_ITERS
     assert float(jnp.mean(result.stats.is_accepted)) < 0.05

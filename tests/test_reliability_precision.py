@@ -32,8 +32,17 @@ def test_float32_sample_meets_the_tolerance_and_counts_differing_decisions(sampl
     X, y = (np.asarray(a, np.float32) for a in (REG.model_args[0], REG.model_kwargs["y"]))
     with jax.enable_x64(False), warnings.catch_warnings():
         warnings.simplefilter("error", parmcmc.Float64DataWarning)  # float32 data: nothing to warn about
-        cmp = parmcmc.compare(REG.model, model_args=(X,), model_kwargs={"y": y}, rng_key=jax.random.key(3),
-                              sampler=sampler, num_samples=1000, num_warmup=300, num_chains=2, progress_bar=False)
+        cmp = parmcmc.compare(
+            REG.model,
+            model_args=(X,),
+            model_kwargs={"y": y},
+            rng_key=jax.random.key(3),
+            sampler=sampler,
+            num_samples=1000,
+            num_warmup=300,
+            num_chains=2,
+            progress_bar=False,
+        )
     par, seq = cmp.parallel.posterior["beta"].values, cmp.sequential.posterior["beta"].values
     assert par.dtype == seq.dtype == np.float32
     stats = cmp.parallel["solver_stats"]
@@ -46,9 +55,12 @@ def test_float32_sample_meets_the_tolerance_and_counts_differing_decisions(sampl
 
     flips = moved(par, 1e-3) != moved(seq, 1e-3)  # accepted moves are O(0.1); rounding is 1e-6
     record_property("differing_decisions", int(flips.sum()))
-    print(f"\nfloat32 {sampler}: {int(flips.sum())} of {flips.size} accept decisions differ from the sequential "
-          f"chain; max |parallel - sequential| {np.abs(par - seq).max():.2e}; residual "
-          f"{stats['solver_residual'].values.max():.2e}", end="")
+    print(
+        f"\nfloat32 {sampler}: {int(flips.sum())} of {flips.size} accept decisions differ from the sequential "
+        f"chain; max |parallel - sequential| {np.abs(par - seq).max():.2e}; residual "
+        f"{stats['solver_residual'].values.max():.2e}",
+        end="",
+    )
     for k in range(par.shape[0]):  # up to the first differing decision, the chains agree to tolerance
         until = int(np.argmax(flips[k])) if flips[k].any() else par.shape[1]
         assert np.abs(par[k, : until + 1] - seq[k, : until + 1]).max() <= 10 * tol * scale

@@ -61,9 +61,18 @@ def ranks(draws, truth):
 def test_sbc_ranks_of_the_numpyro_hierarchy_are_uniform(record_property):
     prior = trace(seed(hierarchy, jax.random.key(SEED))).get_trace(NUM_SIMS)
     truth = {name: np.asarray(prior[name]["value"]) for name in ("mu", "sigma", "theta", "y")}
-    tree = parmcmc.sample(hierarchy, model_args=(NUM_SIMS,), model_kwargs={"y": truth["y"]},
-                          rng_key=jax.random.key(SEED), sampler="hmc", num_samples=NUM_SAMPLES, num_warmup=1000,
-                          num_chains=1, parallel=False, progress_bar=False)
+    tree = parmcmc.sample(
+        hierarchy,
+        model_args=(NUM_SIMS,),
+        model_kwargs={"y": truth["y"]},
+        rng_key=jax.random.key(SEED),
+        sampler="hmc",
+        num_samples=NUM_SAMPLES,
+        num_warmup=1000,
+        num_chains=1,
+        parallel=False,
+        progress_bar=False,
+    )
     post = tree.posterior
     assert post["sigma"].min() > 0
     # Ranks of correlated draws pile up at the ends; the ranked draws must be close to independent.
@@ -74,8 +83,11 @@ def test_sbc_ranks_of_the_numpyro_hierarchy_are_uniform(record_property):
     # SBC cannot tell a sampler that ignores the data (the prior passes it): check that the data were used.
     assert float(post["mu"].std("draw").mean()) < 0.8  # prior sd 1; about 0.5 expected
 
-    checks = {"mu": (post["mu"].values, truth["mu"]), "sigma": (post["sigma"].values, truth["sigma"]),
-              "theta[0]": (post["theta"].values[:, :, 0], truth["theta"][0])}
+    checks = {
+        "mu": (post["mu"].values, truth["mu"]),
+        "sigma": (post["sigma"].values, truth["sigma"]),
+        "theta[0]": (post["theta"].values[:, :, 0], truth["theta"][0]),
+    }
     p_values = {}
     for name, (draws, true_value) in checks.items():
         counts = np.bincount(ranks(draws, true_value) * NUM_BINS // (NUM_RANKED + 1), minlength=NUM_BINS)

@@ -92,8 +92,11 @@ def report(record_property, name, z_mean, z_sd):
     record_property("z_mean", np.round(z_mean, 3).tolist())
     record_property("z_sd", np.round(z_sd, 3).tolist())
     short = lambda z: np.round(z, 2).tolist() if z.size <= 4 else f"({z.size} components)"
-    print(f"\n{name}: z(mean) {short(z_mean)} z(sd) {short(z_sd)} "
-          f"max |z| {max(np.abs(z_mean).max(), np.abs(z_sd).max()):.2f}", end="")
+    print(
+        f"\n{name}: z(mean) {short(z_mean)} z(sd) {short(z_sd)} "
+        f"max |z| {max(np.abs(z_mean).max(), np.abs(z_sd).max()):.2f}",
+        end="",
+    )
 
 
 def compare(model, sampler, **kwargs):
@@ -117,8 +120,9 @@ def correlated_gaussian(x):
 # checked on the 100-D Gaussian below and on the correlated posterior of the conjugate regression
 # (test_api.py); its 2-D run was dropped to keep the suite within its time budget.
 def test_correlated_2d_gaussian(record_property, sampler="hmc"):
-    cmp = compare(correlated_gaussian, sampler, initial_position=jnp.zeros(2), num_samples=2000, num_warmup=500,
-                  num_chains=2)
+    cmp = compare(
+        correlated_gaussian, sampler, initial_position=jnp.zeros(2), num_samples=2000, num_warmup=500, num_chains=2
+    )
     assert_parallel_is_sequential(cmp)
     z_mean, z_sd = z_scores(cmp.parallel, "x", MEAN_2D, SD_2D)
     report(record_property, f"2-D Gaussian {sampler}", z_mean, z_sd)
@@ -163,8 +167,13 @@ SD_BY_SAMPLER = {"mala": np.geomspace(np.sqrt(0.1), 1.0, DIM), "hmc": SD_100}  #
 @pytest.mark.parametrize("sampler", ["mala", "hmc"])
 def test_ill_conditioned_100d_gaussian(sampler, record_property):
     sd = SD_BY_SAMPLER[sampler]
-    cmp = compare(diagonal_gaussian(sd), sampler, initial_position=jnp.zeros(DIM),
-                  solver=parmcmc.QuasiDEER(diagonal="hutchinson"), **SETTINGS_100[sampler])
+    cmp = compare(
+        diagonal_gaussian(sd),
+        sampler,
+        initial_position=jnp.zeros(DIM),
+        solver=parmcmc.QuasiDEER(diagonal="hutchinson"),
+        **SETTINGS_100[sampler],
+    )
     assert_parallel_is_sequential(cmp)
     z_mean, z_sd = z_scores(cmp.parallel, "x", MEAN_100, sd)
     report(record_property, f"100-D Gaussian {sampler}", z_mean, z_sd)
@@ -208,8 +217,15 @@ def test_beta_bernoulli_through_numpyro(record_property):
     # converged until the warmup was jitted as a whole, which changed its rounding, and then overflowed on
     # chain 0. Whether undamped Newton survives an HMC chain depends on such details; the damped one did
     # on both chains (about 14 and 140 iterations for another seed's 1000 draws).
-    cmp = compare(beta_bernoulli, "hmc", model_args=(BB_DATA,), num_samples=2000, num_warmup=500, num_chains=2,
-                  solver=parmcmc.DEER(damping=0.55, clip=1.0))
+    cmp = compare(
+        beta_bernoulli,
+        "hmc",
+        model_args=(BB_DATA,),
+        num_samples=2000,
+        num_warmup=500,
+        num_chains=2,
+        solver=parmcmc.DEER(damping=0.55, clip=1.0),
+    )
     assert_parallel_is_sequential(cmp)
     p = cmp.parallel.posterior["p"].values
     assert p.min() > 0 and p.max() < 1

@@ -5,6 +5,7 @@ give BlackJAX's ``run_inference_algorithm`` positions to 1e-8 with no accept
 decision differing, and the statistics of the solved chain must equal
 BlackJAX's info fields.
 """
+
 import blackjax
 import jax
 import jax.numpy as jnp
@@ -83,9 +84,7 @@ def test_hmc_matches_blackjax(make_target):
     assert bool(jnp.all(stats.is_divergent == bj_infos.is_divergent))
     # energy_error = H_end - H_start: -log(acceptance_rate) where that is < 1, <= 0 elsewhere
     below_one = bj_infos.acceptance_rate < 1
-    np.testing.assert_allclose(
-        stats.energy_error[below_one], -jnp.log(bj_infos.acceptance_rate[below_one]), atol=1e-8
-    )
+    np.testing.assert_allclose(stats.energy_error[below_one], -jnp.log(bj_infos.acceptance_rate[below_one]), atol=1e-8)
     assert bool(jnp.all(stats.energy_error[~below_one] <= 0))
 
 
@@ -98,9 +97,7 @@ def test_hmc_dense_mass_matrix_and_legacy_key():
     key = jax.random.PRNGKey(5)
     algorithm = blackjax.hmc(target.logdensity_fn, 0.3, imm, 5)
     bj_states, bj_infos = blackjax_chain(algorithm, target.initial_position, key, NUM_STEPS)
-    sampler, states, stats = our_chain(
-        HMC(target.logdensity_fn, 0.3, 5, imm), target.initial_position, key, NUM_STEPS
-    )
+    sampler, states, stats = our_chain(HMC(target.logdensity_fn, 0.3, 5, imm), target.initial_position, key, NUM_STEPS)
     assert_same_chain(sampler, states, stats, bj_states, bj_infos)
     np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
 
@@ -111,9 +108,7 @@ def test_hmc_divergences_match_blackjax():
     key = jax.random.key(11)
     algorithm = blackjax.hmc(target.logdensity_fn, 3.0, jnp.ones(10), 5)
     bj_states, bj_infos = blackjax_chain(algorithm, target.initial_position, key, 200)
-    _, states, stats = our_chain(
-        HMC(target.logdensity_fn, 3.0, 5), target.initial_position, key, 200
-    )
+    _, states, stats = our_chain(HMC(target.logdensity_fn, 3.0, 5), target.initial_position, key, 200)
     assert int(jnp.sum(bj_infos.is_divergent)) > 0
     assert bool(jnp.all(stats.is_divergent == bj_infos.is_divergent))
     assert bool(jnp.all(stats.is_accepted == bj_infos.is_accepted))
@@ -199,4 +194,6 @@ def test_preconditioned_mala_is_blackjax_mala_on_the_transformed_density(make_ta
     np.testing.assert_allclose(stats.logdensity, bj_states.logdensity, rtol=1e-10, atol=1e-10)
     # mapped back to positions at the output
     expected = jax.vmap(lambda z: unravel(loc + scale @ z))(bj_states.position)
-    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=0, atol=1e-8), bound.unravel_chain(states), expected)
+    jax.tree.map(
+        lambda u, v: np.testing.assert_allclose(u, v, rtol=0, atol=1e-8), bound.unravel_chain(states), expected
+    )

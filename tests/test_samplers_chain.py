@@ -5,6 +5,7 @@ and no accept decision differing, for Sequential, Jacobi and Picard (short
 chains: they may need up to T iterations), QuasiDEER and DEER.
 (float32: test_samplers_chain_float32.py.)
 """
+
 import blackjax
 import jax
 import jax.numpy as jnp
@@ -54,7 +55,9 @@ def max_abs_diff(a, b):
 
 
 @pytest.mark.parametrize("kind", ["MALA", "HMC"])
-@pytest.mark.parametrize("solver, num_steps", SOLVERS, ids=lambda s: type(s).__name__ if not isinstance(s, int) else str(s))
+@pytest.mark.parametrize(
+    "solver, num_steps", SOLVERS, ids=lambda s: type(s).__name__ if not isinstance(s, int) else str(s)
+)
 def test_every_solver_gives_the_blackjax_chain(kind, solver, num_steps):
     target = correlated_gaussian()
     sampler, algorithm = make_pair(kind, target)
@@ -64,7 +67,7 @@ def test_every_solver_gives_the_blackjax_chain(kind, solver, num_steps):
     assert bool(result.converged)
     assert max_abs_diff(result.positions, bj_states.position) <= 1e-8
     assert int(jnp.sum(result.stats.is_accepted != bj_infos.is_accepted)) == 0
-    assert 0 < int(jnp.sum(~bj_infos.is_accepted))  # some rejections to get right
+    assert int(jnp.sum(~bj_infos.is_accepted)) > 0  # some rejections to get right
     np.testing.assert_allclose(result.stats.acceptance_rate, bj_infos.acceptance_rate, atol=1e-8)
     if kind == "HMC":
         np.testing.assert_allclose(result.stats.proposal_energy, bj_infos.energy, rtol=1e-8, atol=1e-8)

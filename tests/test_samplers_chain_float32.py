@@ -1,6 +1,7 @@
 """run_chain in float32: the solve meets its tolerance, and the accept decisions
 that differ from the float32 sequential chain are counted and reported (run
 with ``-s`` to see them; they are also pytest properties)."""
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -14,8 +15,11 @@ NUM_STEPS = 300
 
 
 # Two of the four pairs (the other two ran too, and passed, until the suite's time budget needed it).
-@pytest.mark.parametrize("kind, solver", [("MALA", QuasiDEER()), ("HMC", DEER())],
-                         ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+@pytest.mark.parametrize(
+    "kind, solver",
+    [("MALA", QuasiDEER()), ("HMC", DEER())],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
 def test_float32_meets_tolerance_and_counts_differing_decisions(kind, solver, record_property):
     target = correlated_gaussian(dtype=jnp.float32)
     if kind == "MALA":

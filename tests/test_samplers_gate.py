@@ -1,4 +1,5 @@
 """The accept gate as a differentiable map: hard and smooth Jacobians."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,9 +37,9 @@ def mala_pieces(target, x, noise_t):
 def mala_setup():
     target = correlated_gaussian()
     hard = MALA(target.logdensity_fn, target.mala_step).bind(target.initial_position)
-    smooth = MALA(
-        target.logdensity_fn, target.mala_step, gate="smooth", gate_temperature=TEMPERATURE
-    ).bind(target.initial_position)
+    smooth = MALA(target.logdensity_fn, target.mala_step, gate="smooth", gate_temperature=TEMPERATURE).bind(
+        target.initial_position
+    )
     x0 = hard.ravel(target.initial_position)
     inputs = hard.noise(jax.random.key(3), 300)
     states = sequential_chain(hard, x0, inputs)
@@ -72,9 +73,7 @@ def test_mala_jacobians(mala_setup, accepted):
 
     j_smooth = jax.jacfwd(smooth.step)(x_prev, noise_t)
     jump = proposal(x_prev) - x_prev
-    np.testing.assert_allclose(
-        j_smooth, expected + jnp.outer(jump, jax.grad(soft)(x_prev)), rtol=1e-8, atol=1e-10
-    )
+    np.testing.assert_allclose(j_smooth, expected + jnp.outer(jump, jax.grad(soft)(x_prev)), rtol=1e-8, atol=1e-10)
     assert float(jnp.max(jnp.abs(j_smooth - j_hard))) > 1e-6  # it does change the jvp
     # ... while the value is the hard gate's, exactly
     assert bool(jnp.all(smooth.step(x_prev, noise_t) == hard.step(x_prev, noise_t)))

@@ -1,4 +1,5 @@
 """Bad input is refused early, with a message that names the problem."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -107,9 +108,7 @@ def test_bad_positions_and_unbound_use():
         bound.ravel(jnp.zeros(4))
 
 
-@pytest.mark.parametrize(
-    "num_steps, error", [(0, ValueError), (-1, ValueError), (2.0, TypeError), (False, TypeError)]
-)
+@pytest.mark.parametrize("num_steps, error", [(0, ValueError), (-1, ValueError), (2.0, TypeError), (False, TypeError)])
 def test_bad_num_steps(num_steps, error):
     with pytest.raises(error, match="num_steps"):
         MALA(logdensity_fn, 0.1).bind(X0).noise(jax.random.key(0), num_steps)

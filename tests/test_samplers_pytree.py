@@ -1,5 +1,6 @@
 """Samplers are immutable pytrees: array settings are leaves, so one compiled program serves every
 step size and mass matrix of the same shapes, and per-chain settings vmap directly."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,5 @@
 """sample()'s sampler options: energy that ArviZ's BFMI reads right, dense adaptation, step-size jitter."""
+
 import arviz as az
 import jax
 import jax.numpy as jnp
@@ -15,8 +16,17 @@ def gaussian(x):
 
 
 def run(**options):
-    return parmcmc.sample(gaussian, rng_key=jax.random.key(0), initial_position=jnp.zeros(3), num_samples=1000,
-                          num_warmup=300, num_chains=4, parallel=False, progress_bar=False, **options)
+    return parmcmc.sample(
+        gaussian,
+        rng_key=jax.random.key(0),
+        initial_position=jnp.zeros(3),
+        num_samples=1000,
+        num_warmup=300,
+        num_chains=4,
+        parallel=False,
+        progress_bar=False,
+        **options,
+    )
 
 
 def test_bfmi_of_hmc_on_a_gaussian_is_near_one():
@@ -24,9 +34,18 @@ def test_bfmi_of_hmc_on_a_gaussian_is_near_one():
     refresh, so BFMI = E[(E_t - E_{t-1})^2] / Var(E) is 1 in expectation (sd of one chain's estimate at
     D = 20, 1000 draws: about 0.05-0.1). Finite everywhere, and n_steps is recorded."""
     scales = jnp.linspace(0.5, 2.0, 20)
-    tree = parmcmc.sample(lambda x: -0.5 * jnp.sum((x / scales) ** 2), rng_key=jax.random.key(0),
-                          initial_position=jnp.zeros(20), num_samples=1000, num_warmup=300, num_chains=4,
-                          parallel=False, progress_bar=False, sampler="hmc", step_size_jitter=0.5)
+    tree = parmcmc.sample(
+        lambda x: -0.5 * jnp.sum((x / scales) ** 2),
+        rng_key=jax.random.key(0),
+        initial_position=jnp.zeros(20),
+        num_samples=1000,
+        num_warmup=300,
+        num_chains=4,
+        parallel=False,
+        progress_bar=False,
+        sampler="hmc",
+        step_size_jitter=0.5,
+    )
     energy = np.asarray(tree["sample_stats"]["energy"])
     assert np.all(np.isfinite(energy))
     bfmi = np.asarray(az.bfmi(energy))  # (chain, draw) energies -> one BFMI per chain

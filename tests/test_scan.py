@@ -34,7 +34,9 @@ def test_affine_scan_equals_sequential_loop(dense, dtype, tol):
         got = jax.jit(scan)(A, b, x0)
         assert got.dtype == dtype
         assert jnp.max(jnp.abs(got - expected)) <= tol * (1 + jnp.max(jnp.abs(expected)))
-    assert jnp.max(jnp.abs(jax.jit(affine_scan_sequential)(A, b, x0) - expected)) <= tol * (1 + jnp.max(jnp.abs(expected)))
+    assert jnp.max(jnp.abs(jax.jit(affine_scan_sequential)(A, b, x0) - expected)) <= tol * (
+        1 + jnp.max(jnp.abs(expected))
+    )
 
 
 def test_picard_scan_is_identity_recurrence():

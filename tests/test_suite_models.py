@@ -9,10 +9,21 @@ from jax.flatten_util import ravel_pytree
 from parmcmc.models import from_numpyro
 from parmcmc.models.suite import SUITE, build, names
 
-DIMS = {"eight_schools_centered": 10, "eight_schools_noncentered": 10, "radon": 89, "german_credit": 25,
-        "horseshoe_logistic": 42, "softmax_regression": 12, "stochastic_volatility": 103,
-        "random_walk_missing": 31, "rotated_gaussian": 100, "irt_2pl": 36, "gp_hyperparameters": 3,
-        "funnel": 10, "banana": 2}
+DIMS = {
+    "eight_schools_centered": 10,
+    "eight_schools_noncentered": 10,
+    "radon": 89,
+    "german_credit": 25,
+    "horseshoe_logistic": 42,
+    "softmax_regression": 12,
+    "stochastic_volatility": 103,
+    "random_walk_missing": 31,
+    "rotated_gaussian": 100,
+    "irt_2pl": 36,
+    "gp_hyperparameters": 3,
+    "funnel": 10,
+    "banana": 2,
+}
 
 
 def test_suite_lists_at_least_twelve_models():
@@ -22,8 +33,9 @@ def test_suite_lists_at_least_twelve_models():
 @pytest.mark.parametrize("name", sorted(SUITE))
 def test_suite_model_builds_with_finite_density(name):
     ex = build(name)
-    target = from_numpyro(ex.model, jax.random.key(0), model_args=ex.model_args,
-                          model_kwargs=ex.model_kwargs, num_chains=1)
+    target = from_numpyro(
+        ex.model, jax.random.key(0), model_args=ex.model_args, model_kwargs=ex.model_kwargs, num_chains=1
+    )
     x = jax.tree_util.tree_map(lambda a: a[0], target.initial_positions)
     flat, unravel = ravel_pytree(x)
     assert flat.size == DIMS[name] and flat.dtype == jnp.float64

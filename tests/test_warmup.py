@@ -70,7 +70,9 @@ def hmc_result():
 
 def test_mala_acceptance_after_warmup_is_near_0574(mala_result):
     run = follow_up_acceptance(lambda step_size: blackjax.mala(std_normal, step_size), 2000)
-    acc = run(jax.random.split(jax.random.key(4), NUM_CHAINS), mala_result.positions, {"step_size": mala_result.step_size})
+    acc = run(
+        jax.random.split(jax.random.key(4), NUM_CHAINS), mala_result.positions, {"step_size": mala_result.step_size}
+    )
     assert abs(float(acc.mean()) - MALA_TARGET_ACCEPTANCE) < 0.1, acc
 
 
@@ -153,8 +155,14 @@ def test_mala_curvature_preconditioner_is_exact_on_a_gaussian():
     a = rng.normal(size=(4, 4))
     cov = a @ a.T + 0.5 * np.eye(4)
     precision = jnp.asarray(np.linalg.inv(cov))
-    warm = mala_warmup(lambda x: -0.5 * x @ precision @ x, jnp.zeros((2, 4)), jax.random.key(0), 100,
-                       precondition="hessian", keep_draws=False)
+    warm = mala_warmup(
+        lambda x: -0.5 * x @ precision @ x,
+        jnp.zeros((2, 4)),
+        jax.random.key(0),
+        100,
+        precondition="hessian",
+        keep_draws=False,
+    )
     assert warm.loc.shape == (2, 4) and warm.scale.shape == (2, 4, 4)
     for c in range(2):
         np.testing.assert_allclose(warm.scale[c] @ warm.scale[c].T, cov, rtol=1e-8, atol=1e-10)

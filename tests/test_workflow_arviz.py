@@ -32,16 +32,27 @@ Y = 0.5 * X + 0.3 * np.random.default_rng(0).normal(size=20)
 
 @pytest.fixture(scope="module")
 def nuts():
-    mcmc = MCMC(NUTS(model), num_warmup=200, num_samples=200, num_chains=2, progress_bar=False,
-                chain_method="sequential")
+    mcmc = MCMC(
+        NUTS(model), num_warmup=200, num_samples=200, num_chains=2, progress_bar=False, chain_method="sequential"
+    )
     mcmc.run(jax.random.key(0), X, Y, extra_fields=NUTS_FIELDS)
     return az.from_numpyro(mcmc, log_likelihood=True)
 
 
 @pytest.fixture(scope="module")
 def ours():
-    return parmcmc.sample(model, rng_key=jax.random.key(0), num_samples=200, num_warmup=200, num_chains=2,
-                          sampler="hmc", model_args=(X, Y), progress_bar=False, posterior_predictive=True, prior=50)
+    return parmcmc.sample(
+        model,
+        rng_key=jax.random.key(0),
+        num_samples=200,
+        num_warmup=200,
+        num_chains=2,
+        sampler="hmc",
+        model_args=(X, Y),
+        progress_bar=False,
+        posterior_predictive=True,
+        prior=50,
+    )
 
 
 def test_sample_stats_hold_what_nuts_output_holds(ours, nuts):

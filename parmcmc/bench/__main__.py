@@ -23,13 +23,39 @@ from parmcmc.bench.timing import versions
 
 PRESETS = {
     "cpu": dict(banana=10_000, logistic=2_048, gaussian=(2_000,), schools=1_000, sweep=(1_000, 2_000, 4_000, 8_000)),
-    "gpu": dict(banana=100_000, logistic=16_384, gaussian=(10_000, 100_000), schools=10_000,
-                sweep=tuple(1_000 * 2**k for k in range(8))),
+    "gpu": dict(
+        banana=100_000,
+        logistic=16_384,
+        gaussian=(10_000, 100_000),
+        schools=10_000,
+        sweep=tuple(1_000 * 2**k for k in range(8)),
+    ),
 }
-COLUMNS = ["case", "sampler", "solver", "D", "T", "chains", "dtype", "newton_iterations", "converged", "fell_back",
-           "parallel_s", "sequential_s", "speedup_vs_sequential_same_device", "sequential_cpu_s",
-           "speedup_vs_sequential_cpu", "max_abs_diff", "accept_decisions_differing", "parallel_temp_MiB",
-           "parallel_compile_s", "sequential_compile_s", "iteration_s", "floor_s", "cost_ratio"]
+COLUMNS = [
+    "case",
+    "sampler",
+    "solver",
+    "D",
+    "T",
+    "chains",
+    "dtype",
+    "newton_iterations",
+    "converged",
+    "fell_back",
+    "parallel_s",
+    "sequential_s",
+    "speedup_vs_sequential_same_device",
+    "sequential_cpu_s",
+    "speedup_vs_sequential_cpu",
+    "max_abs_diff",
+    "accept_decisions_differing",
+    "parallel_temp_MiB",
+    "parallel_compile_s",
+    "sequential_compile_s",
+    "iteration_s",
+    "floor_s",
+    "cost_ratio",
+]
 
 
 def markdown(rows, columns=COLUMNS) -> str:
@@ -44,16 +70,35 @@ def schools_row(num_samples):
     from parmcmc.models.builtin import eight_schools
 
     ex = eight_schools()
-    cmp = compare(ex.model, rng_key=jax.random.key(0), sampler="hmc", num_samples=num_samples, num_warmup=1000,
-                  num_chains=4, model_args=ex.model_args, model_kwargs=ex.model_kwargs, progress_bar=False)
+    cmp = compare(
+        ex.model,
+        rng_key=jax.random.key(0),
+        sampler="hmc",
+        num_samples=num_samples,
+        num_warmup=1000,
+        num_chains=4,
+        model_args=ex.model_args,
+        model_kwargs=ex.model_kwargs,
+        progress_bar=False,
+    )
     par, seq = cmp.runs.loc["parallel"], cmp.runs.loc["sequential"]
-    return dict(case="eight schools (sample())", sampler="HMC", solver=par["solver"], D=10, T=num_samples, chains=4,
-                dtype="float64" if jax.config.jax_enable_x64 else "float32",
-                newton_iterations=int(par["newton_iterations"]), converged=bool(par["converged"]),
-                fell_back=bool(par["fell_back"]), parallel_s=float(par["wall_clock_s"]),
-                sequential_s=float(seq["wall_clock_s"]),
-                speedup_vs_sequential_same_device=float(seq["wall_clock_s"]) / float(par["wall_clock_s"]),
-                max_abs_diff=cmp.max_abs_diff, parallel_compile_s=float(par["compile_s"]))
+    return dict(
+        case="eight schools (sample())",
+        sampler="HMC",
+        solver=par["solver"],
+        D=10,
+        T=num_samples,
+        chains=4,
+        dtype="float64" if jax.config.jax_enable_x64 else "float32",
+        newton_iterations=int(par["newton_iterations"]),
+        converged=bool(par["converged"]),
+        fell_back=bool(par["fell_back"]),
+        parallel_s=float(par["wall_clock_s"]),
+        sequential_s=float(seq["wall_clock_s"]),
+        speedup_vs_sequential_same_device=float(seq["wall_clock_s"]) / float(par["wall_clock_s"]),
+        max_abs_diff=cmp.max_abs_diff,
+        parallel_compile_s=float(par["compile_s"]),
+    )
 
 
 def sweep(Ts, out_dir):
@@ -67,8 +112,12 @@ def sweep(Ts, out_dir):
 
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot([r["T"] for r in rows], [r["newton_iterations"] for r in rows], "o-")
-        ax.set(xscale="log", xlabel="chain length T", ylabel="Newton iterations",
-               title="MALA, 100-D ill-conditioned Gaussian, QuasiDEER")
+        ax.set(
+            xscale="log",
+            xlabel="chain length T",
+            ylabel="Newton iterations",
+            title="MALA, 100-D ill-conditioned Gaussian, QuasiDEER",
+        )
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "iterations_vs_T.png"), dpi=120)
     except ImportError:
@@ -90,8 +139,12 @@ def main(argv=None):
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--only", nargs="*", help="case names: banana logistic gaussian schools sweep")
     parser.add_argument("--small", action="store_true", help="every size / 16: check a preset runs (e.g. gpu on a CPU)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds after which no further case starts (default: 420 for gpu, to fit 8 minutes)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds after which no further case starts (default: 420 for gpu, to fit 8 minutes)",
+    )
     args = parser.parse_args(argv)
     if args.budget is None:
         args.budget = 420.0 if args.preset == "gpu" else float("inf")
@@ -113,8 +166,9 @@ def main(argv=None):
         return
     p, only = PRESETS[args.preset], set(args.only or ["banana", "logistic", "gaussian", "schools", "sweep"])
     if args.small:  # the same cases at 1/16 of their sizes: checks a preset runs, on any device
-        p = {k: tuple(max(256, T // 16) for T in v) if isinstance(v, tuple) else max(256, v // 16)
-             for k, v in p.items()}
+        p = {
+            k: tuple(max(256, T // 16) for T in v) if isinstance(v, tuple) else max(256, v // 16) for k, v in p.items()
+        }
     rows, started, skipped = [], time.time(), []
 
     def timed(name, make):
@@ -124,11 +178,14 @@ def main(argv=None):
             return []
         out = make()
         for r in out:
-            print(f"{r['case']} T={r['T']}: compile {r.get('parallel_compile_s', float('nan')):.2f} s, "
-                  f"{r.get('newton_iterations')} iterations, cost ratio {r.get('cost_ratio', float('nan')):.2f}, "
-                  f"parallel {r.get('parallel_s', float('nan')):.3g} s, "
-                  f"sequential {r.get('sequential_s', float('nan')):.3g} s "
-                  f"(CPU {r.get('sequential_cpu_s', float('nan')):.3g} s)", flush=True)
+            print(
+                f"{r['case']} T={r['T']}: compile {r.get('parallel_compile_s', float('nan')):.2f} s, "
+                f"{r.get('newton_iterations')} iterations, cost ratio {r.get('cost_ratio', float('nan')):.2f}, "
+                f"parallel {r.get('parallel_s', float('nan')):.3g} s, "
+                f"sequential {r.get('sequential_s', float('nan')):.3g} s "
+                f"(CPU {r.get('sequential_cpu_s', float('nan')):.3g} s)",
+                flush=True,
+            )
         return out
 
     if "banana" in only:
@@ -145,7 +202,8 @@ def main(argv=None):
         skipped.append("sweep")
     elif "sweep" in only:
         text += "\n\nNewton iterations against T (plot: iterations_vs_T.png)\n\n" + markdown(
-            sweep(p["sweep"], args.out), ["case", "T", "newton_iterations", "converged", "parallel_s"])
+            sweep(p["sweep"], args.out), ["case", "T", "newton_iterations", "converged", "parallel_s"]
+        )
     if skipped:
         text += f"\n\nSkipped (time budget of {args.budget:.0f} s spent): {', '.join(skipped)}"
     text += f"\n\n{info}; total {time.time() - started:.0f} s"

@@ -6,7 +6,8 @@ sequential chain on the CPU (the alternative a user has for a cheap model), the 
 between the chains, the accept decisions that differ, XLA's working memory and the compile times.
 """
 
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import blackjax
 import jax
@@ -26,13 +27,13 @@ class Case(NamedTuple):
     dim: int
     num_steps: int
     num_chains: int
-    sampler: str                 # "mala" | "hmc"
+    sampler: str  # "mala" | "hmc"
     step_size: float
     solver: object
-    init: Callable               # key -> (num_chains, dim) starting positions
+    init: Callable  # key -> (num_chains, dim) starting positions
     num_integration_steps: int = 8
     dtype: object = jnp.float32
-    max_iters: Optional[int] = None
+    max_iters: int | None = None
 
 
 def banana_logdensity(x):
@@ -87,7 +88,9 @@ def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_seque
 
     def sequential(keys, x0):
         def one(k, x):
-            _, (states, info) = blackjax.util.run_inference_algorithm(k, algo, case.num_steps, initial_state=algo.init(x))
+            _, (states, info) = blackjax.util.run_inference_algorithm(
+                k, algo, case.num_steps, initial_state=algo.init(x)
+            )
             return states.position, info.is_accepted
 
         return jax.vmap(one)(keys, x0)
@@ -95,13 +98,23 @@ def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_seque
     par, t_par = time_jitted(parallel, keys, x0, repeats=repeats)
     (seq_pos, seq_acc), t_seq = time_jitted(sequential, keys, x0, repeats=repeats)
     row = dict(
-        case=case.name, sampler=case.sampler.upper(), solver=repr(solver), D=case.dim, T=case.num_steps,
-        chains=case.num_chains, dtype=jnp.dtype(case.dtype).name, device=str(jax.devices()[0]),
-        newton_iterations=int(np.max(par.num_iters)), converged=bool(np.all(par.converged)),
-        fell_back=bool(np.any(par.fell_back)), residual=float(np.max(par.residual)),
-        parallel_s=t_par.median_s, parallel_compile_s=t_par.compile_s,
+        case=case.name,
+        sampler=case.sampler.upper(),
+        solver=repr(solver),
+        D=case.dim,
+        T=case.num_steps,
+        chains=case.num_chains,
+        dtype=jnp.dtype(case.dtype).name,
+        device=str(jax.devices()[0]),
+        newton_iterations=int(np.max(par.num_iters)),
+        converged=bool(np.all(par.converged)),
+        fell_back=bool(np.any(par.fell_back)),
+        residual=float(np.max(par.residual)),
+        parallel_s=t_par.median_s,
+        parallel_compile_s=t_par.compile_s,
         parallel_temp_MiB=t_par.temp_bytes / 2**20,
-        sequential_s=t_seq.median_s, sequential_compile_s=t_seq.compile_s,
+        sequential_s=t_seq.median_s,
+        sequential_compile_s=t_seq.compile_s,
         speedup_vs_sequential_same_device=t_seq.median_s / t_par.median_s,
         max_abs_diff=float(jnp.max(jnp.abs(par.positions - seq_pos))),
         accept_decisions_differing=int(jnp.sum(par.stats.is_accepted != seq_acc)),
@@ -121,7 +134,7 @@ def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_seque
     return row
 
 
-def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3) -> Optional[float]:
+def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3) -> float | None:
     """The floor of one Newton iteration over all chains: seconds of one batched evaluation of f and
     its Jacobian approximation at all T states plus one scan of the linear system (each jitted alone,
     median of `repeats`). None for solvers that do not solve an LDS exactly (ELK's Kalman smoother).
@@ -137,7 +150,7 @@ def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3)
     X, U = jax.jit(jax.vmap(states_and_noise))(keys, x0)
 
     def linearize(X, U, x0):
-        one = lambda X, U, x: solver.linearize(sampler.step, shift(X, x), U, solver.init(x, num_steps))  # noqa: E731
+        one = lambda X, U, x: solver.linearize(sampler.step, shift(X, x), U, solver.init(x, num_steps))
         return jax.vmap(one)(X, U, x0)
 
     lin, t_lin = time_jitted(linearize, X, U, x0, repeats=repeats)
@@ -150,17 +163,44 @@ def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3)
 
 
 def banana(num_steps=100_000, solver=None) -> Case:
-    return Case("banana (TFP gym)", banana_logdensity, 2, num_steps, 1, "hmc", 0.5,
-                DEER(damping=0.55, clip=1.0) if solver is None else solver,
-                lambda k: 10.0 * jax.random.normal(k, (1, 2)), num_integration_steps=8)
+    return Case(
+        "banana (TFP gym)",
+        banana_logdensity,
+        2,
+        num_steps,
+        1,
+        "hmc",
+        0.5,
+        DEER(damping=0.55, clip=1.0) if solver is None else solver,
+        lambda k: 10.0 * jax.random.normal(k, (1, 2)),
+        num_integration_steps=8,
+    )
 
 
 def logistic(num_steps=16_384, solver=None) -> Case:
-    return Case("logistic regression (German-credit shape)", german_credit_like(), 25, num_steps, 4, "mala",
-                0.0015, QuasiDEER() if solver is None else solver, lambda k: jnp.zeros((4, 25)))
+    return Case(
+        "logistic regression (German-credit shape)",
+        german_credit_like(),
+        25,
+        num_steps,
+        4,
+        "mala",
+        0.0015,
+        QuasiDEER() if solver is None else solver,
+        lambda k: jnp.zeros((4, 25)),
+    )
 
 
 def gaussian_100d(num_steps=10_000, solver=None) -> Case:
     logdensity, scales = ill_conditioned_gaussian()
-    return Case("ill-conditioned Gaussian", logdensity, 100, num_steps, 1, "mala", 0.5,
-                QuasiDEER() if solver is None else solver, lambda k: scales * jax.random.normal(k, (1, 100)))
+    return Case(
+        "ill-conditioned Gaussian",
+        logdensity,
+        100,
+        num_steps,
+        1,
+        "mala",
+        0.5,
+        QuasiDEER() if solver is None else solver,
+        lambda k: scales * jax.random.normal(k, (1, 100)),
+    )

@@ -5,6 +5,7 @@ filter), on a contractive tanh RNN and on expanding initial guesses where DEER o
 
 float64, default tolerance (1e-11), max_iters = 200, the default initial guess (x0 repeated).
 """
+
 import jax
 import jax.numpy as jnp
 
@@ -74,6 +75,7 @@ if __name__ == "__main__":
     import sys
 
     jax.config.update("jax_enable_x64", True)
-    columns, table = run(tuple(int(a) for a in sys.argv[1:]) or (1_000, 10_000),
-                         echo=lambda s: print(s, file=sys.stderr, flush=True))
+    columns, table = run(
+        tuple(int(a) for a in sys.argv[1:]) or (1_000, 10_000), echo=lambda s: print(s, file=sys.stderr, flush=True)
+    )
     print(markdown(columns, table))

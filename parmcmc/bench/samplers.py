@@ -92,17 +92,32 @@ def _summary(tree, seconds):
     bulk, tail = az.ess(x, method="bulk"), az.ess(x, method="tail", prob=(0.05, 0.95))
     stats = tree["sample_stats"] if "sample_stats" in tree else tree.sample_stats
     div = int(np.sum(np.asarray(stats["diverging"]))) if "diverging" in stats else 0
-    return dict(ess_bulk=float(np.min(bulk)), ess_tail=float(np.min(tail)), rhat=float(np.max(az.rhat(x))),
-                divergences=div, seconds=seconds, ess_per_s=float(np.min(bulk)) / seconds)
+    return dict(
+        ess_bulk=float(np.min(bulk)),
+        ess_tail=float(np.min(tail)),
+        rhat=float(np.max(az.rhat(x))),
+        divergences=div,
+        seconds=seconds,
+        ess_per_s=float(np.min(bulk)) / seconds,
+    )
 
 
 def run_parmcmc(model, args, kwargs, **options):
     import parmcmc
 
     t0 = time.perf_counter()
-    tree = parmcmc.sample(model, rng_key=jax.random.key(1), num_samples=DRAWS, num_warmup=WARMUP,
-                          num_chains=CHAINS, parallel=False, model_args=args, model_kwargs=kwargs,
-                          progress_bar=False, **options)
+    tree = parmcmc.sample(
+        model,
+        rng_key=jax.random.key(1),
+        num_samples=DRAWS,
+        num_warmup=WARMUP,
+        num_chains=CHAINS,
+        parallel=False,
+        model_args=args,
+        model_kwargs=kwargs,
+        progress_bar=False,
+        **options,
+    )
     total = time.perf_counter() - t0
     seconds = float(tree.attrs.get("sampling_seconds", 0)) + float(tree.attrs.get("warmup_seconds", 0))
     out = _summary(tree, seconds)
@@ -113,8 +128,14 @@ def run_parmcmc(model, args, kwargs, **options):
 def run_nuts(model, args, kwargs):
     from numpyro.infer import MCMC, NUTS
 
-    mcmc = MCMC(NUTS(model), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS,
-                chain_method="vectorized", progress_bar=False)
+    mcmc = MCMC(
+        NUTS(model),
+        num_warmup=WARMUP,
+        num_samples=DRAWS,
+        num_chains=CHAINS,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
     t0 = time.perf_counter()
     mcmc.run(jax.random.key(1), *args, **kwargs)
     jax.block_until_ready(mcmc.get_samples())
@@ -127,12 +148,20 @@ def run_nuts(model, args, kwargs):
     import arviz as az
 
     samples = mcmc.get_samples(group_by_chain=True)
-    x = np.concatenate([np.asarray(v).reshape(CHAINS, DRAWS, -1) for k, v in samples.items()
-                        if not k.endswith("theta")], axis=-1)
+    x = np.concatenate(
+        [np.asarray(v).reshape(CHAINS, DRAWS, -1) for k, v in samples.items() if not k.endswith("theta")], axis=-1
+    )
     bulk, tail = az.ess(x, method="bulk"), az.ess(x, method="tail", prob=(0.05, 0.95))
     div = int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"])))
-    return dict(ess_bulk=float(np.min(bulk)), ess_tail=float(np.min(tail)), rhat=float(np.max(az.rhat(x))),
-                divergences=div, seconds=seconds, ess_per_s=float(np.min(bulk)) / seconds, total_s=total)
+    return dict(
+        ess_bulk=float(np.min(bulk)),
+        ess_tail=float(np.min(tail)),
+        rhat=float(np.max(az.rhat(x))),
+        divergences=div,
+        seconds=seconds,
+        ess_per_s=float(np.min(bulk)) / seconds,
+        total_s=total,
+    )
 
 
 SAMPLERS = {
@@ -167,15 +196,19 @@ def jitter_study(T=2000):
     from parmcmc.warmup import hmc_warmup
 
     es = eight_schools()
-    target = from_numpyro(es.model, jax.random.key(0), model_args=es.model_args, model_kwargs=es.model_kwargs,
-                          num_chains=CHAINS)
+    target = from_numpyro(
+        es.model, jax.random.key(0), model_args=es.model_args, model_kwargs=es.model_kwargs, num_chains=CHAINS
+    )
     gauss, g0 = correlated_gaussian()
-    cases = {"eight schools NC": (target.logdensity_fn, target.initial_positions),
-             "rotated Gaussian (10, cond 100)": (gauss, jnp.tile(g0, (CHAINS, 1)))}
+    cases = {
+        "eight schools NC": (target.logdensity_fn, target.initial_positions),
+        "rotated Gaussian (10, cond 100)": (gauss, jnp.tile(g0, (CHAINS, 1))),
+    }
     rows = []
     for name, (logdensity, starts) in cases.items():
         warm = hmc_warmup(logdensity, starts, jax.random.key(3), WARMUP, 10, keep_draws=False)
         for jitter in (None, 0.5):
+
             def chain(c):
                 x0 = jax.tree.map(lambda a: a[c], warm.positions)
                 s = HMC(logdensity, warm.step_size[c], 10, warm.inverse_mass_matrix[c], step_size_jitter=jitter)
@@ -189,10 +222,17 @@ def jitter_study(T=2000):
                 res = parmcmc.run_chain(s, x0, jax.random.key(10 + c), T, solver=parmcmc.Sequential())
                 draws.append(jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(res.positions))
             x = np.stack(draws)
-            rows.append(dict(target=name, jitter=jitter or 0.0, lle_mean=float(np.mean(lles)),
-                             lle_max=float(np.max(lles)), ess_bulk_min=float(np.min(az.ess(x, method="bulk"))),
-                             ess_tail_min=float(np.min(az.ess(x, method="tail", prob=(0.05, 0.95)))),
-                             rhat_max=float(np.max(az.rhat(x)))))
+            rows.append(
+                dict(
+                    target=name,
+                    jitter=jitter or 0.0,
+                    lle_mean=float(np.mean(lles)),
+                    lle_max=float(np.max(lles)),
+                    ess_bulk_min=float(np.min(az.ess(x, method="bulk"))),
+                    ess_tail_min=float(np.min(az.ess(x, method="tail", prob=(0.05, 0.95)))),
+                    rhat_max=float(np.max(az.rhat(x))),
+                )
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -210,16 +250,30 @@ def newton_study(T=1000):
         starts = jnp.tile(x0, (2, 1))
         for pre in (False, True):
             warm = mala_warmup(logdensity, starts, jax.random.key(5), WARMUP, precondition=pre, keep_draws=False)
-            s = MALA(logdensity, warm.step_size[0], loc=None if not pre else warm.loc[0],
-                     scale=None if not pre else warm.scale[0])
+            s = MALA(
+                logdensity,
+                warm.step_size[0],
+                loc=None if not pre else warm.loc[0],
+                scale=None if not pre else warm.scale[0],
+            )
             start = warm.positions[0]
             bound, z0 = s.bound_at(start)
             lle = parmcmc.lyapunov_exponent(bound.step, z0, bound.noise(jax.random.key(6), T)).lle
             for solver in (parmcmc.QuasiDEER(), parmcmc.DEER()):
                 res = parmcmc.run_chain(bound, start, jax.random.key(6), T, solver=solver, fallback="sequential")
-                rows.append(dict(target=name, preconditioned=pre, solver=type(solver).__name__, T=T,
-                                 step_size=float(warm.step_size[0]), lle=lle, iterations=int(res.num_iters),
-                                 converged=bool(res.converged), fell_back=bool(res.fell_back)))
+                rows.append(
+                    dict(
+                        target=name,
+                        preconditioned=pre,
+                        solver=type(solver).__name__,
+                        T=T,
+                        step_size=float(warm.step_size[0]),
+                        lle=lle,
+                        iterations=int(res.num_iters),
+                        converged=bool(res.converged),
+                        fell_back=bool(res.fell_back),
+                    )
+                )
                 print(rows[-1], flush=True)
     return rows
 
@@ -227,8 +281,10 @@ def newton_study(T=1000):
 def markdown(rows):
     cols = list(rows[0])
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-                     + ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows])
+    return "\n".join(
+        ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        + ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+    )
 
 
 def main(studies=("jitter", "newton", "table")):

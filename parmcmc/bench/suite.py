@@ -25,9 +25,27 @@ import numpy as np
 
 from parmcmc.bench.timing import versions
 
-COLUMNS = ["model", "D", "sampler", "solver", "T", "iterations", "fell_back", "seq_from", "max_abs_diff",
-           "decisions_differ", "lle", "verdict", "outcome", "predicted", "iter_over_sweep", "compile_s", "parallel_s",
-           "sequential_s", "accept"]
+COLUMNS = [
+    "model",
+    "D",
+    "sampler",
+    "solver",
+    "T",
+    "iterations",
+    "fell_back",
+    "seq_from",
+    "max_abs_diff",
+    "decisions_differ",
+    "lle",
+    "verdict",
+    "outcome",
+    "predicted",
+    "iter_over_sweep",
+    "compile_s",
+    "parallel_s",
+    "sequential_s",
+    "accept",
+]
 
 
 def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, diagnose_pilot=True, **solve_kwargs):
@@ -39,12 +57,28 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
 
     ex = build(name)
     kwargs = dict(solve_kwargs) if max_iters is None else {"max_iters": max_iters, **solve_kwargs}
-    settings = check_settings(model=ex.model, rng_key=jax.random.key(seed), num_samples=T, num_warmup=warmup,
-                              num_chains=chains, sampler=sampler, parallel=True, solver=None,
-                              model_args=ex.model_args, model_kwargs=ex.model_kwargs, initial_position=None,
-                              step_size=None, num_integration_steps=10, inverse_mass_matrix=None,
-                              target_acceptance=None, keep_warmup=False, progress_bar=False, dims=None, coords=None,
-                              solve_kwargs=kwargs)
+    settings = check_settings(
+        model=ex.model,
+        rng_key=jax.random.key(seed),
+        num_samples=T,
+        num_warmup=warmup,
+        num_chains=chains,
+        sampler=sampler,
+        parallel=True,
+        solver=None,
+        model_args=ex.model_args,
+        model_kwargs=ex.model_kwargs,
+        initial_position=None,
+        step_size=None,
+        num_integration_steps=10,
+        inverse_mass_matrix=None,
+        target_acceptance=None,
+        keep_warmup=False,
+        progress_bar=False,
+        dims=None,
+        coords=None,
+        solve_kwargs=kwargs,
+    )
     prepared = prepare(settings)
     solver = pick_solver(settings, prepared)
     import warnings
@@ -58,20 +92,39 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
     diff = float(jnp.max(jnp.abs(xp - xs)))
     decisions = int(jnp.sum(par.chains.stats.is_accepted != seq.chains.stats.is_accepted))
     iters = np.asarray(par.chains.num_iters).tolist()
-    row = dict(model=name, D=int(xp.shape[-1]), sampler=sampler.upper(), solver=_solver_name(solver), T=T,
-               chains=chains, warmup=warmup, dtype=str(dtype), iterations=iters,
-               fell_back=int(np.sum(np.asarray(par.chains.fell_back))),
-               seq_from=np.asarray(par.chains.sequential_from).tolist(),
-               max_abs_diff=diff, decisions_differ=decisions, compile_s=par.compile_seconds,
-               parallel_s=par.seconds, sequential_s=seq.seconds,
-               accept=float(jnp.mean(seq.chains.stats.is_accepted)))
+    row = dict(
+        model=name,
+        D=int(xp.shape[-1]),
+        sampler=sampler.upper(),
+        solver=_solver_name(solver),
+        T=T,
+        chains=chains,
+        warmup=warmup,
+        dtype=str(dtype),
+        iterations=iters,
+        fell_back=int(np.sum(np.asarray(par.chains.fell_back))),
+        seq_from=np.asarray(par.chains.sequential_from).tolist(),
+        max_abs_diff=diff,
+        decisions_differ=decisions,
+        compile_s=par.compile_seconds,
+        parallel_s=par.seconds,
+        sequential_s=seq.seconds,
+        accept=float(jnp.mean(seq.chains.stats.is_accepted)),
+    )
     row["iter_over_sweep"] = _iteration_over_sweep(prepared, xs, settings, par, iters)
     if diagnose_pilot:
         one, x0 = _one_chain(prepared, 0)
-        d = diagnose(one, x0, jax.random.key(seed + 1), T, solver=solver, lle_steps=min(T, 2048),
-                     pilot_steps=min(T // 2, 1024))
-        row.update(lle=d.lle, lle_unc=d.spread, verdict="parallel" if d.parallel_pays else "sequential",
-                   predicted=d.predicted_iters, pilot_iters=d.pilot_iters, pilot_result=d.pilot_result)
+        d = diagnose(
+            one, x0, jax.random.key(seed + 1), T, solver=solver, lle_steps=min(T, 2048), pilot_steps=min(T // 2, 1024)
+        )
+        row.update(
+            lle=d.lle,
+            lle_unc=d.spread,
+            verdict="parallel" if d.parallel_pays else "sequential",
+            predicted=d.predicted_iters,
+            pilot_iters=d.pilot_iters,
+            pilot_result=d.pilot_result,
+        )
     return row
 
 
@@ -120,8 +173,9 @@ def markdown(rows):
 def main(argv=None):
     from parmcmc.models.suite import names
 
-    parser = argparse.ArgumentParser(prog="./dev.sh bench suite", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="./dev.sh bench suite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="*", default=None, help=f"subset of: {' '.join(names())}")
     parser.add_argument("--samplers", nargs="*", default=["mala", "hmc"], choices=["mala", "hmc"])
     parser.add_argument("--T", type=int, default=2000)
@@ -138,18 +192,28 @@ def main(argv=None):
     dtype = "float32" if args.float32 else "float64"
     os.makedirs(args.out, exist_ok=True)
     info = versions()
-    header = (f"parmcmc bench suite '{args.tag}': T={args.T}, {args.chains} chains, warmup {args.warmup}, {dtype}, "
-              f"max_iters {args.max_iters or 'default'}, window {args.window}; "
-              f"{info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}")
+    header = (
+        f"parmcmc bench suite '{args.tag}': T={args.T}, {args.chains} chains, warmup {args.warmup}, {dtype}, "
+        f"max_iters {args.max_iters or 'default'}, window {args.window}; "
+        f"{info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}"
+    )
     print(header, flush=True)
     rows = []
     for name in args.models or names():
         for sampler in args.samplers:
             t0 = time.time()
             try:
-                row = run_pair(name, sampler, args.T, args.chains, args.warmup, dtype, args.max_iters,
-                               diagnose_pilot=not args.no_diagnose,
-                               **({} if args.window is None else {"window": args.window}))
+                row = run_pair(
+                    name,
+                    sampler,
+                    args.T,
+                    args.chains,
+                    args.warmup,
+                    dtype,
+                    args.max_iters,
+                    diagnose_pilot=not args.no_diagnose,
+                    **({} if args.window is None else {"window": args.window}),
+                )
             except Exception as err:  # a failing pair is a row of the table, not the end of the run
                 row = dict(model=name, sampler=sampler.upper(), T=args.T, error=f"{type(err).__name__}: {err}"[:300])
             row["wall_s"] = time.time() - t0
@@ -180,8 +244,10 @@ def _write(out, tag, info, header, rows):
     text = header + "\n\n" + markdown(ok)
     hits, judged = agreement(rows)
     if judged:
-        text += (f"\n\ndiagnose's verdict agrees with the measured outcome (no fallback and every chain within "
-                 f"8 log2 T iterations) on {hits} of {judged} pairs.")
+        text += (
+            f"\n\ndiagnose's verdict agrees with the measured outcome (no fallback and every chain within "
+            f"8 log2 T iterations) on {hits} of {judged} pairs."
+        )
     errors = [r for r in rows if "error" in r]
     if errors:
         text += "\n\nErrors:\n" + "\n".join(f"- {r['model']} {r['sampler']}: {r['error']}" for r in errors)

@@ -2,16 +2,17 @@
 
 import statistics
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 
 
 class Timing(NamedTuple):
-    compile_s: float      # lowering + compilation, measured once
-    median_s: float       # median over `repeats` runs of the compiled function, results blocked on
-    runs_s: tuple         # every run
-    temp_bytes: int       # XLA's buffer for intermediates (the working memory of the computation)
+    compile_s: float  # lowering + compilation, measured once
+    median_s: float  # median over `repeats` runs of the compiled function, results blocked on
+    runs_s: tuple  # every run
+    temp_bytes: int  # XLA's buffer for intermediates (the working memory of the computation)
     output_bytes: int
 
 

@@ -37,6 +37,7 @@ filter with a fixed λ.
 
 With adaptive=False (the default) λ stays fixed and every step is taken, as in published ELK.
 """
+
 import abc
 import dataclasses
 
@@ -46,7 +47,7 @@ import jax.numpy as jnp
 from parmcmc.engine.kalman import lm_step
 from parmcmc.engine.solvers import DEER, AbstractSolver, QuasiDEER, shift
 
-__all__ = ["AbstractELK", "ELK", "QuasiELK", "LAM_MIN", "LAM_MAX", "merit", "model_merit"]
+__all__ = ["ELK", "LAM_MAX", "LAM_MIN", "AbstractELK", "QuasiELK", "merit", "model_merit"]
 
 # Marquardt's rule (Madsen, Nielsen & Tingleff 2004, §3.2).
 RHO_GOOD, RHO_BAD = 0.75, 0.25
@@ -126,8 +127,9 @@ class AbstractELK(AbstractSolver):
         predicted = current - model_merit(candidate, x_start, lin, x_prev)
         accept = jnp.isfinite(actual) & (actual > 0) & (predicted > 0)  # ρ > 0
         rho = actual / jnp.where(accept, predicted, 1.0)
-        lam = jnp.where(accept & (rho > RHO_GOOD), lam / LAM_SHRINK,
-                        jnp.where(~accept | (rho < RHO_BAD), lam * LAM_GROW, lam))
+        lam = jnp.where(
+            accept & (rho > RHO_GOOD), lam / LAM_SHRINK, jnp.where(~accept | (rho < RHO_BAD), lam * LAM_GROW, lam)
+        )
         return accept, jnp.clip(lam, LAM_MIN, LAM_MAX)
 
 

@@ -27,6 +27,7 @@ can overflow on expanding systems, turning the means into NaN. `lm_step` therefo
 exactly with the affine recurrence instead (a `lax.cond`, so λ may be traced). As λ → 0⁺ the step
 tends to the DEER step continuously.
 """
+
 from typing import NamedTuple
 
 import jax
@@ -38,11 +39,11 @@ from parmcmc.engine.scan import affine_scan, blocked_associative_scan
 
 __all__ = [
     "FilterElement",
-    "SmoothElement",
     "GaussianMarginals",
+    "SmoothElement",
+    "lm_step",
     "parallel_filter",
     "parallel_smoother",
-    "lm_step",
 ]
 
 
@@ -123,8 +124,7 @@ def _filter_elements(A, b, x0, y, lam, diagonal):
         A = A.at[0].set(0.0)
         resid = y - b
         C = jnp.broadcast_to(omega, b.shape).astype(b.dtype)
-        return FilterElement(A=omega * A, b=omega * b + kappa * y, C=C, eta=kappa * A * resid,
-                             J=kappa * A * A)
+        return FilterElement(A=omega * A, b=omega * b + kappa * y, C=C, eta=kappa * A * resid, J=kappa * A * A)
     b = b.at[0].add(A[0] @ x0)
     A = A.at[0].set(0.0)
     resid = y - b
@@ -208,6 +208,7 @@ def _smooth_elements(A, b, filtered, diagonal):
         L = P - E * F * P
         zero = jnp.zeros_like(filtered.mean[-1:])
     else:
+
         def one(P, F, m, c):
             eye = jnp.eye(m.shape[-1], dtype=m.dtype)
             S = cho_factor(F @ P @ F.T + eye)  # predicted covariance of x_{t+1}, ⪰ I

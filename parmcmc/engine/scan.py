@@ -25,7 +25,8 @@ filter and smoother elements of kalman.py).
 with `mesh=` (engine/sharding.py).
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -204,6 +205,7 @@ def pad_with_edge(elems, length: int, front: bool = False):
     """Repeats the last element up to `length` (the first one, before them, when front=True): padding
     AFTER the real elements of a forward scan (before them for a reverse one) changes none of their
     prefixes, and copies of a valid element keep every operation finite."""
+
     def pad(a):
         extra = length - a.shape[0]
         if extra == 0:
@@ -232,7 +234,7 @@ def blocked_associative_scan(op: Callable, elems, *, reverse: bool = False, bloc
     blocks = jax.tree_util.tree_map(lambda a: a.reshape((n, B) + a.shape[1:]), padded)
     local = jax.vmap(lambda e: inclusive_scan_sequential(op, e))(blocks)  # (n, B, ...)
     if n > 1:
-        totals = inclusive_scan_sequential(op, jax.tree_util.tree_map(lambda a: a[:n - 1, -1], local))
+        totals = inclusive_scan_sequential(op, jax.tree_util.tree_map(lambda a: a[: n - 1, -1], local))
 
         def fix(prefix, block_elems):  # the prefix entering a block, combined with each of its prefixes
             return op(jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B,) + a.shape), prefix), block_elems)
@@ -241,4 +243,3 @@ def blocked_associative_scan(op: Callable, elems, *, reverse: bool = False, bloc
         local = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[:1], r]), local, rest)
     out = local
     return jax.tree_util.tree_map(lambda a: a.reshape((n * B,) + a.shape[2:])[:T], out)
-

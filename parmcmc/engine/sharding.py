@@ -23,7 +23,7 @@ driver (solve.py) enters that context when called with `solve(..., mesh=mesh)`.
 
 import contextlib
 import contextvars
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +36,19 @@ CHAIN, TIME = "chain", "time"
 _MESH: contextvars.ContextVar = contextvars.ContextVar("parmcmc_mesh", default=None)
 
 __all__ = [
-    "CHAIN", "TIME", "check_mesh", "check_mesh_for_chains", "chain_axis", "put_chains", "use_mesh", "current_mesh",
-    "time_size", "chain_size", "constrain_time", "sharded_affine_scan", "sharded_associative_scan",
+    "CHAIN",
+    "TIME",
+    "chain_axis",
+    "chain_size",
+    "check_mesh",
+    "check_mesh_for_chains",
+    "constrain_time",
+    "current_mesh",
+    "put_chains",
+    "sharded_affine_scan",
+    "sharded_associative_scan",
+    "time_size",
+    "use_mesh",
 ]
 
 
@@ -147,8 +158,9 @@ def _fold_before(totals, i, op1):
     return jax.lax.scan(step, (first, jnp.zeros((), bool)), (jnp.arange(n), totals))[0]
 
 
-def sharded_affine_scan(A: jax.Array, b: jax.Array, x0: jax.Array, mesh: Mesh,
-                        block: int = scan.DEFAULT_BLOCK) -> jax.Array:
+def sharded_affine_scan(
+    A: jax.Array, b: jax.Array, x0: jax.Array, mesh: Mesh, block: int = scan.DEFAULT_BLOCK
+) -> jax.Array:
     """scan.affine_scan with the T steps split over the devices of mesh's "time" axis (module docstring).
 
     A: (T, D) diagonal or (T, D, D) dense; b: (T, D); x0: (D,). Equal to the unsharded scan up to
@@ -179,8 +191,9 @@ def sharded_affine_scan(A: jax.Array, b: jax.Array, x0: jax.Array, mesh: Mesh,
     return split(A, b, x0)[:T]
 
 
-def sharded_associative_scan(op: Callable, elems, mesh: Mesh, *, reverse: bool = False,
-                             block: int = scan.DEFAULT_BLOCK):
+def sharded_associative_scan(
+    op: Callable, elems, mesh: Mesh, *, reverse: bool = False, block: int = scan.DEFAULT_BLOCK
+):
     """`jax.lax.associative_scan(op, elems, reverse=reverse)`, the leading axis split over "time".
 
     op(earlier, later) acts on stacks of elements, as for associative_scan. Each shard scans its own

@@ -12,7 +12,8 @@ import contextvars
 import functools
 import numbers
 import warnings
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.experimental
@@ -103,14 +104,14 @@ def solve(
     inputs: Any,
     solver: AbstractSolver,
     *,
-    max_iters: Optional[int] = None,
-    atol: Optional[float] = None,
-    rtol: Optional[float] = None,
-    window: Optional[int] = None,
+    max_iters: int | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    window: int | None = None,
     throw: bool = False,
     initial_guess: Any = None,
-    fallback: Optional[str] = None,
-    progress: Optional[Callable] = None,
+    fallback: str | None = None,
+    progress: Callable | None = None,
     mesh: Any = None,
     patience: int | None = None,
 ) -> Solution:
@@ -148,9 +149,7 @@ def solve(
     is rejected from its first non-finite step on instead of ending the solve (docs/convergence.md).
     """
     if not isinstance(solver, AbstractSolver):
-        raise TypeError(
-            f"solve: solver must be a solver instance such as parmcmc.engine.DEER(); got {solver!r}."
-        )
+        raise TypeError(f"solve: solver must be a solver instance such as parmcmc.engine.DEER(); got {solver!r}.")
     x0_flat, unravel = ravel_pytree(x0)
     if not jnp.issubdtype(x0_flat.dtype, jnp.floating):
         raise TypeError(f"solve: x0 must hold floating-point arrays; got dtype {x0_flat.dtype}.")
@@ -189,8 +188,22 @@ def solve(
     mesh = sharding.check_mesh(mesh)
     inputs = sharding.constrain_time(inputs, mesh)
     with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
-        out = _solve_jit(hoisted, consts, x0_flat, inputs, guess, solver, max_iters, window, atol, rtol, fallback,
-                         progress, mesh, patience)
+        out = _solve_jit(
+            hoisted,
+            consts,
+            x0_flat,
+            inputs,
+            guess,
+            solver,
+            max_iters,
+            window,
+            atol,
+            rtol,
+            fallback,
+            progress,
+            mesh,
+            patience,
+        )
     sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
     if throw:
         _throw_if_failed(sol, solver)
@@ -237,9 +250,7 @@ def _flatten_fn(fn, x0, x0_flat, unravel, inputs):
     if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(expected) or any(
         a.shape != b.shape for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected))
     ):
-        raise ValueError(
-            f"solve: fn(x0, inputs[0]) must return a state shaped like x0; got {out} for x0 {expected}."
-        )
+        raise ValueError(f"solve: fn(x0, inputs[0]) must return a state shaped like x0; got {out} for x0 {expected}.")
 
     def flat_fn(x, u):
         return ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)
@@ -271,8 +282,22 @@ class _HoistedFn:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11, 12, 13))
-def _solve_jit(hoisted, consts, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress,
-               mesh=None, patience=None):  # mesh: a static key only; the scans read it from sharding.use_mesh
+def _solve_jit(
+    hoisted,
+    consts,
+    x0,
+    inputs,
+    guess,
+    solver,
+    max_iters,
+    window,
+    atol,
+    rtol,
+    fallback,
+    progress,
+    mesh=None,
+    patience=None,
+):  # mesh: a static key only; the scans read it from sharding.use_mesh
     fn = functools.partial(hoisted, consts)
     if isinstance(solver, Sequential):
         states = solver.scan(fn, x0, inputs)
@@ -316,7 +341,8 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
             jax.debug.callback(progress, it, residual, s)
         j = jnp.where(jnp.all(ok), W, jnp.argmin(ok))
         status = jnp.where(
-            ~jnp.isfinite(residual), NONFINITE,
+            ~jnp.isfinite(residual),
+            NONFINITE,
             jnp.where((j == W) & (s + W == T), SUCCESSFUL, jnp.where(it >= max_iters, MAX_ITERS, RUNNING)),
         )
         return status, s + j, residual
@@ -343,7 +369,8 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         # and a fresh evaluation after the pinned state.
         from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]])
         merged = jax.tree_util.tree_map(
-            lambda a, b: jnp.where(from_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new_lin, lin)
+            lambda a, b: jnp.where(from_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new_lin, lin
+        )
         q = jnp.minimum(rel + 1, W - 1)
         prev = jnp.where(q == 0, start, out[jnp.maximum(q - 1, 0)])
         one = solver.linearize(fn, prev[None], take(inputs, s + q, 1), take(aux, s + q, 1))

@@ -15,7 +15,8 @@ iteration. Solvers are frozen dataclasses: hashable, so they can be static argum
 
 import abc
 import dataclasses
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +34,7 @@ class Linearization(NamedTuple):
     """
 
     fx: jax.Array
-    A: Optional[jax.Array]
+    A: jax.Array | None
 
 
 def shift(states: jax.Array, x_start: jax.Array) -> jax.Array:
@@ -86,14 +87,14 @@ def _jacobian_with_value(fn: StepFn, x: jax.Array, u: Any):
     return fx, cols.T
 
 
-def _check_damping(name: str, damping: float, clip: Optional[float]) -> None:
+def _check_damping(name: str, damping: float, clip: float | None) -> None:
     if not 0.0 < damping <= 1.0:
         raise ValueError(f"{name}(damping={damping!r}): damping scales A_t and must lie in (0, 1].")
     if clip is not None and not clip > 0.0:
         raise ValueError(f"{name}(clip={clip!r}): clip bounds |A_t| entries and must be > 0, or None.")
 
 
-def _damp(A: jax.Array, damping: float, clip: Optional[float]) -> jax.Array:
+def _damp(A: jax.Array, damping: float, clip: float | None) -> jax.Array:
     if clip is not None:
         A = jnp.clip(A, -clip, clip)
     return A * damping if damping != 1.0 else A
@@ -155,7 +156,7 @@ class QuasiDEER(AbstractLDSSolver):
     num_probes: int = 1
     seed: int = 0
     damping: float = 1.0
-    clip: Optional[float] = None
+    clip: float | None = None
 
     def __post_init__(self):
         if self.diagonal not in ("exact", "hutchinson"):
@@ -193,7 +194,7 @@ class DEER(AbstractLDSSolver):
     (use ELK, or damping/clip as published for HMC)."""
 
     damping: float = 1.0
-    clip: Optional[float] = None
+    clip: float | None = None
 
     def __post_init__(self):
         _check_damping("DEER", self.damping, self.clip)

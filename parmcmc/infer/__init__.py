@@ -21,7 +21,19 @@ from parmcmc.infer.kernels import HMC, MALA, NUTS, AbstractKernel
 from parmcmc.infer.mcmc import CHAIN_METHODS, MCMC, MCMCState
 
 __all__ = [
-    "AbstractKernel", "CHAIN_METHODS", "HMC", "MALA", "MCMC", "MCMCState", "NUTS", "Predictive",
-    "init_to_feasible", "init_to_mean", "init_to_median", "init_to_sample", "init_to_uniform", "init_to_value",
+    "CHAIN_METHODS",
+    "HMC",
+    "MALA",
+    "MCMC",
+    "NUTS",
+    "AbstractKernel",
+    "MCMCState",
+    "Predictive",
+    "init_to_feasible",
+    "init_to_mean",
+    "init_to_median",
+    "init_to_sample",
+    "init_to_uniform",
+    "init_to_value",
     "log_likelihood",
 ]

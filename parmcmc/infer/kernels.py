@@ -23,7 +23,7 @@ and refuses, before any work, the arguments whose NumPyro meaning parmcmc cannot
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from numpyro.infer.initialization import init_to_uniform
 
@@ -85,15 +85,30 @@ class MALA(AbstractKernel):
 
     name = "mala"
 
-    def __init__(self, model=None, potential_fn=None, step_size=1.0, adapt_step_size=True,
-                 target_accept_prob=None, init_strategy=init_to_uniform, *, parallel=True, solver=None,
-                 **solve_kwargs):
+    def __init__(
+        self,
+        model=None,
+        potential_fn=None,
+        step_size=1.0,
+        adapt_step_size=True,
+        target_accept_prob=None,
+        init_strategy=init_to_uniform,
+        *,
+        parallel=True,
+        solver=None,
+        **solve_kwargs,
+    ):
         kernel = type(self).__name__
         if (model is None) == (potential_fn is None):
             raise ValueError(f"{kernel}: give exactly one of model= (a NumPyro model) or potential_fn=.")
         if adapt_step_size and step_size != 1.0:
-            _refuse(kernel, "step_size", step_size, "with adapt_step_size=True the warmup starts at 1.0; pass "
-                    "adapt_step_size=False to use this step size as it is.")
+            _refuse(
+                kernel,
+                "step_size",
+                step_size,
+                "with adapt_step_size=True the warmup starts at 1.0; pass "
+                "adapt_step_size=False to use this step size as it is.",
+            )
         self.model, self.potential_fn = model, potential_fn
         self.step_size, self.adapt_step_size = step_size, adapt_step_size
         self.target_accept_prob, self.init_strategy = target_accept_prob, init_strategy
@@ -122,41 +137,86 @@ class HMC(MALA):
 
     name = "hmc"
 
-    def __init__(self, model=None, potential_fn=None, kinetic_fn=None, step_size=1.0, inverse_mass_matrix=None,
-                 adapt_step_size=True, adapt_mass_matrix=True, dense_mass=False, target_accept_prob=None,
-                 num_steps=None, trajectory_length=None, init_strategy=init_to_uniform,
-                 find_heuristic_step_size=False, forward_mode_differentiation=False, regularize_mass_matrix=True,
-                 *, parallel=True, solver=None, **solve_kwargs):
+    def __init__(
+        self,
+        model=None,
+        potential_fn=None,
+        kinetic_fn=None,
+        step_size=1.0,
+        inverse_mass_matrix=None,
+        adapt_step_size=True,
+        adapt_mass_matrix=True,
+        dense_mass=False,
+        target_accept_prob=None,
+        num_steps=None,
+        trajectory_length=None,
+        init_strategy=init_to_uniform,
+        find_heuristic_step_size=False,
+        forward_mode_differentiation=False,
+        regularize_mass_matrix=True,
+        *,
+        parallel=True,
+        solver=None,
+        **solve_kwargs,
+    ):
         kernel = type(self).__name__
         self._dense = _dense_mass_setting(dense_mass)
         if kinetic_fn is not None:
             _refuse(kernel, "kinetic_fn", kinetic_fn, "the kinetic energy is the Gaussian one of the mass matrix.")
-        for name, value, default in (("find_heuristic_step_size", find_heuristic_step_size, False),
-                                     ("forward_mode_differentiation", forward_mode_differentiation, False),
-                                     ("regularize_mass_matrix", regularize_mass_matrix, True)):
+        for name, value, default in (
+            ("find_heuristic_step_size", find_heuristic_step_size, False),
+            ("forward_mode_differentiation", forward_mode_differentiation, False),
+            ("regularize_mass_matrix", regularize_mass_matrix, True),
+        ):
             if value != default:
                 _refuse(kernel, name, value, f"only {default} (NumPyro's default) is implemented.")
         if adapt_step_size != adapt_mass_matrix:
-            _refuse(kernel, "adapt_mass_matrix", adapt_mass_matrix,
-                    f"with adapt_step_size={adapt_step_size} the warmup adapts both or neither; pass the same "
-                    "value for both (and inverse_mass_matrix= with a fixed step size).")
+            _refuse(
+                kernel,
+                "adapt_mass_matrix",
+                adapt_mass_matrix,
+                f"with adapt_step_size={adapt_step_size} the warmup adapts both or neither; pass the same "
+                "value for both (and inverse_mass_matrix= with a fixed step size).",
+            )
         if inverse_mass_matrix is not None and adapt_mass_matrix:
-            _refuse(kernel, "inverse_mass_matrix", "<array>", "the warmup adapts its own diagonal matrix; pass "
-                    "adapt_step_size=False, adapt_mass_matrix=False to use this one as it is.")
+            _refuse(
+                kernel,
+                "inverse_mass_matrix",
+                "<array>",
+                "the warmup adapts its own diagonal matrix; pass "
+                "adapt_step_size=False, adapt_mass_matrix=False to use this one as it is.",
+            )
         if num_steps is None and trajectory_length is not None:
             if adapt_step_size:
-                _refuse(kernel, "trajectory_length", trajectory_length,
-                        "the number of leapfrog steps is fixed before the warmup adapts the step size here; "
-                        "give num_steps= instead (or a fixed step_size with adapt_step_size=False).")
+                _refuse(
+                    kernel,
+                    "trajectory_length",
+                    trajectory_length,
+                    "the number of leapfrog steps is fixed before the warmup adapts the step size here; "
+                    "give num_steps= instead (or a fixed step_size with adapt_step_size=False).",
+                )
             num_steps = max(1, math.ceil(trajectory_length / step_size))
-        super().__init__(model, potential_fn, step_size, adapt_step_size, target_accept_prob, init_strategy,
-                         parallel=parallel, solver=solver, **solve_kwargs)
+        super().__init__(
+            model,
+            potential_fn,
+            step_size,
+            adapt_step_size,
+            target_accept_prob,
+            init_strategy,
+            parallel=parallel,
+            solver=solver,
+            **solve_kwargs,
+        )
         self.inverse_mass_matrix, self.num_steps = inverse_mass_matrix, 10 if num_steps is None else num_steps
         self.trajectory_length = trajectory_length
 
     def sample_settings(self) -> dict:
-        return {**super().sample_settings(), "num_integration_steps": self.num_steps,
-                "inverse_mass_matrix": self.inverse_mass_matrix, **self._dense}
+        return {
+            **super().sample_settings(),
+            "num_integration_steps": self.num_steps,
+            "inverse_mass_matrix": self.inverse_mass_matrix,
+            **self._dense,
+        }
 
 
 class NUTS:

@@ -23,7 +23,7 @@ from parmcmc.infer.kernels import AbstractKernel
 from parmcmc.io.arviz import solver_stats
 from parmcmc.io.output import datatree_from_run, thin
 
-__all__ = ["MCMC", "MCMCState", "CHAIN_METHODS"]
+__all__ = ["CHAIN_METHODS", "MCMC", "MCMCState"]
 
 # NumPyro's chain methods. Here every chain runs in one compiled program, vmapped over chains (NumPyro's
 # "vectorized"); "parallel" does not map chains to devices (parmcmc parallelises over time instead) and
@@ -57,8 +57,10 @@ def _check_extra_fields(kernel, extra_fields) -> tuple:
     available = _extra_field_names(kernel)
     unknown = [f for f in extra_fields if f not in available]
     if unknown:
-        raise ValueError(f"MCMC.run: extra_fields {unknown} are not recorded by {type(kernel).__name__}; "
-                         f"available: {list(available)}.")
+        raise ValueError(
+            f"MCMC.run: extra_fields {unknown} are not recorded by {type(kernel).__name__}; "
+            f"available: {list(available)}."
+        )
     return tuple(extra_fields)
 
 
@@ -92,15 +94,30 @@ class MCMC(numpyro.infer.MCMC):
         NumPyro's; ``postprocess_fn`` must be None, ``jit_model_args`` has no effect.
     """
 
-    def __init__(self, sampler, *, num_warmup, num_samples, num_chains=1, thinning=1, postprocess_fn=None,
-                 chain_method="parallel", progress_bar=True, jit_model_args=False):
+    def __init__(
+        self,
+        sampler,
+        *,
+        num_warmup,
+        num_samples,
+        num_chains=1,
+        thinning=1,
+        postprocess_fn=None,
+        chain_method="parallel",
+        progress_bar=True,
+        jit_model_args=False,
+    ):
         # NumPyro's constructor is not called: it compiles NumPyro's own kernels, which are not used here.
         if not isinstance(sampler, AbstractKernel):
-            raise TypeError(f"MCMC: sampler must be a parmcmc kernel such as parmcmc.infer.HMC(model); got "
-                            f"{sampler!r}. (NumPyro's own kernels run with numpyro.infer.MCMC.)")
+            raise TypeError(
+                f"MCMC: sampler must be a parmcmc kernel such as parmcmc.infer.HMC(model); got "
+                f"{sampler!r}. (NumPyro's own kernels run with numpyro.infer.MCMC.)"
+            )
         if chain_method not in CHAIN_METHODS:
-            raise ValueError(f"MCMC: chain_method={chain_method!r}; use one of {CHAIN_METHODS} (all run the chains "
-                             "vmapped in one program here).")
+            raise ValueError(
+                f"MCMC: chain_method={chain_method!r}; use one of {CHAIN_METHODS} (all run the chains "
+                "vmapped in one program here)."
+            )
         if postprocess_fn is not None:
             raise NotImplementedError("MCMC: postprocess_fn is not supported; the model's own transforms are used.")
         self._sampler, self.num_warmup, self.num_samples = sampler, num_warmup, num_samples
@@ -141,25 +158,47 @@ class MCMC(numpyro.infer.MCMC):
             potential = self._sampler.potential_fn
             model, initial_position = (lambda z: -potential(z)), init_params
         elif init_params is not None:
-            raise NotImplementedError("MCMC.run: init_params= with a model is not supported; give the kernel "
-                                      "init_strategy=numpyro.infer.init_to_value(values=...) instead.")
+            raise NotImplementedError(
+                "MCMC.run: init_params= with a model is not supported; give the kernel "
+                "init_strategy=numpyro.infer.init_to_value(values=...) instead."
+            )
         solve_kwargs = {n: v for n, v in k.items() if n not in api.Settings._fields and n != "sampler"}
         return api.check_settings(
-            model=model, rng_key=rng_key, num_samples=self.num_samples, num_warmup=num_warmup,
-            num_chains=self.num_chains, sampler=k["sampler"], parallel=k["parallel"], solver=k["solver"],
-            model_args=tuple(args), model_kwargs=dict(kwargs), initial_position=initial_position,
-            step_size=k["step_size"], num_integration_steps=k.get("num_integration_steps"),
-            inverse_mass_matrix=k.get("inverse_mass_matrix"), target_acceptance=k["target_acceptance"],
-            keep_warmup=False, progress_bar=self.progress_bar, dims=None, coords=None, thinning=self.thinning,
-            init_strategy=k["init_strategy"], log_likelihood=None, posterior_predictive=False, prior=None,
-            dense_mass=k.get("dense_mass"), solve_kwargs=solve_kwargs,
+            model=model,
+            rng_key=rng_key,
+            num_samples=self.num_samples,
+            num_warmup=num_warmup,
+            num_chains=self.num_chains,
+            sampler=k["sampler"],
+            parallel=k["parallel"],
+            solver=k["solver"],
+            model_args=tuple(args),
+            model_kwargs=dict(kwargs),
+            initial_position=initial_position,
+            step_size=k["step_size"],
+            num_integration_steps=k.get("num_integration_steps"),
+            inverse_mass_matrix=k.get("inverse_mass_matrix"),
+            target_acceptance=k["target_acceptance"],
+            keep_warmup=False,
+            progress_bar=self.progress_bar,
+            dims=None,
+            coords=None,
+            thinning=self.thinning,
+            init_strategy=k["init_strategy"],
+            log_likelihood=None,
+            posterior_predictive=False,
+            prior=None,
+            dense_mass=k.get("dense_mass"),
+            solve_kwargs=solve_kwargs,
         )
 
     def warmup(self, rng_key, *args, extra_fields=(), collect_warmup=False, init_params=None, **kwargs):
         """Run the warmup only; the next run() starts from its state (post_warmup_state)."""
         if collect_warmup:
-            raise NotImplementedError("MCMC.warmup: collect_warmup=True is not supported; "
-                                      "parmcmc.sample(..., keep_warmup=True) keeps the warmup draws.")
+            raise NotImplementedError(
+                "MCMC.warmup: collect_warmup=True is not supported; "
+                "parmcmc.sample(..., keep_warmup=True) keeps the warmup draws."
+            )
         self._settings = self._make_settings(rng_key, self.num_warmup, args, kwargs, init_params)
         self._args, self._kwargs = tuple(args), dict(kwargs)
         with progress.phases():
@@ -188,27 +227,39 @@ class MCMC(numpyro.infer.MCMC):
             self._args, self._kwargs = tuple(args), dict(kwargs)
         else:
             if self._prepared is None:
-                raise ValueError("MCMC.run: post_warmup_state is set on an MCMC that has not run; run() or "
-                                 "warmup() this MCMC first (its model and adaptation are needed).")
-            if (args or kwargs) and not (_same_args(tuple(args), self._args) and _same_args(dict(kwargs),
-                                                                                          self._kwargs)):
-                raise ValueError("MCMC.run: continuing from post_warmup_state needs the model arguments of the "
-                                 "first run; pass the same ones, or none.")
+                raise ValueError(
+                    "MCMC.run: post_warmup_state is set on an MCMC that has not run; run() or "
+                    "warmup() this MCMC first (its model and adaptation are needed)."
+                )
+            if (args or kwargs) and not (
+                _same_args(tuple(args), self._args) and _same_args(dict(kwargs), self._kwargs)
+            ):
+                raise ValueError(
+                    "MCMC.run: continuing from post_warmup_state needs the model arguments of the "
+                    "first run; pass the same ones, or none."
+                )
             settings = self._make_settings(rng_key, self.num_warmup, self._args, self._kwargs, init_params)
-            prepared = self._prepared._replace(positions=state.z, step_size=state.step_size,
-                                               inverse_mass_matrix=state.inverse_mass_matrix, warmup=None,
-                                               warmup_seconds=0.0)
+            prepared = self._prepared._replace(
+                positions=state.z,
+                step_size=state.step_size,
+                inverse_mass_matrix=state.inverse_mass_matrix,
+                warmup=None,
+                warmup_seconds=0.0,
+            )
             offset = state.num_steps if _same_key(rng_key, state.rng_key) else 0
             if offset and not jax.config.jax_threefry_partitionable:
-                raise ValueError("MCMC.run: continuing a key's noise schedule needs jax_threefry_partitionable=True "
-                                 "(JAX's default); with it off, split(key, n)[:m] != split(key, m).")
+                raise ValueError(
+                    "MCMC.run: continuing a key's noise schedule needs jax_threefry_partitionable=True "
+                    "(JAX's default); with it off, split(key, n)[:m] != split(key, m)."
+                )
         solver = api.pick_solver(settings, prepared)
         run = api.run_chains(settings, prepared, solver, noise_offset=offset)
         self._settings, self._prepared, self._run = settings, prepared, run
         self._extra_fields = extra_fields
         last = jax.tree_util.tree_map(lambda a: a[:, -1], run.chains.positions)
-        self._last_state = MCMCState(last, prepared.step_size, prepared.inverse_mass_matrix, rng_key,
-                                     offset + self.num_samples)
+        self._last_state = MCMCState(
+            last, prepared.step_size, prepared.inverse_mass_matrix, rng_key, offset + self.num_samples
+        )
 
     # Reading the run -------------------------------------------------------------------------------------
     def _chains(self):
@@ -230,8 +281,11 @@ class MCMC(numpyro.infer.MCMC):
         chains = self._chains()
         stats = chains.stats._asdict()
         shape = np.shape(stats["acceptance_rate"])
-        available = {"accept_prob": stats["acceptance_rate"], "potential_energy": -stats["logdensity"],
-                     "adapt_state.step_size": jnp.broadcast_to(self._prepared.step_size[:, None], shape)}
+        available = {
+            "accept_prob": stats["acceptance_rate"],
+            "potential_energy": -stats["logdensity"],
+            "adapt_state.step_size": jnp.broadcast_to(self._prepared.step_size[:, None], shape),
+        }
         if "is_divergent" in stats:
             available["diverging"] = stats["is_divergent"]
         if "energy" in stats:
@@ -261,16 +315,23 @@ class MCMC(numpyro.infer.MCMC):
         if "diverging" in extra:
             print(f"Number of divergences: {int(jnp.sum(extra['diverging']))}")
         s = self.solver_stats
-        print(f"Solver: {self._run.solver!r}; Newton iterations per chain: {s['solver_iterations'].tolist()}; "
-              f"converged: {bool(s['solver_converged'].all())}; fell back: {s['solver_fell_back'].tolist()}")
+        print(
+            f"Solver: {self._run.solver!r}; Newton iterations per chain: {s['solver_iterations'].tolist()}; "
+            f"converged: {bool(s['solver_converged'].all())}; fell back: {s['solver_fell_back'].tolist()}"
+        )
 
     def to_datatree(self, *, log_likelihood=None, posterior_predictive=False, prior=None, dims=None, coords=None):
         """The ArviZ DataTree of the last run, as parmcmc.sample() returns it (solver_stats included)."""
         if self._run is None:
             raise RuntimeError("MCMC: call run() first.")
-        settings = self._settings._replace(thinning=self.thinning, log_likelihood=log_likelihood,
-                                           posterior_predictive=posterior_predictive,
-                                           prior=prior, dims=dims, coords=coords)
+        settings = self._settings._replace(
+            thinning=self.thinning,
+            log_likelihood=log_likelihood,
+            posterior_predictive=posterior_predictive,
+            prior=prior,
+            dims=dims,
+            coords=coords,
+        )
         return datatree_from_run(self._prepared, self._run, settings)
 
     def transfer_states_to_host(self):

@@ -21,9 +21,9 @@ keeps the per-chain solve statistics in their own group and names dimensions. Ar
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import importlib.metadata
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -48,7 +48,7 @@ def _require_arviz_1() -> None:
 _require_arviz_1()
 import arviz_base  # noqa: E402  (after the version check, so an old ArviZ gets the message above)
 
-__all__ = ["to_datatree", "solver_stats", "SOLVER_STATS", "SOLVER_GROUP"]
+__all__ = ["SOLVER_GROUP", "SOLVER_STATS", "solver_stats", "to_datatree"]
 
 _CALLER = "to_datatree"
 # Names of the per-chain statistics of the parallel solve, in the solver_stats group with dims (chain,).
@@ -180,8 +180,9 @@ def to_datatree(
         _check_sample_dims(group, groups[group], chain_draw)
     for group, data in (("prior", prior), ("prior_predictive", prior_predictive)):
         groups[group] = _as_numpy(group, data)
-    _check_sample_dims("prior_predictive", groups["prior_predictive"],
-                       _check_sample_dims("prior", groups["prior"], None))
+    _check_sample_dims(
+        "prior_predictive", groups["prior_predictive"], _check_sample_dims("prior", groups["prior"], None)
+    )
     groups["sample_stats"] = _per_step_stats("sample_stats", groups["sample_stats"], chain_draw)
     warm = _check_sample_dims("warmup_posterior", groups["warmup_posterior"], None)
     groups["warmup_sample_stats"] = _per_step_stats("warmup_sample_stats", groups["warmup_sample_stats"], warm)

@@ -7,7 +7,7 @@ returns and `parmcmc.infer.MCMC.get_samples(group_by_chain=True)` gives) and cal
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -21,7 +21,7 @@ from parmcmc.jitcache import program_jit
 __all__ = ["pointwise_log_likelihood", "posterior_predictive", "prior_draws", "uncondition"]
 
 
-class uncondition(Messenger):  # noqa: N801  (a NumPyro handler, named as NumPyro names its handlers)
+class uncondition(Messenger):
     """Drop the observed values of every sample site, so that Predictive draws them anew.
 
     NumPyro's `Predictive` returns an observed site's data unchanged when the model is called with its
@@ -58,8 +58,9 @@ def posterior_predictive(model: Callable, samples: dict, rng_key, model_args: tu
     return {k: np.asarray(v) for k, v in predictive(rng_key, *model_args, **model_kwargs).items()}
 
 
-def prior_draws(model: Callable, num_samples: int, rng_key, model_args: tuple, model_kwargs: dict,
-                latent: list[str]) -> tuple[dict, dict]:
+def prior_draws(
+    model: Callable, num_samples: int, rng_key, model_args: tuple, model_kwargs: dict, latent: list[str]
+) -> tuple[dict, dict]:
     """(prior, prior_predictive), each `{site: (1, num_samples, ...)}`: draws of the latent and deterministic
     sites named in `latent`, and of the observed sites, from the prior."""
     names = observed_sites(model, model_args, model_kwargs)

@@ -15,7 +15,7 @@ import numpy as np
 from parmcmc.engine import Sequential
 from parmcmc.io.arviz import solver_stats, to_datatree
 
-__all__ = ["datatree_from_run", "thin", "step_stats", "package_version", "LOG_LIKELIHOOD_AUTO_LIMIT"]
+__all__ = ["LOG_LIKELIHOOD_AUTO_LIMIT", "datatree_from_run", "package_version", "step_stats", "thin"]
 
 # log_likelihood=None ("auto") skips the group, with a warning, above this many values (8 GB in float64).
 LOG_LIKELIHOOD_AUTO_LIMIT = 2**30
@@ -36,8 +36,9 @@ def thin(chains, thinning: int):
     T = jax.tree_util.tree_leaves(chains.positions)[0].shape[1]
     start = T % thinning + thinning - 1
     take = lambda a: a[:, start::thinning]
-    return chains._replace(positions=jax.tree_util.tree_map(take, chains.positions),
-                           stats=jax.tree_util.tree_map(take, chains.stats))
+    return chains._replace(
+        positions=jax.tree_util.tree_map(take, chains.positions), stats=jax.tree_util.tree_map(take, chains.stats)
+    )
 
 
 def step_stats(stats, lp_name="lp") -> dict:
@@ -68,7 +69,10 @@ def _observation_groups(settings, samples: dict, target, num_draws: int) -> dict
     elif want is None and size > LOG_LIKELIHOOD_AUTO_LIMIT:
         warnings.warn(
             f"sample: the log_likelihood group would hold {size:,} values; left out. Pass log_likelihood=True "
-            "to compute it anyway (az.loo needs it), or thin the draws (thinning=).", RuntimeWarning, stacklevel=4)
+            "to compute it anyway (az.loo needs it), or thin the draws (thinning=).",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     elif want is None or want:
         out["log_likelihood"] = nio.pointwise_log_likelihood(settings.model, samples, args, kwargs)
     key = jax.random.fold_in(settings.rng_key, 0x7072)  # independent of the sampling keys
@@ -76,7 +80,8 @@ def _observation_groups(settings, samples: dict, target, num_draws: int) -> dict
         out["posterior_predictive"] = nio.posterior_predictive(settings.model, samples, key, args, kwargs)
     if getattr(settings, "prior", None):
         out["prior"], out["prior_predictive"] = nio.prior_draws(
-            settings.model, settings.prior, jax.random.fold_in(key, 1), args, kwargs, list(target.var_shapes))
+            settings.model, settings.prior, jax.random.fold_in(key, 1), args, kwargs, list(target.var_shapes)
+        )
     return out
 
 

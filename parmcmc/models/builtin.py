@@ -11,7 +11,8 @@ Plate names double as ArviZ dimension names (`from_numpyro` reads them), and `co
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import numpyro
@@ -20,13 +21,13 @@ import numpyro.distributions as dist
 __all__ = [
     "ExampleModel",
     "GaussianPosterior",
-    "eight_schools_model",
-    "eight_schools",
-    "logistic_regression_model",
-    "logistic_regression",
-    "linear_regression_model",
-    "linear_regression",
     "analytic_posterior",
+    "eight_schools",
+    "eight_schools_model",
+    "linear_regression",
+    "linear_regression_model",
+    "logistic_regression",
+    "logistic_regression_model",
 ]
 
 
@@ -60,8 +61,16 @@ class GaussianPosterior(NamedTuple):
 
 EIGHT_SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
 EIGHT_SCHOOLS_SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
-EIGHT_SCHOOLS_NAMES = ["Choate", "Deerfield", "Phillips Andover", "Phillips Exeter",
-                       "Hotchkiss", "Lawrenceville", "St. Paul's", "Mt. Hermon"]
+EIGHT_SCHOOLS_NAMES = [
+    "Choate",
+    "Deerfield",
+    "Phillips Andover",
+    "Phillips Exeter",
+    "Hotchkiss",
+    "Lawrenceville",
+    "St. Paul's",
+    "Mt. Hermon",
+]
 
 
 def eight_schools_model(sigma, y=None):
@@ -89,6 +98,7 @@ def eight_schools() -> ExampleModel:
 
 # ---------------------------------------------------------------- logistic regression
 
+
 def logistic_regression_model(X, y=None, prior_scale=1.0):
     """y_n ~ Bernoulli(sigmoid(x_n . beta)), beta_d ~ N(0, prior_scale^2)."""
     num_data, num_features = X.shape
@@ -115,6 +125,7 @@ def logistic_regression(seed: int = 0, num_data: int = 200, num_features: int = 
 
 
 # ---------------------------------------------------------------- conjugate linear regression
+
 
 def linear_regression_model(X, y=None, prior_sd=1.0, noise_sd=1.0):
     """y ~ N(X beta, noise_sd^2 I), beta ~ N(0, prior_sd^2 I), noise_sd known: exactly conjugate."""
@@ -149,9 +160,7 @@ def analytic_posterior(X, y, prior_sd: float = 1.0, noise_sd: float = 1.0) -> Ga
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(
-            f"analytic_posterior: X must be (N, D) and y (N,); got X {X.shape} and y {y.shape}."
-        )
+        raise ValueError(f"analytic_posterior: X must be (N, D) and y (N,); got X {X.shape} and y {y.shape}.")
     if prior_sd <= 0 or noise_sd <= 0:
         raise ValueError(f"analytic_posterior: prior_sd and noise_sd must be positive; got {prior_sd}, {noise_sd}.")
     precision = X.T @ X / noise_sd**2 + np.eye(X.shape[1]) / prior_sd**2

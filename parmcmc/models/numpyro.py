@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import warnings
 import threading
-from typing import Callable
+import warnings
+from collections.abc import Callable
 
 import jax
-
 import numpy as np
+import numpyro.infer.util as numpyro_util
 from numpyro.handlers import seed, substitute, trace
 from numpyro.infer.initialization import init_to_uniform
-import numpyro.infer.util as numpyro_util
 from numpyro.infer.util import initialize_model
 
 from parmcmc.jitcache import program_jit
@@ -57,7 +56,8 @@ def _trace_model(model, rng_key, model_args, model_kwargs, name) -> dict:
     sampled (ImproperUniform) still trace: only their support and shape are needed here."""
     try:
         return trace(substitute(seed(model, rng_key), substitute_fn=init_to_uniform)).get_trace(
-            *model_args, **model_kwargs)
+            *model_args, **model_kwargs
+        )
     except Exception as err:
         if not str(err).strip():
             err = type(err)(f"{type(err).__name__} with no message, raised by {_raising_frame(err)}")
@@ -223,7 +223,10 @@ def from_numpyro(
     try:
         with _compiled_init_search():
             info = initialize_model(
-                keys[:num_chains], model, init_strategy=init_strategy, model_args=model_args,
+                keys[:num_chains],
+                model,
+                init_strategy=init_strategy,
+                model_args=model_args,
                 model_kwargs=model_kwargs,
             )
     except RuntimeError as err:
@@ -257,4 +260,3 @@ def from_numpyro(
             if site_dims is not None:
                 dims[site_name] = site_dims
     return Target(logdensity_fn, initial_positions, postprocess, var_shapes, observed, dims, name)
-

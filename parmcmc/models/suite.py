@@ -28,7 +28,7 @@ Names (unconstrained dimension D in brackets):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +53,7 @@ def _ex(name, model, args=(), kwargs=None, coords=None, truth=None) -> ExampleMo
 
 # ---------------------------------------------------------------- hierarchies
 
+
 def eight_schools_centered_model(sigma, y=None):
     """Centred eight schools: theta_j ~ N(mu, tau), the funnel between tau and theta in view."""
     mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
@@ -63,13 +64,23 @@ def eight_schools_centered_model(sigma, y=None):
 
 
 def eight_schools_centered() -> ExampleModel:
-    return _ex("eight_schools_centered", eight_schools_centered_model, (EIGHT_SCHOOLS_SIGMA,),
-               {"y": EIGHT_SCHOOLS_Y}, {"school": EIGHT_SCHOOLS_NAMES})
+    return _ex(
+        "eight_schools_centered",
+        eight_schools_centered_model,
+        (EIGHT_SCHOOLS_SIGMA,),
+        {"y": EIGHT_SCHOOLS_Y},
+        {"school": EIGHT_SCHOOLS_NAMES},
+    )
 
 
 def eight_schools_noncentered() -> ExampleModel:
-    return _ex("eight_schools_noncentered", eight_schools_model, (EIGHT_SCHOOLS_SIGMA,),
-               {"y": EIGHT_SCHOOLS_Y}, {"school": EIGHT_SCHOOLS_NAMES})
+    return _ex(
+        "eight_schools_noncentered",
+        eight_schools_model,
+        (EIGHT_SCHOOLS_SIGMA,),
+        {"y": EIGHT_SCHOOLS_Y},
+        {"school": EIGHT_SCHOOLS_NAMES},
+    )
 
 
 def radon_model(group, floor, num_groups, y=None):
@@ -98,6 +109,7 @@ def radon(seed: int = 0, num_groups: int = 85, num_rows: int = 919) -> ExampleMo
 
 
 # ---------------------------------------------------------------- regressions
+
 
 def logistic_model(X, y=None):
     """y_n ~ Bernoulli(sigmoid(x_n . beta)), beta ~ N(0, I) (the first column of X is the intercept)."""
@@ -180,11 +192,17 @@ def irt_2pl(seed: int = 0, num_students: int = 20, num_items: int = 8) -> Exampl
     student, item = (m.ravel() for m in np.meshgrid(np.arange(num_students), np.arange(num_items), indexing="ij"))
     p = 1.0 / (1.0 + np.exp(-a[item] * (theta[student] - b[item])))
     y = (rng.uniform(size=p.shape) < p).astype(np.float64)
-    return _ex("irt_2pl", irt_2pl_model, (student, item, num_students, num_items), {"y": y},
-               truth={"theta": theta, "a": a, "b": b})
+    return _ex(
+        "irt_2pl",
+        irt_2pl_model,
+        (student, item, num_students, num_items),
+        {"y": y},
+        truth={"theta": theta, "a": a, "b": b},
+    )
 
 
 # ---------------------------------------------------------------- time series
+
 
 def stochastic_volatility_model(returns):
     """h_t = mu + phi (h_{t-1} - mu) + sigma eta_t (non-centred), r_t ~ N(0, exp(h_t / 2))."""
@@ -233,6 +251,7 @@ def random_walk_missing(seed: int = 0, num_steps: int = 30) -> ExampleModel:
 
 
 # ---------------------------------------------------------------- geometry
+
 
 def rotated_gaussian_model(rotation, scales):
     """x = R diag(scales) z with z ~ N(0, I): a Gaussian with condition number (max/min scale)^2."""

@@ -11,7 +11,8 @@ Both a NumPyro model (see `parmcmc.models.numpyro.from_numpyro`) and a plain log
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 from parmcmc.jitcache import program_jit
 
-__all__ = ["Target", "from_logdensity", "check_initial_positions", "num_chains_of"]
+__all__ = ["Target", "check_initial_positions", "from_logdensity", "num_chains_of"]
 
 PyTree = Any
 
@@ -106,11 +107,13 @@ def check_initial_positions(logdensity_fn: Callable, positions: PyTree, caller: 
         raise TypeError(
             f"{caller}: the log density of model {model_name!r} must return a real floating-point scalar; it "
             f"returned dtype {dtype}. "
-            + ("Return the real log density (a complex value has no order for the accept test), e.g. jnp.real(...) "
-               "if the imaginary part is zero by construction." if dtype is not None and jnp.issubdtype(
-                   dtype, jnp.complexfloating) else
-               "An integer or boolean result has no gradient: compute it in floating point, e.g. "
-               "jnp.asarray(value, dtype=float), and check that it is a log density, not a count or a flag.")
+            + (
+                "Return the real log density (a complex value has no order for the accept test), e.g. jnp.real(...) "
+                "if the imaginary part is zero by construction."
+                if dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating)
+                else "An integer or boolean result has no gradient: compute it in floating point, e.g. "
+                "jnp.asarray(value, dtype=float), and check that it is a log density, not a count or a flag."
+            )
         )
     try:
         value, grad = program_jit(jax.vmap(jax.value_and_grad(logdensity_fn)))(positions)

@@ -3,16 +3,17 @@
 They know nothing about solvers: a sampler is a step map, its noise schedule
 (BlackJAX's) and its per-step statistics.
 """
+
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.samplers.hmc import HMC, HMCInfo, HMCNoise
 from parmcmc.samplers.mala import MALA, MALAInfo, MALANoise
 
 __all__ = [
-    "AbstractSampler",
-    "MALA",
-    "MALAInfo",
-    "MALANoise",
     "HMC",
+    "MALA",
+    "AbstractSampler",
     "HMCInfo",
     "HMCNoise",
+    "MALAInfo",
+    "MALANoise",
 ]

@@ -28,11 +28,13 @@ With a *preconditioner* (``loc`` m and lower-triangular or diagonal ``scale`` L)
 the log density is ``log p(m + L z)`` (the constant log|L| left out, so ``logdensity`` is the
 target's). The chain is then BlackJAX's chain on that transformed density, mapped back at the output.
 """
+
 import abc
 import dataclasses
 import math
 import numbers
-from typing import Any, Callable, ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -58,16 +60,10 @@ def check_step_size(step_size, name: str = "step_size"):
     is_real_array = (
         hasattr(step_size, "dtype")
         and jnp.ndim(step_size) == 0
-        and (
-            jnp.issubdtype(step_size.dtype, jnp.floating)
-            or jnp.issubdtype(step_size.dtype, jnp.integer)
-        )
+        and (jnp.issubdtype(step_size.dtype, jnp.floating) or jnp.issubdtype(step_size.dtype, jnp.integer))
     )
     if isinstance(step_size, bool) or not (isinstance(step_size, numbers.Real) or is_real_array):
-        raise TypeError(
-            f"{name} must be a positive real scalar, got {step_size!r} "
-            f"of type {type(step_size).__name__}."
-        )
+        raise TypeError(f"{name} must be a positive real scalar, got {step_size!r} of type {type(step_size).__name__}.")
     value = float(step_size)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be positive and finite, got {value!r}.")
@@ -147,9 +143,7 @@ class AbstractSampler(abc.ABC):
         return new
 
     def __setattr__(self, name, value):
-        raise AttributeError(
-            f"{type(self).__name__} is immutable: use sampler.replace({name}=...) for a changed copy."
-        )
+        raise AttributeError(f"{type(self).__name__} is immutable: use sampler.replace({name}=...) for a changed copy.")
 
     def _set(self, **fields) -> None:
         """Set fields while constructing (the only mutation, on an object nobody holds yet)."""
@@ -158,9 +152,7 @@ class AbstractSampler(abc.ABC):
 
     def __init__(self, logdensity_fn: Callable, step_size, *, gate, gate_temperature, loc=None, scale=None):
         if not callable(logdensity_fn):
-            raise TypeError(
-                f"logdensity_fn must be callable, got {type(logdensity_fn).__name__}."
-            )
+            raise TypeError(f"logdensity_fn must be callable, got {type(logdensity_fn).__name__}.")
         gate, gate_temperature = _gate.check_gate(gate, gate_temperature)
         self._set(
             logdensity_fn=logdensity_fn,
@@ -261,9 +253,7 @@ class AbstractSampler(abc.ABC):
         for name in ("loc", "scale"):
             value = getattr(self, name)
             if value is not None and jnp.shape(value)[0] != size:
-                raise ValueError(
-                    f"{name} has size {jnp.shape(value)[0]} but the flattened position has size {size}."
-                )
+                raise ValueError(f"{name} has size {jnp.shape(value)[0]} but the flattened position has size {size}.")
         return self
 
     @property
@@ -331,8 +321,7 @@ class AbstractSampler(abc.ABC):
         out = jax.eval_shape(self.logdensity, x)
         if out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
             raise ValueError(
-                "logdensity_fn must return a real floating scalar, got shape "
-                f"{out.shape} and dtype {out.dtype}."
+                f"logdensity_fn must return a real floating scalar, got shape {out.shape} and dtype {out.dtype}."
             )
         logdensity, grad = program_jit(self.value_and_grad)(x)  # compiled once per program
         if not bool(jnp.isfinite(logdensity)):

@@ -25,6 +25,7 @@ gate even diverged once where the hard one converged). The smooth gate won
 only with QuasiDEER for MALA on a correlated Gaussian (102 vs 122 iterations
 at T = 1000, 135 vs 195 at T = 100000).
 """
+
 import math
 from typing import Literal
 
@@ -34,10 +35,10 @@ from jax import Array, lax
 
 __all__ = [
     "GATES",
-    "safe_log_ratio",
-    "acceptance_probability",
     "accept",
+    "acceptance_probability",
     "check_gate",
+    "safe_log_ratio",
 ]
 
 GATES = ("hard", "smooth")
@@ -49,13 +50,9 @@ def check_gate(gate, temperature) -> tuple[str, float]:
     if gate not in GATES:
         raise ValueError(f"gate must be one of {GATES}, got {gate!r}.")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise TypeError(
-            f"gate_temperature must be a positive float, got {temperature!r}."
-        )
+        raise TypeError(f"gate_temperature must be a positive float, got {temperature!r}.")
     if not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(
-            f"gate_temperature must be positive and finite, got {temperature!r}."
-        )
+        raise ValueError(f"gate_temperature must be positive and finite, got {temperature!r}.")
     return gate, float(temperature)
 
 

@@ -8,8 +8,10 @@ energy, velocity Verlet (:mod:`~parmcmc.samplers.integrators`) integrates
 ``min(1, exp(H_start - H_end))``. Noise, arithmetic and accept test follow
 BlackJAX 1.7's ``blackjax.hmc``, so the same ``rng_key`` gives the same chain.
 """
+
 import operator
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
@@ -19,7 +21,7 @@ from parmcmc.samplers import integrators, metrics
 from parmcmc.samplers import noise as _noise
 from parmcmc.samplers.base import AbstractSampler, _as_float_array, _is_traced
 
-__all__ = ["HMC", "HMCNoise", "HMCInfo"]
+__all__ = ["HMC", "HMCInfo", "HMCNoise"]
 
 
 class HMCNoise(NamedTuple):
@@ -133,9 +135,7 @@ class HMC(AbstractSampler):
         loc=None,
         scale=None,
     ):
-        super().__init__(
-            logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale
-        )
+        super().__init__(logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale)
         self._set(
             num_integration_steps=_check_num_integration_steps(num_integration_steps),
             inverse_mass_matrix=_check_imm(inverse_mass_matrix),
@@ -204,9 +204,7 @@ class HMC(AbstractSampler):
         step_size = self.step_sizes(noise_t)
         logdensity, grad = self.value_and_grad(x)
         start = integrators.IntegratorState(x, noise_t.momentum, logdensity, grad)
-        one_step = integrators.velocity_verlet(
-            self.value_and_grad, lambda p: metrics.velocity(metric, p)
-        )
+        one_step = integrators.velocity_verlet(self.value_and_grad, lambda p: metrics.velocity(metric, p))
         end = integrators.integrate(one_step, start, step_size, self.num_integration_steps)
         end_momentum = -1.0 * end.momentum  # flipped: makes the proposal reversible
         energy_start = -logdensity + metrics.kinetic_energy(metric, noise_t.momentum)

@@ -5,12 +5,14 @@ writes it (half momentum step, full position step, half momentum step, the
 half steps of consecutive leapfrog steps *not* merged), so that floating-point
 results agree with BlackJAX's HMC to rounding.
 """
-from typing import Callable, NamedTuple
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 from jax import Array
 
-__all__ = ["IntegratorState", "velocity_verlet", "integrate"]
+__all__ = ["IntegratorState", "integrate", "velocity_verlet"]
 
 ValueAndGrad = Callable[[Array], tuple[Array, Array]]
 

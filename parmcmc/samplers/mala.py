@@ -5,7 +5,9 @@ accepted with probability ``min(1, p(x') q(x | x') / (p(x) q(x' | x)))``.
 Noise, arithmetic and accept test follow BlackJAX 1.7's ``blackjax.mala``,
 so the same ``rng_key`` gives the same chain.
 """
-from typing import Callable, NamedTuple
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
@@ -14,7 +16,7 @@ from parmcmc.samplers import gate as _gate
 from parmcmc.samplers import noise as _noise
 from parmcmc.samplers.base import AbstractSampler
 
-__all__ = ["MALA", "MALANoise", "MALAInfo"]
+__all__ = ["MALA", "MALAInfo", "MALANoise"]
 
 
 class MALANoise(NamedTuple):
@@ -78,7 +80,7 @@ class MALA(AbstractSampler):
 
     Example::
 
-        sampler = MALA(logdensity_fn, 0.1).bind(position)   # an immutable pytree
+        sampler = MALA(logdensity_fn, 0.1).bind(position)  # an immutable pytree
         x0 = sampler.ravel(position)
         inputs = sampler.noise(jax.random.key(0), 1000)
         x1 = sampler.step(x0, jax.tree.map(lambda a: a[0], inputs))
@@ -94,9 +96,7 @@ class MALA(AbstractSampler):
         loc=None,
         scale=None,
     ):
-        super().__init__(
-            logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale
-        )
+        super().__init__(logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale)
 
     def noise(self, rng_key: Array, num_steps: int) -> MALANoise:
         """Draw the chain's noise in BlackJAX's order: per step ``(k_prop, k_acc)

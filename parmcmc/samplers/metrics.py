@@ -10,6 +10,7 @@ where ``M^{1/2} = 1 / sqrt(diag)`` for a diagonal matrix (a multiplication by
 the reciprocal, not a division) and ``M^{1/2} = L^{-T}`` with ``L`` the lower
 Cholesky factor of a dense ``M^{-1}``.
 """
+
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -19,11 +20,11 @@ from jax import Array
 
 __all__ = [
     "EuclideanMetric",
-    "euclidean_metric",
     "check_inverse_mass_matrix",
+    "euclidean_metric",
+    "kinetic_energy",
     "momentum_from_normal",
     "velocity",
-    "kinetic_energy",
 ]
 
 
@@ -72,14 +73,11 @@ def check_inverse_mass_matrix(inverse_mass_matrix, size: int | None = None) -> A
         if np.any(arr <= 0):
             bad = np.flatnonzero(arr <= 0)[:5].tolist()
             raise ValueError(
-                "inverse_mass_matrix (diagonal) must have positive entries; entries "
-                f"at flat indices {bad} are <= 0."
+                f"inverse_mass_matrix (diagonal) must have positive entries; entries at flat indices {bad} are <= 0."
             )
     else:
         if arr.shape[0] != arr.shape[1]:
-            raise ValueError(
-                f"inverse_mass_matrix (dense) must be square, got shape {arr.shape}."
-            )
+            raise ValueError(f"inverse_mass_matrix (dense) must be square, got shape {arr.shape}.")
         # Symmetric up to sqrt(eps) of its dtype, relative to its largest entry (jnp.linalg.inv(cov) in
         # float32 is asymmetric at ~1e-7), then symmetrised: the Cholesky factor reads one triangle, the
         # velocity the whole matrix.
@@ -95,10 +93,7 @@ def check_inverse_mass_matrix(inverse_mass_matrix, size: int | None = None) -> A
         if asym > 0:
             inverse_mass_matrix = arr = (arr + arr.T) / 2
         if np.any(np.linalg.eigvalsh(arr) <= 0):
-            raise ValueError(
-                "inverse_mass_matrix (dense) must be positive definite; it has "
-                "eigenvalues <= 0."
-            )
+            raise ValueError("inverse_mass_matrix (dense) must be positive definite; it has eigenvalues <= 0.")
     if size is not None and arr.shape[0] != size:
         raise ValueError(
             f"inverse_mass_matrix has size {arr.shape[0]} but the flattened position "

@@ -11,12 +11,13 @@ in BlackJAX and in parmcmc.
 All draws are vmapped over the step axis; JAX's counter-based generators give
 the same numbers under ``vmap`` as one call at a time.
 """
+
 import operator
 
 import jax
 from jax import Array
 
-__all__ = ["step_keys", "side_keys", "standard_normal", "uniform", "check_num_steps", "JITTER_STREAM"]
+__all__ = ["JITTER_STREAM", "check_num_steps", "side_keys", "standard_normal", "step_keys", "uniform"]
 
 # Noise BlackJAX's kernels do not draw (HMC's step-size jitter) comes from streams of its own,
 # ``fold_in(rng_key, stream)``, so that BlackJAX's keys and draws stay exactly as they are.
@@ -31,8 +32,7 @@ def check_num_steps(num_steps) -> int:
         num_steps = operator.index(num_steps)
     except TypeError:
         raise TypeError(
-            f"num_steps must be an int >= 1, got {num_steps!r} of type "
-            f"{type(num_steps).__name__}."
+            f"num_steps must be an int >= 1, got {num_steps!r} of type {type(num_steps).__name__}."
         ) from None
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
