@@ -216,7 +216,9 @@ def test_beta_bernoulli_through_numpyro(record_property):
     # positions) overflowed on this chain and sample() finished it sequentially; DEER with clipping alone
     # converged until the warmup was jitted as a whole, which changed its rounding, and then overflowed on
     # chain 0. Whether undamped Newton survives an HMC chain depends on such details; the damped one did
-    # on both chains (about 14 and 140 iterations for another seed's 1000 draws).
+    # on both chains (about 14 and 140 iterations for another seed's 1000 draws). sample() now fails fast
+    # (max_iters = max(64, T // 8), patience 16: docs/convergence.md), which would hand a slow damped solve to
+    # the sequential fallback; the full budget keeps this a test of the parallel solve itself.
     cmp = compare(
         beta_bernoulli,
         "hmc",
@@ -225,6 +227,8 @@ def test_beta_bernoulli_through_numpyro(record_property):
         num_warmup=500,
         num_chains=2,
         solver=parmcmc.DEER(damping=0.55, clip=1.0),
+        max_iters=2000,
+        patience=None,
     )
     assert_parallel_is_sequential(cmp)
     p = cmp.parallel.posterior["p"].values
