@@ -84,7 +84,8 @@ def measure(target_name, kind, T, solvers, gates, max_iters, out, temperature=1.
 
 
 def render(path):
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
     lines = [
         "| target | D | sampler | accept rate | T | solver | gate | iterations | converged | "
         "max abs diff vs Sequential | differing decisions | wall s (incl. compile) |",

@@ -194,7 +194,7 @@ def sample(
     solver_fell_back), `observed_data` and `log_likelihood` for NumPyro models with observations,
     and `warmup_posterior`/`warmup_sample_stats` when keep_warmup=True.
     """
-    settings = check_settings(**{k: v for k, v in locals().items()})
+    settings = check_settings(**locals())
     with progress.phases():  # an error or Ctrl-C stops the progress display's clock
         prepared = prepare(settings)
         solver = pick_solver(settings, prepared)
@@ -332,7 +332,7 @@ def prepare(s: Settings) -> Prepared:
     dense = s.dense_mass if s.dense_mass is not None else template.dim <= DENSE_MASS_MAX_DIM
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
-    imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
+    imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains, *jnp.shape(imm)))
     t0 = time.perf_counter()
     with model_errors_named(target.name, "sample (warmup)"):
         positions, eps, imm, warm, pre = _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense)

@@ -224,7 +224,7 @@ def _mala_windows(num_steps: int) -> list[tuple[int, bool]]:
         width = slow if slow < 3 * width else width
         windows.append((width, width >= 10))
         slow, width = slow - width, 2 * width
-    return windows + [(last, False)]
+    return [*windows, (last, False)]
 
 
 def _shrunk_cholesky(cov, n):

@@ -175,7 +175,7 @@ def test_bad_input_is_named_before_any_sampling(kwargs, error, match):
 
 def test_initial_position_of_the_wrong_shape_and_non_finite_density():
     logdensity = lambda x: -0.5 * jnp.sum(x**2) - jnp.where(x[0] > 5, jnp.inf, 0.0)
-    with pytest.raises(ValueError, match="not finite|is -inf|finite"):
+    with pytest.raises(ValueError, match=r"not finite|is -inf|finite"):
         parmcmc.sample(
             logdensity,
             initial_position=jnp.full(2, 10.0),
@@ -184,7 +184,7 @@ def test_initial_position_of_the_wrong_shape_and_non_finite_density():
             num_warmup=10,
             progress_bar=False,
         )
-    with pytest.raises((ValueError, TypeError), match="scalar|shape"):
+    with pytest.raises((ValueError, TypeError), match=r"scalar|shape"):
         parmcmc.sample(
             lambda x: -0.5 * x**2,
             initial_position=jnp.zeros(2),

@@ -498,6 +498,8 @@ def test_compare_warns_that_parallel_is_ignored(monkeypatch):
         raise KeyboardInterrupt("checked")
 
     monkeypatch.setattr(sys.modules["parmcmc.compare"], "check_settings", stop)
-    with pytest.warns(parmcmc.IgnoredArgumentWarning, match=r"compare: parallel= is ignored"):
-        with pytest.raises(KeyboardInterrupt):
-            parmcmc.compare(gaussian, rng_key=jax.random.key(0), num_samples=10, parallel=False)
+    with (
+        pytest.warns(parmcmc.IgnoredArgumentWarning, match=r"compare: parallel= is ignored"),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        parmcmc.compare(gaussian, rng_key=jax.random.key(0), num_samples=10, parallel=False)

@@ -145,7 +145,7 @@ def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3)
         return None
 
     def states_and_noise(k, x):
-        return jnp.broadcast_to(x, (num_steps,) + x.shape), sampler.noise(k, num_steps)
+        return jnp.broadcast_to(x, (num_steps, *x.shape)), sampler.noise(k, num_steps)
 
     X, U = jax.jit(jax.vmap(states_and_noise))(keys, x0)
 

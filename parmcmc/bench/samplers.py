@@ -86,11 +86,11 @@ def random_walk_posterior(dim=30, seed=1):
 def _summary(tree, seconds):
     import arviz as az
 
-    post = tree["posterior"] if "posterior" in tree else tree.posterior
+    post = tree["posterior"] if "posterior" in tree else tree.posterior  # noqa: SIM401 (.get would read both)
     arrays = [np.asarray(post[v]).reshape(post[v].shape[0], post[v].shape[1], -1) for v in post.data_vars]
     x = np.concatenate(arrays, axis=-1)
     bulk, tail = az.ess(x, method="bulk"), az.ess(x, method="tail", prob=(0.05, 0.95))
-    stats = tree["sample_stats"] if "sample_stats" in tree else tree.sample_stats
+    stats = tree["sample_stats"] if "sample_stats" in tree else tree.sample_stats  # noqa: SIM401
     div = int(np.sum(np.asarray(stats["diverging"]))) if "diverging" in stats else 0
     return dict(
         ess_bulk=float(np.min(bulk)),

@@ -72,7 +72,7 @@ def _same_key(a, b) -> bool:
 def _same_args(a, b) -> bool:
     la, ta = jax.tree_util.tree_flatten(a)
     lb, tb = jax.tree_util.tree_flatten(b)
-    return ta == tb and all(x is y or np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+    return ta == tb and all(x is y or np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb, strict=True))
 
 
 class MCMC(numpyro.infer.MCMC):
@@ -273,7 +273,7 @@ class MCMC(numpyro.infer.MCMC):
         samples = self._prepared.target.postprocess(self._chains().positions)
         if group_by_chain:
             return samples
-        return {k: jnp.reshape(v, (-1,) + v.shape[2:]) for k, v in samples.items()}
+        return {k: jnp.reshape(v, (-1, *v.shape[2:])) for k, v in samples.items()}
 
     def get_extra_fields(self, group_by_chain=False) -> dict:
         """Per-draw statistics under NumPyro's names: diverging (HMC) and the extra_fields given to run()
@@ -296,7 +296,7 @@ class MCMC(numpyro.infer.MCMC):
         out = {n: available[n] for n in dict.fromkeys(names)}
         if group_by_chain:
             return out
-        return {k: jnp.reshape(v, (-1,) + v.shape[2:]) for k, v in out.items()}
+        return {k: jnp.reshape(v, (-1, *v.shape[2:])) for k, v in out.items()}
 
     @property
     def solver_stats(self) -> dict:

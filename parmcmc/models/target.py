@@ -201,9 +201,9 @@ def from_logdensity(
     names = [_variable_name(path) for path, _ in paths_leaves]
     if len(set(names)) != len(names):
         raise ValueError(f"{caller}: the position's leaves give clashing variable names {names}; use a dict position.")
-    var_shapes = {n: tuple(leaf.shape[1:]) for n, (_, leaf) in zip(names, paths_leaves)}
+    var_shapes = {n: tuple(leaf.shape[1:]) for n, (_, leaf) in zip(names, paths_leaves, strict=True)}
 
     def postprocess(draws: PyTree) -> dict:
-        return dict(zip(names, jax.tree_util.tree_leaves(draws)))
+        return dict(zip(names, jax.tree_util.tree_leaves(draws), strict=True))
 
     return Target(logdensity_fn, positions, postprocess, var_shapes, {}, {}, name)

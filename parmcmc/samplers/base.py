@@ -110,7 +110,7 @@ class Layout:
         chunks = jnp.split(flat, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [flat]
         leaves = [
             c.reshape(s) if c.dtype == d else c.reshape(s).astype(d)
-            for c, s, d in zip(chunks, self.shapes, self.dtypes)
+            for c, s, d in zip(chunks, self.shapes, self.dtypes, strict=True)
         ]
         return jax.tree.unflatten(self.treedef, leaves)
 
@@ -138,7 +138,7 @@ class AbstractSampler(abc.ABC):
     @classmethod
     def _tree_unflatten(cls, static, leaves):
         new = object.__new__(cls)
-        for k, v in zip(cls._leaves + cls._static, tuple(leaves) + tuple(static)):
+        for k, v in zip(cls._leaves + cls._static, tuple(leaves) + tuple(static), strict=True):
             object.__setattr__(new, k, v)
         return new
 
