@@ -17,6 +17,7 @@ import tempfile
 import arviz as az
 import jax
 import matplotlib
+import matplotlib.pyplot
 import numpy as np
 import numpyro
 import numpyro.distributions as dist

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.core
+import jax.extend
 import numpy as np
 
 __all__ = ["CacheStats", "Program", "program_jit", "stats"]

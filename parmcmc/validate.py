@@ -27,7 +27,7 @@ def check_positive_int(name: str, value, *, allow_zero: bool = False, caller: st
 
 def check_rng_key(rng_key, caller: str = "sample") -> None:
     dtype = getattr(rng_key, "dtype", None)
-    is_typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    is_typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
     is_raw = not is_typed and dtype == jnp.uint32 and jnp.shape(rng_key) == (2,)
     if not ((is_typed and jnp.ndim(rng_key) == 0) or is_raw):
         shape = getattr(rng_key, "shape", None)

@@ -19,6 +19,7 @@ import pytest
 
 import parmcmc
 import parmcmc.api
+import parmcmc.models.numpyro
 from parmcmc.compare import _verdict
 from parmcmc.diagnostics import fallback_warning
 from parmcmc.io.arviz import to_datatree

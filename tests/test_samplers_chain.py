@@ -7,6 +7,7 @@ chains: they may need up to T iterations), QuasiDEER and DEER.
 """
 
 import blackjax
+import blackjax.util
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -7,6 +7,7 @@ draws after 200 warmup steps. Each test runs one ArviZ function on both trees an
 import arviz as az
 import jax
 import matplotlib
+import matplotlib.pyplot
 import numpy as np
 import numpyro
 import numpyro.distributions as dist

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import blackjax
+import blackjax.util
 import jax
 import jax.numpy as jnp
 import numpy as np

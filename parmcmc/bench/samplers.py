@@ -15,6 +15,7 @@ newton   Newton iterations (QuasiDEER and DEER) of MALA with and without the war
 import time
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import numpyro

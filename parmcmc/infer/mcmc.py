@@ -65,7 +65,7 @@ def _check_extra_fields(kernel, extra_fields) -> tuple:
 
 
 def _same_key(a, b) -> bool:
-    data = lambda k: np.asarray(jax.random.key_data(k) if jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) else k)
+    data = lambda k: np.asarray(jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k)
     return np.array_equal(data(a), data(b))
 
 

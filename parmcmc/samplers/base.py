@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import jax.scipy as jsp
 import numpy as np
@@ -124,6 +125,14 @@ class AbstractSampler(abc.ABC):
 
     _leaves: ClassVar[tuple[str, ...]] = ("step_size", "loc", "scale")
     _static: ClassVar[tuple[str, ...]] = ("logdensity_fn", "gate", "gate_temperature", "_layout")
+    # The fields, set by __init__ (through _set) and by _tree_unflatten; declared for readers and type checkers.
+    logdensity_fn: Callable
+    step_size: Array
+    gate: _gate.Gate
+    gate_temperature: float
+    loc: Array | None
+    scale: Array | None
+    _layout: Layout | None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

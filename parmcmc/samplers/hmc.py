@@ -120,6 +120,10 @@ class HMC(AbstractSampler):
 
     _leaves = (*AbstractSampler._leaves, "inverse_mass_matrix", "step_size_jitter")
     _static = (*AbstractSampler._static, "num_integration_steps", "divergence_threshold")
+    inverse_mass_matrix: Array  # None only before bind(), which fills in the identity
+    step_size_jitter: Array | None
+    num_integration_steps: int
+    divergence_threshold: float
 
     def __init__(
         self,
