@@ -67,7 +67,7 @@ def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None
     if (
         isinstance(step_size_jitter, bool)
         or not isinstance(step_size_jitter, numbers.Real)
-        or not (0.0 <= step_size_jitter < 1.0)
+        or not (0.0 <= step_size_jitter < 1.0)  # pyright: ignore[reportOperatorIssue] (typeshed's Real has no order)
     ):
         raise ValueError(f"sample: step_size_jitter must lie in [0, 1); got {step_size_jitter!r}.")
 
@@ -240,7 +240,7 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     kw.setdefault("step_size_jitter", None)
     _check_sampler_options(name, instance, kw["dense_mass"], kw["step_size_jitter"])
     accept = kw["target_acceptance"]
-    if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):
+    if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
     args, kwargs = kw["model_args"], kw["model_kwargs"]
     has_data = not (isinstance(args, tuple) and not args) or not (kwargs is None or kwargs == {})

@@ -97,7 +97,7 @@ def _walk(jaxpr, objects: list, inner: list) -> None:
     for eqn in jaxpr.eqns:
         for name, value in eqn.params.items():
             for sub in value if isinstance(value, (tuple, list)) else (value,):
-                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):  # pyright: ignore[reportPrivateImportUsage] (re-exported `as`)
                     inner.extend(sub.consts)
                     _walk(sub.jaxpr, objects, inner)
                 elif isinstance(sub, jax.extend.core.Jaxpr):

@@ -83,7 +83,7 @@ def mala_warmup(
     initial_step_size: float = 1.0,
     target_acceptance: float = MALA_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
-    precondition: bool = False,
+    precondition: bool | str = False,  # True, False or "hessian"
 ) -> WarmupResult:
     """Tune MALA's step size per chain by dual averaging (Hoffman & Gelman 2014, sec. 3.2.1).
 
@@ -280,7 +280,8 @@ def hmc_warmup(
     )
 
     def one_chain(key, position):
-        (state, parameters), info = adaptation.run(key, position, num_steps)
+        # blackjax annotates AdaptationAlgorithm.run as (key, position); window_adaptation's takes num_steps too.
+        (state, parameters), info = adaptation.run(key, position, num_steps)  # pyright: ignore[reportCallIssue]
         # info.adaptation_state.step_size is the step size AFTER each step's update; the step used
         # the previous one (the first step used initial_step_size).
         after = info.adaptation_state.step_size

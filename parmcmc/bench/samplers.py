@@ -212,7 +212,10 @@ def jitter_study(T=2000):
 
             def chain(c):
                 x0 = jax.tree.map(lambda a: a[c], warm.positions)
-                s = HMC(logdensity, warm.step_size[c], 10, warm.inverse_mass_matrix[c], step_size_jitter=jitter)
+                imm = warm.inverse_mass_matrix
+                if imm is None:
+                    raise RuntimeError("hmc_warmup returned no inverse mass matrix")
+                s = HMC(logdensity, warm.step_size[c], 10, imm[c], step_size_jitter=jitter)
                 return s.bind(x0), x0
 
             lles, draws = [], []
@@ -254,8 +257,8 @@ def newton_study(T=1000):
             s = MALA(
                 logdensity,
                 warm.step_size[0],
-                loc=None if not pre else warm.loc[0],
-                scale=None if not pre else warm.scale[0],
+                loc=None if not pre or warm.loc is None else warm.loc[0],
+                scale=None if not pre or warm.scale is None else warm.scale[0],
             )
             start = warm.positions[0]
             bound, z0 = s.bound_at(start)
