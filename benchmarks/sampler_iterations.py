@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +36,7 @@ KEY = jax.random.key(1)
 
 
 def make_sampler(kind, target, gate, temperature=1.0):
-    options = dict(gate=gate, gate_temperature=temperature)
+    options: dict[str, Any] = dict(gate=gate, gate_temperature=temperature)
     if kind == "MALA":
         return MALA(target.logdensity_fn, target.mala_step, **options)
     return HMC(target.logdensity_fn, target.hmc_step, NUM_LEAPFROG, target.inverse_mass_matrix, **options)

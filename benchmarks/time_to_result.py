@@ -20,9 +20,9 @@ from parmcmc.models.builtin import eight_schools, logistic_regression  # noqa: E
 COMPILES = []
 
 
-def _listener(event, duration, **kw):
+def _listener(event: str, duration_secs: float, **kw) -> None:
     if event == "/jax/core/compile/backend_compile_duration":
-        COMPILES.append(duration)
+        COMPILES.append(duration_secs)
 
 
 jax.monitoring.register_event_duration_secs_listener(_listener)

@@ -121,7 +121,12 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
             solve_kwargs[name] = check_positive_int(name, solve_kwargs[name], caller=caller)
     for name in ("atol", "rtol"):
         value = solve_kwargs.get(name)
-        if value is not None and hasattr(value, "dtype") and np.ndim(value) == 0 and np.asarray(value).dtype.kind in "fiu":
+        if (
+            value is not None
+            and hasattr(value, "dtype")
+            and np.ndim(value) == 0
+            and np.asarray(value).dtype.kind in "fiu"
+        ):
             value = solve_kwargs[name] = float(value)  # a 0-d NumPy/JAX array
         if value is not None and (
             isinstance(value, (bool, np.bool_))

@@ -168,7 +168,8 @@ def test_bad_input_is_named_before_any_sampling(kwargs, error, match):
     )
     args.update(kwargs)
     if kwargs.get("model") in (discrete_model, raising_model):
-        args.pop("model_args"), args.pop("model_kwargs")
+        args.pop("model_args")
+        args.pop("model_kwargs")
     with pytest.raises(error, match=match):
         parmcmc.sample(args.pop("model"), **args)
 
@@ -245,7 +246,7 @@ def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(
     auto = parmcmc.sample(gaussian, parallel="auto", **kwargs)
     reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
     iterations = auto["solver_stats"]["solver_iterations"].values
-    assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected
+    assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected  # pyright: ignore[reportOperatorIssue] (tree[group][var] is a DataArray; typed | DataTree)
     assert np.max(np.abs(auto.posterior["x"].values - reference.posterior["x"].values)) <= 1e-8
 
 

@@ -34,7 +34,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import jax
 import jax.core
@@ -361,8 +361,9 @@ class AbstractSampler(abc.ABC):
         """Every random number of a ``num_steps`` chain (leaves: leading axis T)."""
 
     @abc.abstractmethod
-    def _transition(self, x: Array, noise_t) -> tuple[Array, NamedTuple]:
-        """``(x_next, info)`` for one step from flat ``x`` with the step's noise."""
+    def _transition(self, x: Array, noise_t) -> tuple[Array, Any]:
+        """``(x_next, info)`` for one step from flat ``x`` with the step's noise (info: the sampler's Info
+        NamedTuple)."""
 
     def step(self, x: Array, noise_t) -> Array:
         """The step map ``x_t = f(x_{t-1}, noise_t)`` on flat positions. Pure;
