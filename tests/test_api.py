@@ -273,4 +273,4 @@ def test_parallel_auto_takes_the_sequential_chain_for_a_cheap_density_on_the_cpu
         parallel="auto",
         progress_bar=False,
     )
-    assert bool(np.all(tree.sample_stats["solver_iterations"].values == 0))
+    assert bool(np.all(tree["solver_stats"]["solver_iterations"].values == 0))

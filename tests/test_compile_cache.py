@@ -8,6 +8,7 @@ nothing, down to a whole second sample() call with new data.
 import functools
 
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 
@@ -105,14 +106,30 @@ def _regression_density(X, y):
     return lambda w: -0.5 * jnp.sum((y - X @ w) ** 2) - 0.5 * jnp.sum(w**2)
 
 
-def test_closed_over_data_is_an_argument_not_a_constant(count_compiles):
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        "mala",
+        pytest.param(
+            "hmc",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known limit (docs/performance.md): BlackJAX's window adaptation nests the closed-over data "
+                "as constants of inner jaxprs; the program cache keys them by value (never stale) and recompiles "
+                "the HMC warmup for new data",
+            ),
+        ),
+    ],
+)
+def test_closed_over_data_is_an_argument_not_a_constant(count_compiles, sampler):
     """A log density closing over a data matrix (issue 11: 1,000,000 x 3 took minutes as an XLA
     constant): a second data set of the same shapes, through warmup, checks and the solve, compiles
     nothing, which could not hold if the data were baked into the compiled programs."""
     rng = np.random.default_rng(0)
     data = [(jnp.asarray(rng.normal(size=(2000, 3))), jnp.asarray(rng.normal(size=2000))) for _ in range(2)]
     x0, keys = jnp.zeros(3), [jax.random.key(0), jax.random.key(1)]
-    common = dict(num_samples=32, num_warmup=16, num_chains=2, solver=Jacobi(), parallel=True, progress_bar=False)
+    common = dict(num_samples=32, num_warmup=16, num_chains=2, solver=Jacobi(), parallel=True, progress_bar=False,
+                  sampler=sampler)
     trees = [parmcmc.sample(_regression_density(*data[0]), initial_position=x0, rng_key=keys[0], **common)]
     with count_compiles() as n:
         trees.append(parmcmc.sample(_regression_density(*data[1]), initial_position=x0, rng_key=keys[1], **common))
