@@ -159,7 +159,11 @@ def test_memory_estimate_counts_jacobians_by_solver_and_window():
 IGNORED = [
     ("solver-with-sequential", dict(parallel=False, solver=parmcmc.DEER()), r"solver= is ignored: parallel=False"),
     ("solve-options-with-sequential", dict(parallel=False, max_iters=5), r"max_iters= is ignored"),
-    ("integration-steps-with-mala", dict(sampler="mala", num_integration_steps=5), r"num_integration_steps= is ignored: MALA"),
+    (
+        "integration-steps-with-mala",
+        dict(sampler="mala", num_integration_steps=5),
+        r"num_integration_steps= is ignored: MALA",
+    ),
     (
         "integration-steps-with-instance",
         dict(sampler=parmcmc.HMC(gaussian, 0.1, 3), num_integration_steps=5),
