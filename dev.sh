@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # One entry point that sets itself up: ./dev.sh demo | test [pytest args] | bench [args] | python [args] | lint | docs
+# (`./dev.sh test` with no arguments runs lint and the docs build before the suite, as CI does)
 # Creates .venv with Python >= 3.12 and installs the package when missing or when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -56,7 +57,14 @@ cmd=${1:-help}; [ $# -gt 0 ] && shift
 case "$cmd" in
     demo)   ensure_venv; exec .venv/bin/python -m parmcmc.demo "$@" ;;
     # Tests run in two processes by default: most of their time is single-threaded XLA compilation.
-    test)   ensure_venv; exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile "$@" ;;
+    # `./dev.sh test` alone (the README's and CI's command) first runs lint and the docs build (~1 min together)
+    # and fails if either does; with pytest arguments (chosen tests) it runs pytest alone.
+    test)   ensure_venv
+            if [ $# -eq 0 ]; then
+                ensure_extra lint; lint || { echo "error: ./dev.sh lint failed (findings above)" >&2; exit 1; }
+                ./dev.sh docs || { echo "error: ./dev.sh docs failed (warnings above)" >&2; exit 1; }
+            fi
+            exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile "$@" ;;
     bench)  ensure_venv; exec .venv/bin/python -m parmcmc.bench "$@" ;;
     python) ensure_venv; exec .venv/bin/python "$@" ;;
     lint)   ensure_venv; ensure_extra lint; lint "$@" ;;

@@ -53,7 +53,7 @@ for parallel in (True, False):
         f"sampling {a.get('sampling_seconds', 0):.1f} s, compile {a.get('compile_seconds', 0):.1f} s); "
         + (
             f"{c1.compiles - c0.compiles} programs compiled in {c1.compile_seconds - c0.compile_seconds:.1f} s; "
-            if c1
+            if c0 and c1
             else ""
         )
         + f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB",

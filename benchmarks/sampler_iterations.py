@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +36,7 @@ KEY = jax.random.key(1)
 
 
 def make_sampler(kind, target, gate, temperature=1.0):
-    options = dict(gate=gate, gate_temperature=temperature)
+    options: dict[str, Any] = dict(gate=gate, gate_temperature=temperature)
     if kind == "MALA":
         return MALA(target.logdensity_fn, target.mala_step, **options)
     return HMC(target.logdensity_fn, target.hmc_step, NUM_LEAPFROG, target.inverse_mass_matrix, **options)
@@ -84,7 +85,8 @@ def measure(target_name, kind, T, solvers, gates, max_iters, out, temperature=1.
 
 
 def render(path):
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
     lines = [
         "| target | D | sampler | accept rate | T | solver | gate | iterations | converged | "
         "max abs diff vs Sequential | differing decisions | wall s (incl. compile) |",

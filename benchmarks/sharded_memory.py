@@ -40,6 +40,8 @@ def main(T=1_000_000, D=64, run=False):
         t0 = time.perf_counter()
         compiled = jax.jit(lambda x0, u: solve(step, x0, u, DEER(), mesh=mesh).states).lower(x0, u).compile()
         m = compiled.memory_analysis()
+        if m is None:
+            raise RuntimeError(f"{jax.default_backend()} gives no memory analysis of a compiled program")
         total = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
         print(
             f"{label:18s} per device: temp {m.temp_size_in_bytes / 1e9:7.2f} GB  args "

@@ -12,17 +12,17 @@ import time
 import jax
 
 jax.config.update("jax_enable_x64", True)
-import jax.monitoring
+import jax.monitoring  # noqa: E402 (x64 is switched on before anything else is imported)
 
-import parmcmc
-from parmcmc.models.builtin import eight_schools, logistic_regression
+import parmcmc  # noqa: E402
+from parmcmc.models.builtin import eight_schools, logistic_regression  # noqa: E402
 
 COMPILES = []
 
 
-def _listener(event, duration, **kw):
+def _listener(event: str, duration_secs: float, **kw) -> None:
     if event == "/jax/core/compile/backend_compile_duration":
-        COMPILES.append(duration)
+        COMPILES.append(duration_secs)
 
 
 jax.monitoring.register_event_duration_secs_listener(_listener)
@@ -42,7 +42,8 @@ def nuts(case, key):
     wall = time.perf_counter() - t0
     c = COMPILES[n0:]
     print(
-        f"{case} numpyro NUTS vectorized: {wall:.2f} s to samples; {len(c)} compilations, {sum(c):.2f} s backend compile",
+        f"{case} numpyro NUTS vectorized: {wall:.2f} s to samples; "
+        f"{len(c)} compilations, {sum(c):.2f} s backend compile",
         flush=True,
     )
 

@@ -11,12 +11,16 @@ section, parmcmc's own, runs the same chains sequentially and shows that the dra
 See docs/numpyro_workflow.md.
 """
 
+# numpyro.sample is annotated as returning ArrayLike (Python scalars included); in a model it returns arrays.
+# pyright: reportIndexIssue=false
+
 import os
 import tempfile
 
 import arviz as az
 import jax
 import matplotlib
+import matplotlib.pyplot
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -91,7 +95,9 @@ def workflow(name, model, args, observed, site, rng_key):
 
     idata = az.from_numpyro(mcmc, log_likelihood=True)
     print(az.loo(idata))
-    az.plot_trace(idata, var_names=[v for v in idata["posterior"].data_vars if idata["posterior"][v].ndim == 2])
+    az.plot_trace(
+        idata, var_names=[v for v in map(str, idata["posterior"].data_vars) if idata["posterior"][v].ndim == 2]
+    )
     matplotlib.pyplot.savefig(os.path.join(OUT, f"{name}_trace.png"))
     az.plot_energy(idata)
     matplotlib.pyplot.savefig(os.path.join(OUT, f"{name}_energy.png"))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 
 from parmcmc import jitcache, progress
@@ -66,7 +67,7 @@ def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None
     if (
         isinstance(step_size_jitter, bool)
         or not isinstance(step_size_jitter, numbers.Real)
-        or not (0.0 <= step_size_jitter < 1.0)
+        or not (0.0 <= step_size_jitter < 1.0)  # pyright: ignore[reportOperatorIssue] (typeshed's Real has no order)
     ):
         raise ValueError(f"sample: step_size_jitter must lie in [0, 1); got {step_size_jitter!r}.")
 
@@ -194,7 +195,7 @@ def sample(
     solver_fell_back), `observed_data` and `log_likelihood` for NumPyro models with observations,
     and `warmup_posterior`/`warmup_sample_stats` when keep_warmup=True.
     """
-    settings = check_settings(**{k: v for k, v in locals().items()})
+    settings = check_settings(**locals())
     with progress.phases():  # an error or Ctrl-C stops the progress display's clock
         prepared = prepare(settings)
         solver = pick_solver(settings, prepared)
@@ -239,7 +240,7 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     kw.setdefault("step_size_jitter", None)
     _check_sampler_options(name, instance, kw["dense_mass"], kw["step_size_jitter"])
     accept = kw["target_acceptance"]
-    if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):
+    if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
     args, kwargs = kw["model_args"], kw["model_kwargs"]
     has_data = not (isinstance(args, tuple) and not args) or not (kwargs is None or kwargs == {})
@@ -332,7 +333,7 @@ def prepare(s: Settings) -> Prepared:
     dense = s.dense_mass if s.dense_mass is not None else template.dim <= DENSE_MASS_MAX_DIM
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
-    imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains,) + jnp.shape(imm))
+    imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains, *jnp.shape(imm)))
     t0 = time.perf_counter()
     with model_errors_named(target.name, "sample (warmup)"):
         positions, eps, imm, warm, pre = _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense)

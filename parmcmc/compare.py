@@ -77,8 +77,10 @@ def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
         lambda a, b: jnp.max(jnp.abs(a - b)), runs["parallel"].chains.positions, runs["sequential"].chains.positions
     )
     max_diff = float(max(jax.tree_util.tree_leaves(diff)))
-    summary = pd.concat(
-        {name: az.summary(tree, kind="all")[list(SUMMARY_STATS)] for name, tree in trees.items()}, axis=1
+    # az.summary returns a DataFrame here; it is annotated with the union of all its return kinds.
+    summary = pd.concat(  # pyright: ignore[reportCallIssue]
+        {name: az.summary(tree, kind="all")[list(SUMMARY_STATS)] for name, tree in trees.items()},  # pyright: ignore[reportArgumentType]
+        axis=1,
     )
     table = pd.DataFrame(
         {
@@ -124,7 +126,7 @@ def _verdict(trees, max_diff, differing, dtype) -> str:
             f"same distribution: the draws differ ({differing} accept decisions, max gap {max_diff:.3g}) but "
             "every posterior mean and sd agrees within 3 Monte Carlo standard errors"
         )
-    worst = (np.abs(a["mean"] - b["mean"]) / mcse).idxmax()
+    worst = (np.abs(a["mean"] - b["mean"]) / mcse).idxmax()  # pyright: ignore[reportAttributeAccessIssue] (a Series)
     return (
         f"different: {worst}'s posterior mean differs by {float(np.abs(a['mean'] - b['mean'])[worst]):.3g}, "
         f"{float((np.abs(a['mean'] - b['mean']) / mcse)[worst]):.1f} Monte Carlo standard errors "

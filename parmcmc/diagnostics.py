@@ -305,7 +305,8 @@ def _reason(est, predictable, pays, name, T_p, k_p, pilot_budget, result, prefix
     return f"Sequential: {lle}; {pilot}; {pred}. {advice}"
 
 
-def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve", solver: Any = None) -> str:
+# solution: a Solution or a ChainResult (typed Any: chain.py, which defines ChainResult, imports this module).
+def fallback_warning(solution: Any, lle: Any = None, *, call: str = "solve", solver: Any = None) -> str:
     """The text of the warning for a solve that fell back to sequential evaluation ('' if none did).
 
     `solution` is an engine Solution or anything with its fields fell_back, result, num_iters,

@@ -22,6 +22,7 @@ only through their names and traced primal; a rule that reads a changed Python g
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import threading
@@ -30,6 +31,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.core
+import jax.extend
 import numpy as np
 
 __all__ = ["CacheStats", "Program", "program_jit", "stats"]
@@ -83,7 +86,7 @@ class Program:
             and self._hash == other._hash
             and self._text == other._text
             and len(self._objects) == len(other._objects)
-            and all(a is b for a, b in zip(self._objects, other._objects))
+            and all(a is b for a, b in zip(self._objects, other._objects, strict=True))
         )
 
     def __call__(self, consts, *args):
@@ -94,7 +97,7 @@ def _walk(jaxpr, objects: list, inner: list) -> None:
     for eqn in jaxpr.eqns:
         for name, value in eqn.params.items():
             for sub in value if isinstance(value, (tuple, list)) else (value,):
-                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):  # pyright: ignore[reportPrivateImportUsage] (re-exported `as`)
                     inner.extend(sub.consts)
                     _walk(sub.jaxpr, objects, inner)
                 elif isinstance(sub, jax.extend.core.Jaxpr):
@@ -125,10 +128,8 @@ def _user_callables(fn, depth: int = 0) -> list:
                 found.append(obj.__func__)
             return
         for cell in getattr(obj, "__closure__", None) or ():
-            try:
+            with contextlib.suppress(ValueError):  # an empty cell
                 visit(cell.cell_contents, d + 1)
-            except ValueError:  # an empty cell
-                pass
 
     visit(fn, depth)
     return found or [fn]
@@ -198,7 +199,7 @@ def _compiled_for(program: Program, consts, flat):
 def compiled_call(fn: Callable, *args) -> Callable[[], Any]:
     """A zero-argument function that runs `fn(*args)`'s compiled program (traced and compiled, or
     fetched from the cache, once, here): for timing a program without tracing it every run."""
-    closed, out_shape = jax.make_jaxpr(lambda *a: fn(*a), return_shape=True)(*args)
+    closed, _out_shape = jax.make_jaxpr(lambda *a: fn(*a), return_shape=True)(*args)
     consts, flat = list(closed.consts), jax.tree_util.tree_leaves(args)
     compiled = _compiled_for(Program(closed.jaxpr), consts, flat)
     return lambda: compiled(consts, flat)

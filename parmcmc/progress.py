@@ -158,10 +158,10 @@ class Progress:
         values = np.broadcast_arrays(
             *(np.atleast_1d(np.asarray(v, dtype=float)).ravel() for v in (iteration, residual, prefix))
         )
-        self._round.extend(zip(*values))
+        self._round.extend(zip(*values, strict=True))
         if self.num_chains is not None and len(self._round) < self.num_chains:
             return  # the other chains' values of this iteration are still to come
-        its, residual, prefix = (np.array(v) for v in zip(*self._round))
+        its, residual, prefix = (np.array(v) for v in zip(*self._round, strict=True))
         self._round = []
         self._show(int(its.max()), residual, prefix)
 

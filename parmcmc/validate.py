@@ -27,7 +27,7 @@ def check_positive_int(name: str, value, *, allow_zero: bool = False, caller: st
 
 def check_rng_key(rng_key, caller: str = "sample") -> None:
     dtype = getattr(rng_key, "dtype", None)
-    is_typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    is_typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
     is_raw = not is_typed and dtype == jnp.uint32 and jnp.shape(rng_key) == (2,)
     if not ((is_typed and jnp.ndim(rng_key) == 0) or is_raw):
         shape = getattr(rng_key, "shape", None)
@@ -121,13 +121,18 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
             solve_kwargs[name] = check_positive_int(name, solve_kwargs[name], caller=caller)
     for name in ("atol", "rtol"):
         value = solve_kwargs.get(name)
-        if hasattr(value, "dtype") and np.ndim(value) == 0 and np.asarray(value).dtype.kind in "fiu":
+        if (
+            value is not None
+            and hasattr(value, "dtype")
+            and np.ndim(value) == 0
+            and np.asarray(value).dtype.kind in "fiu"
+        ):
             value = solve_kwargs[name] = float(value)  # a 0-d NumPy/JAX array
         if value is not None and (
             isinstance(value, (bool, np.bool_))
             or not isinstance(value, numbers.Real)
-            or not value >= 0
-            or not np.isfinite(value)
+            or not value >= 0  # pyright: ignore[reportOperatorIssue] (typeshed's numbers.Real has no order)
+            or not np.isfinite(value)  # pyright: ignore[reportCallIssue, reportArgumentType]
         ):
             raise ValueError(
                 f"{caller}: {name}={value!r} must be a finite real number >= 0 (e.g. {name}=1e-8), or left out "

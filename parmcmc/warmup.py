@@ -83,7 +83,7 @@ def mala_warmup(
     initial_step_size: float = 1.0,
     target_acceptance: float = MALA_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
-    precondition: bool = False,
+    precondition: bool | str = False,  # True, False or "hessian"
 ) -> WarmupResult:
     """Tune MALA's step size per chain by dual averaging (Hoffman & Gelman 2014, sec. 3.2.1).
 
@@ -224,7 +224,7 @@ def _mala_windows(num_steps: int) -> list[tuple[int, bool]]:
         width = slow if slow < 3 * width else width
         windows.append((width, width >= 10))
         slow, width = slow - width, 2 * width
-    return windows + [(last, False)]
+    return [*windows, (last, False)]
 
 
 def _shrunk_cholesky(cov, n):
@@ -280,7 +280,8 @@ def hmc_warmup(
     )
 
     def one_chain(key, position):
-        (state, parameters), info = adaptation.run(key, position, num_steps)
+        # blackjax annotates AdaptationAlgorithm.run as (key, position); window_adaptation's takes num_steps too.
+        (state, parameters), info = adaptation.run(key, position, num_steps)  # pyright: ignore[reportCallIssue]
         # info.adaptation_state.step_size is the step size AFTER each step's update; the step used
         # the previous one (the first step used initial_step_size).
         after = info.adaptation_state.step_size

@@ -114,7 +114,7 @@ def sequential_seconds(fn, x0, inputs, T: int) -> float:
 def sweep_seconds(fn, x0, inputs, T: int) -> float:
     """Predicted seconds of one batched evaluation of fn at T states, from a probe at fewer states."""
     n = _probe_states(T)
-    return _fastest(lambda x: jax.vmap(fn)(jnp.broadcast_to(x, (n,) + x.shape), _inputs(inputs, n)), x0) * T / n
+    return _fastest(lambda x: jax.vmap(fn)(jnp.broadcast_to(x, (n, *x.shape)), _inputs(inputs, n)), x0) * T / n
 
 
 def iteration_seconds(fn, x0, inputs, solver: AbstractSolver, T: int) -> float:
@@ -125,7 +125,7 @@ def iteration_seconds(fn, x0, inputs, solver: AbstractSolver, T: int) -> float:
     n = max(2, min(_probe_states(T), (1 << 26) // max(1, d * d)))
 
     def one_iteration(x0):
-        X, U = jnp.broadcast_to(x0, (n,) + x0.shape), _inputs(inputs, n)
+        X, U = jnp.broadcast_to(x0, (n, *x0.shape)), _inputs(inputs, n)
         aux = solver.init(x0, n)
         lin = solver.linearize(fn, shift(X, x0), U, aux)
         return solver.step(fn, x0, X, U, aux, lin, solver.init_state(x0))[0]

@@ -113,6 +113,7 @@ def memory_checks(out):
             u = jax.ShapeDtypeStruct((n, d), jnp.float64, sharding=sh)
             lowered = jax.jit(lambda x0, u: solve(step, x0, u, solver, mesh=mesh).states).lower(x0, u)
             m = lowered.compile().memory_analysis()
+            assert m is not None, "this backend gives no memory analysis"
             sizes[label] = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
         out[f"memory {name}"] = sizes
 

@@ -168,14 +168,15 @@ def test_bad_input_is_named_before_any_sampling(kwargs, error, match):
     )
     args.update(kwargs)
     if kwargs.get("model") in (discrete_model, raising_model):
-        args.pop("model_args"), args.pop("model_kwargs")
+        args.pop("model_args")
+        args.pop("model_kwargs")
     with pytest.raises(error, match=match):
         parmcmc.sample(args.pop("model"), **args)
 
 
 def test_initial_position_of_the_wrong_shape_and_non_finite_density():
     logdensity = lambda x: -0.5 * jnp.sum(x**2) - jnp.where(x[0] > 5, jnp.inf, 0.0)
-    with pytest.raises(ValueError, match="not finite|is -inf|finite"):
+    with pytest.raises(ValueError, match=r"not finite|is -inf|finite"):
         parmcmc.sample(
             logdensity,
             initial_position=jnp.full(2, 10.0),
@@ -184,7 +185,7 @@ def test_initial_position_of_the_wrong_shape_and_non_finite_density():
             num_warmup=10,
             progress_bar=False,
         )
-    with pytest.raises((ValueError, TypeError), match="scalar|shape"):
+    with pytest.raises((ValueError, TypeError), match=r"scalar|shape"):
         parmcmc.sample(
             lambda x: -0.5 * x**2,
             initial_position=jnp.zeros(2),
@@ -245,7 +246,7 @@ def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(
     auto = parmcmc.sample(gaussian, parallel="auto", **kwargs)
     reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
     iterations = auto["solver_stats"]["solver_iterations"].values
-    assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected
+    assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected  # pyright: ignore[reportOperatorIssue] (tree[group][var] is a DataArray; typed | DataTree)
     assert np.max(np.abs(auto.posterior["x"].values - reference.posterior["x"].values)) <= 1e-8
 
 

@@ -8,9 +8,9 @@ nothing, down to a whole second sample() call with new data.
 import functools
 
 import jax
-import pytest
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import parmcmc
 from parmcmc import jitcache
@@ -128,8 +128,9 @@ def test_closed_over_data_is_an_argument_not_a_constant(count_compiles, sampler)
     rng = np.random.default_rng(0)
     data = [(jnp.asarray(rng.normal(size=(2000, 3))), jnp.asarray(rng.normal(size=2000))) for _ in range(2)]
     x0, keys = jnp.zeros(3), [jax.random.key(0), jax.random.key(1)]
-    common = dict(num_samples=32, num_warmup=16, num_chains=2, solver=Jacobi(), parallel=True, progress_bar=False,
-                  sampler=sampler)
+    common = dict(
+        num_samples=32, num_warmup=16, num_chains=2, solver=Jacobi(), parallel=True, progress_bar=False, sampler=sampler
+    )
     trees = [parmcmc.sample(_regression_density(*data[0]), initial_position=x0, rng_key=keys[0], **common)]
     with count_compiles() as n:
         trees.append(parmcmc.sample(_regression_density(*data[1]), initial_position=x0, rng_key=keys[1], **common))

@@ -79,7 +79,7 @@ def test_fail_fast_leaves_a_converging_solve_alone():
 
 def test_fail_fast_under_vmap_stops_each_chain_on_its_own():
     # Two chaotic chains and their budget: both stop at the first checkpoint instead of running to T.
-    fn, x0, u = logistic_map(T=200)
+    fn, _x0, u = logistic_map(T=200)
     starts = jnp.array([[0.3], [0.31]])
     sols = jax.vmap(lambda x: solve(fn, x, u, DEER(), max_iters=20, patience=5, fallback="sequential"))(starts)
     assert jnp.all(sols.num_iters <= 10) and bool(jnp.all(sols.converged))

@@ -1,5 +1,7 @@
 """ELK and QuasiELK: the damped limit, convergence where DEER overflows, and the trust region."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -18,7 +20,7 @@ def steps_by_hand(solver, fn, x0, inputs, num_steps):
     """Run solver.step from the default guess (x0 repeated); record merit, λ and the states."""
     T = inputs.shape[0]
     aux = solver.init(x0, T)
-    X = jnp.broadcast_to(x0, (T,) + x0.shape)
+    X = jnp.broadcast_to(x0, (T, *x0.shape))
     lin = solver.linearize(fn, shift(X, x0), inputs, aux)
     state = solver.init_state(x0)
     step = jax.jit(lambda X, lin, state: solver.step(fn, x0, X, inputs, aux, lin, state))
@@ -80,9 +82,11 @@ def test_trust_region_merit_never_increases(solver, system):
     record = steps_by_hand(solver, fn, x0, inputs, 25)
     merits = [m for m, _, _ in record]
     lams = [float(lam) for _, lam, _ in record]
-    moved = [bool(jnp.any(a[2] != b[2])) for a, b in zip(record, record[1:])]
-    assert all(b <= a for a, b in zip(merits, merits[1:])), merits
-    assert all(b < a for a, b, ok in zip(merits, merits[1:], moved) if ok)  # accepted: strictly lower
+    moved = [bool(jnp.any(a[2] != b[2])) for a, b in itertools.pairwise(record)]
+    assert all(b <= a for a, b in itertools.pairwise(merits)), merits
+    assert all(
+        b < a for (a, b), ok in zip(itertools.pairwise(merits), moved, strict=True) if ok
+    )  # accepted: strictly lower
     assert any(moved)
     if system == "expanding":  # here the first steps raise the merit: rejected, and λ grew
         assert not all(moved) and max(lams) > lams[0]

@@ -3,6 +3,7 @@
 import ast
 import pathlib
 import runpy
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_the_import_line_is_the_only_change(small, monkeypatch, capsys):
     code = [line.split("#")[0].strip() for line in after_docstring if "parmcmc" in line.split("#")[0]]
     assert code == [OURS]  # no other line of code names parmcmc
     monkeypatch.setenv("PARMCMC_EXAMPLE_MODELS", "eight_schools")
-    namespace = {"__name__": "example_numpyro", "__file__": str(SCRIPT)}
+    namespace: dict[str, Any] = {"__name__": "example_numpyro", "__file__": str(SCRIPT)}
     exec(compile(source.replace(OURS, NUMPYRO), str(SCRIPT), "exec"), namespace)
     assert namespace["MCMC"].__module__.startswith("numpyro")
     assert namespace["main"]() == {}  # NumPyro's MCMC: no comparison with a sequential run

@@ -19,6 +19,7 @@ import pytest
 
 import parmcmc
 import parmcmc.api
+import parmcmc.models.numpyro
 from parmcmc.compare import _verdict
 from parmcmc.diagnostics import fallback_warning
 from parmcmc.io.arviz import to_datatree
@@ -158,7 +159,11 @@ def test_memory_estimate_counts_jacobians_by_solver_and_window():
 IGNORED = [
     ("solver-with-sequential", dict(parallel=False, solver=parmcmc.DEER()), r"solver= is ignored: parallel=False"),
     ("solve-options-with-sequential", dict(parallel=False, max_iters=5), r"max_iters= is ignored"),
-    ("integration-steps-with-mala", dict(sampler="mala", num_integration_steps=5), r"num_integration_steps= is ignored: MALA"),
+    (
+        "integration-steps-with-mala",
+        dict(sampler="mala", num_integration_steps=5),
+        r"num_integration_steps= is ignored: MALA",
+    ),
     (
         "integration-steps-with-instance",
         dict(sampler=parmcmc.HMC(gaussian, 0.1, 3), num_integration_steps=5),
@@ -498,6 +503,8 @@ def test_compare_warns_that_parallel_is_ignored(monkeypatch):
         raise KeyboardInterrupt("checked")
 
     monkeypatch.setattr(sys.modules["parmcmc.compare"], "check_settings", stop)
-    with pytest.warns(parmcmc.IgnoredArgumentWarning, match=r"compare: parallel= is ignored"):
-        with pytest.raises(KeyboardInterrupt):
-            parmcmc.compare(gaussian, rng_key=jax.random.key(0), num_samples=10, parallel=False)
+    with (
+        pytest.warns(parmcmc.IgnoredArgumentWarning, match=r"compare: parallel= is ignored"),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        parmcmc.compare(gaussian, rng_key=jax.random.key(0), num_samples=10, parallel=False)

@@ -41,17 +41,18 @@ def long_run():
 def test_warmup_run_and_continued_run_give_the_draws_of_one_long_run(long_run):
     m = mcmc(60)
     m.warmup(KEY, X, Y)  # then run(KEY) samples from the warmup's state: the same as run(KEY, X, Y)
-    assert m.post_warmup_state.num_steps == 0
+    assert m.post_warmup_state is not None and m.post_warmup_state.num_steps == 0
     m.run(KEY)
     first = m.get_samples(group_by_chain=True)
     m.post_warmup_state = m.last_state
+    assert m.post_warmup_state is not None
     m.run(m.post_warmup_state.rng_key)
     second = m.get_samples(group_by_chain=True)
     whole = long_run.get_samples(group_by_chain=True)
     for site in ("a", "s", "a2"):
         joined = np.concatenate([first[site], second[site]], axis=1)
         np.testing.assert_allclose(joined, whole[site], rtol=0, atol=1e-8)
-    assert m.last_state.num_steps == 120
+    assert m.last_state is not None and m.last_state.num_steps == 120
     assert bool(np.all(m.solver_stats["solver_converged"]))  # the second segment was solved in parallel
     assert int(np.max(m.solver_stats["solver_iterations"])) > 0
 
@@ -82,7 +83,9 @@ def test_az_from_numpyro_reads_our_mcmc(long_run):
     tree = az.from_numpyro(long_run, log_likelihood=True)
     assert tree["posterior"]["a"].shape == (2, 120)
     assert set(tree["sample_stats"].data_vars) == {"lp", "acceptance_rate"}
-    np.testing.assert_allclose(tree["log_likelihood"]["y"].values, long_run.to_datatree()["log_likelihood"]["y"])
+    np.testing.assert_allclose(  # pyright: ignore[reportCallIssue] (tree[group][var] is a DataArray; typed | DataTree)
+        tree["log_likelihood"]["y"].values, long_run.to_datatree()["log_likelihood"]["y"]
+    )
 
 
 def test_thinning_keeps_numpyros_draws(long_run):

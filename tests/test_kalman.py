@@ -173,7 +173,7 @@ def test_lambda_may_be_traced_and_vmapped():
     A, b, x0, y = problem(6, *SMALL, diagonal=False)
     lams = jnp.array([0.0, 0.5, 3.0])
     batched = jax.jit(jax.vmap(kalman.lm_step, in_axes=(None, None, None, None, 0)))
-    for lam, x in zip(lams, batched(A, b, x0, y, lams)):
+    for lam, x in zip(lams, batched(A, b, x0, y, lams), strict=True):
         np.testing.assert_allclose(x, lm_step(A, b, x0, y, lam), rtol=1e-12, atol=1e-14)
 
 

@@ -16,7 +16,7 @@ def test_a_parallel_solve_shows_iterations_residual_decades_and_converged_share(
     with display:
         progress.engine_callback(np.array([1, 1]), np.array([1e-1, 3e-2]), np.array([0, 0]))
         progress.engine_callback(np.array([2, 2]), np.array([1e139, 1e-3]), np.array([0, 50]))  # a jump up
-        assert display._bar.n == 0
+        assert display._bar is not None and display._bar.n == 0
         progress.engine_callback(np.array(3), np.array(1e-6), np.array(50))  # under vmap: one call per chain
         progress.engine_callback(np.array(3), np.array(1e-12), np.array(100))
         assert display._bar.n == 5  # 1e-1 -> 1e-6: five decades of the nine to 1e-10

@@ -211,9 +211,11 @@ def test_float64_data_with_x64_off_warns_naming_the_arrays():
 
 
 def test_float64_values_beyond_float32_range_are_an_error():
-    with jax.enable_x64(False):
-        with pytest.raises(ValueError, match=r"model_kwargs\['y'\] hold float64 values beyond float32's range"):
-            check_float64_inputs(model_kwargs={"y": np.array([1.0, 1e39])})
+    with (
+        jax.enable_x64(False),
+        pytest.raises(ValueError, match=r"model_kwargs\['y'\] hold float64 values beyond float32's range"),
+    ):
+        check_float64_inputs(model_kwargs={"y": np.array([1.0, 1e39])})
 
 
 def test_float64_input_that_converts_exactly_or_with_x64_on_is_silent():

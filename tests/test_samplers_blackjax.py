@@ -7,7 +7,9 @@ BlackJAX's info fields.
 """
 
 import blackjax
+import blackjax.util
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -7,6 +7,7 @@ chains: they may need up to T iterations), QuasiDEER and DEER.
 """
 
 import blackjax
+import blackjax.util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,7 +52,7 @@ def blackjax_chain(algorithm, position, num_steps):
 
 
 def max_abs_diff(a, b):
-    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
 @pytest.mark.parametrize("kind", ["MALA", "HMC"])

@@ -48,14 +48,14 @@ def mala_setup():
 
 
 def test_smooth_gate_keeps_the_chain(mala_setup):
-    _, hard, smooth, x0, inputs, states, _ = mala_setup
+    _, _hard, smooth, x0, inputs, states, _ = mala_setup
     smooth_states = sequential_chain(smooth, x0, inputs)
     assert bool(jnp.all(smooth_states == states))  # bit for bit
 
 
 @pytest.mark.parametrize("accepted", [True, False])
 def test_mala_jacobians(mala_setup, accepted):
-    target, hard, smooth, x0, inputs, states, stats = mala_setup
+    target, hard, smooth, _x0, inputs, states, stats = mala_setup
     t = int(jnp.flatnonzero(stats.is_accepted == accepted)[3])
     x_prev = states[t - 1]
     noise_t = one_step_noise(inputs, t)

@@ -72,7 +72,7 @@ def test_bad_inverse_mass_matrix(imm, error, match):
 @pytest.mark.parametrize("imm", [jnp.ones(4), jnp.eye(2)])
 def test_inverse_mass_matrix_of_the_wrong_size(imm):
     sampler = HMC(logdensity_fn, 0.1, 5, imm)  # the size is unknown until bind
-    with pytest.raises(ValueError, match="has size .* but the flattened position has size 3"):
+    with pytest.raises(ValueError, match=r"has size .* but the flattened position has size 3"):
         sampler.bind(X0)
 
 

@@ -65,7 +65,7 @@ def test_per_chain_settings_vmap_directly():
 def test_immutable_and_replace_returns_a_checked_copy():
     sampler = MALA(logdensity_fn, 0.1)
     with pytest.raises(AttributeError, match="immutable"):
-        sampler.step_size = 0.2
+        sampler.step_size = 0.2  # pyright: ignore[reportAttributeAccessIssue] (the assignment under test)
     bound = sampler.bind(X0)
     assert not sampler.is_bound and bound.is_bound
     smaller = bound.replace(step_size=0.05)

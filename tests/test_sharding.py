@@ -98,7 +98,7 @@ def test_chains_must_divide_over_the_chain_axis(report):
 
 def test_bad_mesh_is_named():
     x0, u = jnp.zeros(2), jnp.zeros((4, 2))
-    with pytest.raises(TypeError, match="mesh must be a jax.sharding.Mesh"):
+    with pytest.raises(TypeError, match=r"mesh must be a jax\.sharding\.Mesh"):
         solve(lambda x, u: x, x0, u, DEER(), mesh="time")
     with pytest.raises(ValueError, match="'chain' and/or 'time'"):
         solve(lambda x, u: x, x0, u, DEER(), mesh=jax.make_mesh((1,), ("data",)))
@@ -121,7 +121,7 @@ def test_two_processes_as_two_hosts():
         for i in range(2)
     ]
     outs = [p.communicate(timeout=900) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
         assert p.returncode == 0 and lines, err[-4000:]
         processes, devices, error = lines[-1].split()[1:]

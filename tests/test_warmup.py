@@ -126,7 +126,7 @@ def test_pytree_positions_without_draws():
     result = hmc_warmup(logdensity, x0, jax.random.key(6), 50, 3, keep_draws=False)
     assert result.draws is None
     assert result.positions["b"].shape == (2, 3)
-    assert result.inverse_mass_matrix.shape == (2, 4)  # ravel order: a then b
+    assert result.inverse_mass_matrix is not None and result.inverse_mass_matrix.shape == (2, 4)  # ravel order: a, b
     assert mala_warmup(logdensity, x0, jax.random.key(7), 20, keep_draws=False).draws is None
 
 
@@ -163,6 +163,7 @@ def test_mala_curvature_preconditioner_is_exact_on_a_gaussian():
         precondition="hessian",
         keep_draws=False,
     )
+    assert warm.loc is not None and warm.scale is not None
     assert warm.loc.shape == (2, 4) and warm.scale.shape == (2, 4, 4)
     for c in range(2):
         np.testing.assert_allclose(warm.scale[c] @ warm.scale[c].T, cov, rtol=1e-8, atol=1e-10)

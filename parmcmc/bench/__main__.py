@@ -15,13 +15,14 @@ import argparse
 import json
 import os
 import time
+from typing import Any
 
 import jax
 
 from parmcmc.bench import cases
 from parmcmc.bench.timing import versions
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(banana=10_000, logistic=2_048, gaussian=(2_000,), schools=1_000, sweep=(1_000, 2_000, 4_000, 8_000)),
     "gpu": dict(
         banana=100_000,
@@ -164,6 +165,7 @@ def main(argv=None):
         text = engine.markdown(rows, mem)
         _write(args.out, "engine", info, rows + mem, text)
         return
+    p: dict[str, Any]
     p, only = PRESETS[args.preset], set(args.only or ["banana", "logistic", "gaussian", "schools", "sweep"])
     if args.small:  # the same cases at 1/16 of their sizes: checks a preset runs, on any device
         p = {

@@ -10,13 +10,15 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import blackjax
+import blackjax.util
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from parmcmc.bench.timing import time_jitted
 from parmcmc.chain import run_chain
-from parmcmc.engine import DEER, QuasiDEER
+from parmcmc.engine import DEER, AbstractSolver, QuasiDEER
 from parmcmc.engine.solvers import shift
 from parmcmc.samplers import HMC, MALA
 
@@ -29,10 +31,10 @@ class Case(NamedTuple):
     num_chains: int
     sampler: str  # "mala" | "hmc"
     step_size: float
-    solver: object
+    solver: AbstractSolver
     init: Callable  # key -> (num_chains, dim) starting positions
     num_integration_steps: int = 8
-    dtype: object = jnp.float32
+    dtype: DTypeLike = jnp.float32
     max_iters: int | None = None
 
 
@@ -89,7 +91,10 @@ def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_seque
     def sequential(keys, x0):
         def one(k, x):
             _, (states, info) = blackjax.util.run_inference_algorithm(
-                k, algo, case.num_steps, initial_state=algo.init(x)
+                k,
+                algo,
+                case.num_steps,
+                initial_state=algo.init(x),  # pyright: ignore[reportCallIssue] (MALA/HMC's init takes no key)
             )
             return states.position, info.is_accepted
 
@@ -145,7 +150,7 @@ def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3)
         return None
 
     def states_and_noise(k, x):
-        return jnp.broadcast_to(x, (num_steps,) + x.shape), sampler.noise(k, num_steps)
+        return jnp.broadcast_to(x, (num_steps, *x.shape)), sampler.noise(k, num_steps)
 
     X, U = jax.jit(jax.vmap(states_and_noise))(keys, x0)
 

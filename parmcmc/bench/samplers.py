@@ -15,6 +15,7 @@ newton   Newton iterations (QuasiDEER and DEER) of MALA with and without the war
 import time
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -86,11 +87,11 @@ def random_walk_posterior(dim=30, seed=1):
 def _summary(tree, seconds):
     import arviz as az
 
-    post = tree["posterior"] if "posterior" in tree else tree.posterior
+    post = tree["posterior"] if "posterior" in tree else tree.posterior  # noqa: SIM401 (.get would read both)
     arrays = [np.asarray(post[v]).reshape(post[v].shape[0], post[v].shape[1], -1) for v in post.data_vars]
     x = np.concatenate(arrays, axis=-1)
     bulk, tail = az.ess(x, method="bulk"), az.ess(x, method="tail", prob=(0.05, 0.95))
-    stats = tree["sample_stats"] if "sample_stats" in tree else tree.sample_stats
+    stats = tree["sample_stats"] if "sample_stats" in tree else tree.sample_stats  # noqa: SIM401
     div = int(np.sum(np.asarray(stats["diverging"]))) if "diverging" in stats else 0
     return dict(
         ess_bulk=float(np.min(bulk)),
@@ -211,7 +212,10 @@ def jitter_study(T=2000):
 
             def chain(c):
                 x0 = jax.tree.map(lambda a: a[c], warm.positions)
-                s = HMC(logdensity, warm.step_size[c], 10, warm.inverse_mass_matrix[c], step_size_jitter=jitter)
+                imm = warm.inverse_mass_matrix
+                if imm is None:
+                    raise RuntimeError("hmc_warmup returned no inverse mass matrix")
+                s = HMC(logdensity, warm.step_size[c], 10, imm[c], step_size_jitter=jitter)
                 return s.bind(x0), x0
 
             lles, draws = [], []
@@ -253,8 +257,8 @@ def newton_study(T=1000):
             s = MALA(
                 logdensity,
                 warm.step_size[0],
-                loc=None if not pre else warm.loc[0],
-                scale=None if not pre else warm.scale[0],
+                loc=None if not pre or warm.loc is None else warm.loc[0],
+                scale=None if not pre or warm.scale is None else warm.scale[0],
             )
             start = warm.positions[0]
             bound, z0 = s.bound_at(start)

@@ -20,6 +20,7 @@ import os
 import time
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 

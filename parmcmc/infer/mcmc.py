@@ -65,14 +65,14 @@ def _check_extra_fields(kernel, extra_fields) -> tuple:
 
 
 def _same_key(a, b) -> bool:
-    data = lambda k: np.asarray(jax.random.key_data(k) if jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) else k)
+    data = lambda k: np.asarray(jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k)
     return np.array_equal(data(a), data(b))
 
 
 def _same_args(a, b) -> bool:
     la, ta = jax.tree_util.tree_flatten(a)
     lb, tb = jax.tree_util.tree_flatten(b)
-    return ta == tb and all(x is y or np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+    return ta == tb and all(x is y or np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb, strict=True))
 
 
 class MCMC(numpyro.infer.MCMC):
@@ -156,6 +156,8 @@ class MCMC(numpyro.infer.MCMC):
             if init_params is None:
                 raise ValueError("MCMC.run: a kernel built from potential_fn needs init_params= (a start).")
             potential = self._sampler.potential_fn
+            if potential is None:
+                raise ValueError("MCMC.run: the kernel has neither a model nor a potential_fn.")
             model, initial_position = (lambda z: -potential(z)), init_params
         elif init_params is not None:
             raise NotImplementedError(
@@ -262,18 +264,22 @@ class MCMC(numpyro.infer.MCMC):
         )
 
     # Reading the run -------------------------------------------------------------------------------------
-    def _chains(self):
-        if self._run is None:
+    def _ran(self):
+        """The last run's settings, prepared sampler and result (a RuntimeError before run())."""
+        if self._settings is None or self._prepared is None or self._run is None:
             raise RuntimeError("MCMC: call run() first.")
-        return thin(self._run.chains, self.thinning)
+        return self._settings, self._prepared, self._run
+
+    def _chains(self):
+        return thin(self._ran()[2].chains, self.thinning)
 
     def get_samples(self, group_by_chain=False) -> dict:
         """Constrained draws by site (latent and deterministic), (chain * draw, ...) or (chain, draw, ...);
         feeds numpyro.infer.Predictive and numpyro.infer.log_likelihood directly."""
-        samples = self._prepared.target.postprocess(self._chains().positions)
+        samples = self._ran()[1].target.postprocess(self._chains().positions)
         if group_by_chain:
             return samples
-        return {k: jnp.reshape(v, (-1,) + v.shape[2:]) for k, v in samples.items()}
+        return {k: jnp.reshape(v, (-1, *v.shape[2:])) for k, v in samples.items()}
 
     def get_extra_fields(self, group_by_chain=False) -> dict:
         """Per-draw statistics under NumPyro's names: diverging (HMC) and the extra_fields given to run()
@@ -284,31 +290,33 @@ class MCMC(numpyro.infer.MCMC):
         available = {
             "accept_prob": stats["acceptance_rate"],
             "potential_energy": -stats["logdensity"],
-            "adapt_state.step_size": jnp.broadcast_to(self._prepared.step_size[:, None], shape),
+            "adapt_state.step_size": jnp.broadcast_to(self._ran()[1].step_size[:, None], shape),
         }
         if "is_divergent" in stats:
             available["diverging"] = stats["is_divergent"]
         if "energy" in stats:
             available["energy"] = stats["energy"]
-        if hasattr(self._sampler, "num_steps"):
-            available["num_steps"] = jnp.full(shape, self._sampler.num_steps)
+        num_steps = getattr(self._sampler, "num_steps", None)  # HMC's kernels have it, MALA's not
+        if num_steps is not None:
+            available["num_steps"] = jnp.full(shape, num_steps)
         names = (["diverging"] if "diverging" in available else []) + list(self._extra_fields)
         out = {n: available[n] for n in dict.fromkeys(names)}
         if group_by_chain:
             return out
-        return {k: jnp.reshape(v, (-1,) + v.shape[2:]) for k, v in out.items()}
+        return {k: jnp.reshape(v, (-1, *v.shape[2:])) for k, v in out.items()}
 
     @property
     def solver_stats(self) -> dict:
         """Per-chain statistics of the parallel solve: iterations, residual, converged, fell back."""
-        chains = self._run.chains
+        chains = self._ran()[2].chains
         return {**solver_stats(chains), "solver_fell_back": np.asarray(chains.fell_back, dtype=bool)}
 
     def print_summary(self, prob=0.9, exclude_deterministic=True):
         """NumPyro's summary table, the number of divergences, and a line on the parallel solve."""
         samples = self.get_samples(group_by_chain=True)
         if exclude_deterministic:
-            latent = set(self._last_state.z) if isinstance(self._last_state.z, dict) else set(samples)
+            z = self._last_state.z if self._last_state is not None else None
+            latent = set(z) if isinstance(z, dict) else set(samples)
             samples = {k: v for k, v in samples.items() if k in latent}
         numpyro_print_summary(samples, prob=prob, group_by_chain=True)
         extra = self.get_extra_fields()
@@ -316,15 +324,14 @@ class MCMC(numpyro.infer.MCMC):
             print(f"Number of divergences: {int(jnp.sum(extra['diverging']))}")
         s = self.solver_stats
         print(
-            f"Solver: {self._run.solver!r}; Newton iterations per chain: {s['solver_iterations'].tolist()}; "
+            f"Solver: {self._ran()[2].solver!r}; Newton iterations per chain: {s['solver_iterations'].tolist()}; "
             f"converged: {bool(s['solver_converged'].all())}; fell back: {s['solver_fell_back'].tolist()}"
         )
 
     def to_datatree(self, *, log_likelihood=None, posterior_predictive=False, prior=None, dims=None, coords=None):
         """The ArviZ DataTree of the last run, as parmcmc.sample() returns it (solver_stats included)."""
-        if self._run is None:
-            raise RuntimeError("MCMC: call run() first.")
-        settings = self._settings._replace(
+        settings, prepared, run = self._ran()
+        settings = settings._replace(
             thinning=self.thinning,
             log_likelihood=log_likelihood,
             posterior_predictive=posterior_predictive,
@@ -332,7 +339,7 @@ class MCMC(numpyro.infer.MCMC):
             dims=dims,
             coords=coords,
         )
-        return datatree_from_run(self._prepared, self._run, settings)
+        return datatree_from_run(prepared, run, settings)
 
     def transfer_states_to_host(self):
         """Nothing to do: the draws are already on the host when read."""

@@ -175,6 +175,7 @@ def to_datatree(
     if not groups["posterior"]:
         raise ValueError(f"{_CALLER}: posterior is empty; give at least one variable {{name: (chain, draw, ...)}}.")
     chain_draw = _check_sample_dims("posterior", groups["posterior"], None)
+    assert chain_draw is not None  # the posterior has a variable (checked above)
     for group, data in (("log_likelihood", log_likelihood), ("posterior_predictive", posterior_predictive)):
         groups[group] = _as_numpy(group, data)
         _check_sample_dims(group, groups[group], chain_draw)

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import numpyro.infer.util as numpyro_util
 from numpyro.handlers import seed, substitute, trace
@@ -44,7 +45,7 @@ def _raw_keys(rng_key: jax.Array, num: int) -> jax.Array:
     """`num` keys in NumPyro's raw uint32 layout, one per chain (typed keys are converted); key k
     does not depend on `num`, so chain k starts at the same place whatever the number of chains."""
     keys = chain_keys(rng_key, num)
-    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.key_data(keys)
     return keys
 

@@ -26,6 +26,10 @@ Names (unconstrained dimension D in brackets):
     banana                      the banana x2 | x1 ~ N(0.03 (x1^2 - 100), 1), x1 ~ N(0, 10^2) (2)
 """
 
+# numpyro.sample and numpyro.deterministic are annotated as returning ArrayLike (Python scalars included): in a
+# model they return arrays, which the models index.
+# pyright: reportIndexIssue=false
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -161,7 +165,7 @@ def softmax_model(X, num_classes, y=None):
     b = numpyro.sample("b", dist.Normal(0.0, 1.0).expand([num_classes - 1]).to_event(1))
     logits = jnp.concatenate([jnp.zeros((X.shape[0], 1)), X @ W + b], axis=1)
     with numpyro.plate("obs", X.shape[0]):
-        numpyro.sample("y", dist.Categorical(logits=logits), obs=y)
+        numpyro.sample("y", dist.Categorical(logits=logits), obs=y)  # pyright: ignore[reportArgumentType] (a factory)
 
 
 def softmax_regression(seed: int = 0, num_data: int = 300, num_features: int = 5, num_classes: int = 3) -> ExampleModel:
@@ -212,13 +216,13 @@ def stochastic_volatility_model(returns):
     phi = numpyro.deterministic("phi", 2.0 * phi_raw - 1.0)
     sigma = numpyro.sample("sigma", dist.HalfNormal(0.5))
     eta = numpyro.sample("eta", dist.Normal(0.0, 1.0).expand([T]).to_event(1))
-    h0 = mu + sigma * eta[0] / jnp.sqrt(1.0 - phi**2)
+    h0 = mu + sigma * eta[0] / jnp.sqrt(1.0 - phi**2)  # pyright: ignore[reportCallIssue, reportArgumentType] (as above)
 
     def step(h_prev, e):
         h = mu + phi * (h_prev - mu) + sigma * e
         return h, h
 
-    h = jnp.concatenate([h0[None], jax.lax.scan(step, h0, eta[1:])[1]])
+    h = jnp.concatenate([h0[None], jax.lax.scan(step, h0, eta[1:])[1]])  # pyright: ignore[reportCallIssue, reportArgumentType]
     numpyro.sample("r", dist.Normal(0.0, jnp.exp(h / 2.0)), obs=returns)
 
 

@@ -74,7 +74,9 @@ def num_chains_of(positions: PyTree, caller: str) -> int:
             f"{caller}: every leaf of the initial positions needs the same leading (chain) axis; "
             f"got leaf shapes {shapes}. Stack one position per chain along axis 0."
         )
-    return sizes.pop()
+    (size,) = sizes
+    assert size is not None  # checked above
+    return size
 
 
 def check_initial_positions(logdensity_fn: Callable, positions: PyTree, caller: str, model_name: str) -> None:
@@ -180,7 +182,7 @@ def from_logdensity(
     caller = "from_logdensity"
     if not callable(logdensity_fn):
         raise TypeError(f"{caller}: logdensity_fn must be callable (position -> scalar); got {type(logdensity_fn)}.")
-    name = name or getattr(logdensity_fn, "__name__", None) or repr(logdensity_fn)
+    name = str(name or getattr(logdensity_fn, "__name__", None) or repr(logdensity_fn))
     if (initial_position is None) == (initial_positions is None):
         raise ValueError(
             f"{caller}: give exactly one of initial_position= (one start shared by num_chains chains) or "
@@ -201,9 +203,9 @@ def from_logdensity(
     names = [_variable_name(path) for path, _ in paths_leaves]
     if len(set(names)) != len(names):
         raise ValueError(f"{caller}: the position's leaves give clashing variable names {names}; use a dict position.")
-    var_shapes = {n: tuple(leaf.shape[1:]) for n, (_, leaf) in zip(names, paths_leaves)}
+    var_shapes = {n: tuple(leaf.shape[1:]) for n, (_, leaf) in zip(names, paths_leaves, strict=True)}
 
     def postprocess(draws: PyTree) -> dict:
-        return dict(zip(names, jax.tree_util.tree_leaves(draws)))
+        return dict(zip(names, jax.tree_util.tree_leaves(draws), strict=True))
 
     return Target(logdensity_fn, positions, postprocess, var_shapes, {}, {}, name)

@@ -34,9 +34,10 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import jax.scipy as jsp
 import numpy as np
@@ -110,7 +111,7 @@ class Layout:
         chunks = jnp.split(flat, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [flat]
         leaves = [
             c.reshape(s) if c.dtype == d else c.reshape(s).astype(d)
-            for c, s, d in zip(chunks, self.shapes, self.dtypes)
+            for c, s, d in zip(chunks, self.shapes, self.dtypes, strict=True)
         ]
         return jax.tree.unflatten(self.treedef, leaves)
 
@@ -124,6 +125,14 @@ class AbstractSampler(abc.ABC):
 
     _leaves: ClassVar[tuple[str, ...]] = ("step_size", "loc", "scale")
     _static: ClassVar[tuple[str, ...]] = ("logdensity_fn", "gate", "gate_temperature", "_layout")
+    # The fields, set by __init__ (through _set) and by _tree_unflatten; declared for readers and type checkers.
+    logdensity_fn: Callable
+    step_size: Array
+    gate: _gate.Gate
+    gate_temperature: float
+    loc: Array | None
+    scale: Array | None
+    _layout: Layout | None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -138,7 +147,7 @@ class AbstractSampler(abc.ABC):
     @classmethod
     def _tree_unflatten(cls, static, leaves):
         new = object.__new__(cls)
-        for k, v in zip(cls._leaves + cls._static, tuple(leaves) + tuple(static)):
+        for k, v in zip(cls._leaves + cls._static, tuple(leaves) + tuple(static), strict=True):
             object.__setattr__(new, k, v)
         return new
 
@@ -352,8 +361,9 @@ class AbstractSampler(abc.ABC):
         """Every random number of a ``num_steps`` chain (leaves: leading axis T)."""
 
     @abc.abstractmethod
-    def _transition(self, x: Array, noise_t) -> tuple[Array, NamedTuple]:
-        """``(x_next, info)`` for one step from flat ``x`` with the step's noise."""
+    def _transition(self, x: Array, noise_t) -> tuple[Array, Any]:
+        """``(x_next, info)`` for one step from flat ``x`` with the step's noise (info: the sampler's Info
+        NamedTuple)."""
 
     def step(self, x: Array, noise_t) -> Array:
         """The step map ``x_t = f(x_{t-1}, noise_t)`` on flat positions. Pure;

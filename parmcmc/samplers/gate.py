@@ -45,7 +45,7 @@ GATES = ("hard", "smooth")
 Gate = Literal["hard", "smooth"]
 
 
-def check_gate(gate, temperature) -> tuple[str, float]:
+def check_gate(gate, temperature) -> tuple[Gate, float]:
     """Validate the ``gate`` and ``gate_temperature`` arguments of a sampler."""
     if gate not in GATES:
         raise ValueError(f"gate must be one of {GATES}, got {gate!r}.")

@@ -118,8 +118,12 @@ class HMC(AbstractSampler):
     carries it in its state) and one per leapfrog step.
     """
 
-    _leaves = AbstractSampler._leaves + ("inverse_mass_matrix", "step_size_jitter")
-    _static = AbstractSampler._static + ("num_integration_steps", "divergence_threshold")
+    _leaves = (*AbstractSampler._leaves, "inverse_mass_matrix", "step_size_jitter")
+    _static = (*AbstractSampler._static, "num_integration_steps", "divergence_threshold")
+    inverse_mass_matrix: Array  # None only before bind(), which fills in the identity
+    step_size_jitter: Array | None
+    num_integration_steps: int
+    divergence_threshold: float
 
     def __init__(
         self,
@@ -170,7 +174,7 @@ class HMC(AbstractSampler):
     @property
     def metric(self) -> metrics.EuclideanMetric:
         """The Euclidean metric (with ``M^{1/2}``, a Cholesky factorisation for a dense matrix)."""
-        self.layout  # raises the "bind first" error if unbound
+        self.layout  # noqa: B018 (the property raises the "bind first" error if unbound)
         return metrics.euclidean_metric(self.inverse_mass_matrix)
 
     def noise(self, rng_key: Array, num_steps: int) -> HMCNoise:

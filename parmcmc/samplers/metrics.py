@@ -35,11 +35,11 @@ class EuclideanMetric(NamedTuple):
         ``(D,)`` diagonal or ``(D, D)`` dense ``M^{-1}``.
     mass_matrix_sqrt
         ``(D,)`` or ``(D, D)``: the factor ``M^{1/2}`` that maps standard
-        normal noise to momentum.
+        normal noise to momentum; None in a metric built for the step alone (which needs ``M^{-1}`` only).
     """
 
     inverse_mass_matrix: Array
-    mass_matrix_sqrt: Array
+    mass_matrix_sqrt: Array | None
 
 
 def _linear_map(a: Array, b: Array) -> Array:
@@ -116,9 +116,12 @@ def euclidean_metric(inverse_mass_matrix: Array) -> EuclideanMetric:
 
 def momentum_from_normal(metric: EuclideanMetric, z: Array) -> Array:
     """Map standard normal draws ``z`` (..., D) to momenta ``M^{1/2} z``."""
-    if metric.mass_matrix_sqrt.ndim <= 1:
-        return metric.mass_matrix_sqrt * z
-    return jnp.einsum("ij,...j->...i", metric.mass_matrix_sqrt, z, precision="highest")
+    sqrt = metric.mass_matrix_sqrt
+    if sqrt is None:
+        raise ValueError("momentum_from_normal: this metric has no M^{1/2}; build it with euclidean_metric(imm).")
+    if sqrt.ndim <= 1:
+        return sqrt * z
+    return jnp.einsum("ij,...j->...i", sqrt, z, precision="highest")
 
 
 def velocity(metric: EuclideanMetric, momentum: Array) -> Array:
