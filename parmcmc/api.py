@@ -492,7 +492,7 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
         tolerance=kwargs.get("atol"),
         num_chains=s.num_chains,
     )
-    if not isinstance(solver, Sequential):
+    if solver.parallel:
         kwargs.setdefault("fallback", "sequential")
         # Fail fast (docs/convergence.md): a chain whose parallel solve is projected past this budget stops
         # early and continues sequentially from its exact prefix; the other chains are not held back.

@@ -39,8 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from parmcmc.engine.solve import MAX_ITERS, NONFINITE, SUCCESSFUL, Solution, solve, unconverged_reported_by_caller
-from parmcmc.engine.solvers import AbstractSolver, Sequential
+from parmcmc.engine.results import RESULTS
+from parmcmc.engine.solve import Solution, solve, unconverged_reported_by_caller
+from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.jitcache import program_jit
 
 DEFAULT_ITERS_PER_LOG2T = 8.0
@@ -218,7 +219,7 @@ def diagnose_recurrence(
     iters_per_log2T: the budget constant c: parallel pays only if k(T) <= c * log2(T).
     atol, rtol:  the tolerances of the pilot solve (solve's defaults by dtype).
     """
-    if not isinstance(solver, AbstractSolver) or isinstance(solver, Sequential):
+    if not isinstance(solver, AbstractSolver) or not solver.parallel:
         raise TypeError(
             f"diagnose_recurrence: solver must be a parallel solver instance such as QuasiDEER() or DEER(); "
             f"got {solver!r}."
@@ -241,7 +242,7 @@ def diagnose_recurrence(
     with unconverged_reported_by_caller():  # a pilot that does not converge is an answer, not a fault
         sol = solve(fn, x0, pilot_inputs, solver, max_iters=pilot_budget, atol=atol, rtol=rtol)
     k_p, prefix = int(sol.num_iters), int(sol.sequential_from)
-    result = {SUCCESSFUL: "converged", MAX_ITERS: "max_iters", NONFINITE: "non-finite"}[int(sol.result)]
+    result = RESULTS(int(sol.result)).label
     converged = bool(sol.converged)
 
     predictable = math.isfinite(est.lle) and est.lle + _Z * est.uncertainty < 0
@@ -325,9 +326,9 @@ def fallback_warning(solution: Solution, lle: Any = None, *, call: str = "solve"
     T = int(jax.tree_util.tree_leaves(states)[0].shape[np.ndim(solution.converged)])
     name = f" ({type(solver).__name__})" if solver is not None else ""
     causes = []
-    if (codes == MAX_ITERS).any():
+    if (codes == RESULTS.max_iters).any():
         causes.append(f"did not converge within its budget of {iters} iterations")
-    if (codes == NONFINITE).any():
+    if (codes == RESULTS.nonfinite).any():
         causes.append("met a non-finite iterate (NaN or inf)")
     which = "" if fell.size == 1 else f" in {int(fell.sum())} of {fell.size} chains"
     where = (
