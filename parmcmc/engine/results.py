@@ -3,13 +3,16 @@
 `RESULTS` is the one home of the codes a solve returns in `Solution.result` (int32 arrays, batched under
 vmap) and of the text that explains each; as an `enum.IntEnum` its members compare equal to those int32
 codes and can be used inside `jnp.where`. An unconverged solve raises `SolveError` (throw=True) or warns
-with `NotConvergedWarning`, on the host when the result is concrete and through a callback under jit.
+with `NotConvergedWarning`, on the host when the result is concrete and through a callback under jit; a
+solve that was finished by the sequential fallback (solve's fallback="sequential") is reported by its
+callers with `warn_if_fell_back` as a `FallbackWarning`.
 """
 
 import contextlib
 import contextvars
 import enum
 import warnings
+from typing import Any
 
 import jax
 import jax.experimental
@@ -22,11 +25,14 @@ __all__ = [
     "RESULTS",
     "RUNNING",
     "SUCCESSFUL",
+    "FallbackWarning",
     "NotConvergedWarning",
     "SolveError",
     "failure_message",
+    "fallback_warning",
     "throw_if_failed",
     "unconverged_reported_by_caller",
+    "warn_if_fell_back",
     "warn_if_unconverged",
 ]
 
@@ -79,6 +85,11 @@ class SolveError(RuntimeError):
 class NotConvergedWarning(UserWarning):
     """solve()/run_chain() returned a result that did not converge (throw=False); the text names the
     cause, the iterations, the residual and what to try. `throw=True` raises SolveError instead."""
+
+
+class FallbackWarning(UserWarning):
+    """A parallel solve failed and the chain was finished sequentially from its prefix (every step within
+    tolerance; the sequential replay where the dynamics contract, a valid chain of the sampler otherwise)."""
 
 
 # Set while a caller that reports unconverged results itself (sample(), the diagnose pilot) runs solve.
@@ -158,3 +169,65 @@ def warn_if_unconverged(sol, solver) -> None:
         jax.debug.callback(warn, *args)
     else:
         warn(*args)
+
+
+def fallback_warning(solution: Any, lle: Any = None, *, call: str = "solve", solver: Any = None) -> str:
+    """The text of the warning for a solve that fell back to sequential evaluation ('' if none did).
+
+    `solution` is an engine Solution or anything with its fields fell_back, result, num_iters,
+    sequential_from, converged and states (or positions, as a ChainResult of parmcmc.chain has).
+
+    Names the cause (from the Solution's result codes), how many iterations were spent, where the
+    sequential continuation began, and the LLE estimate when one is given (a float, a LyapunovEstimate
+    or a Diagnosis of parmcmc.predictability), with what its sign means. Works on batched Solutions (vmapped chains).
+    """
+    fell = np.asarray(solution.fell_back).ravel()
+    if not fell.any():
+        return ""
+    codes = np.asarray(solution.result).ravel()[fell]
+    iters = int(np.max(np.asarray(solution.num_iters).ravel()[fell]))
+    starts = np.asarray(solution.sequential_from).ravel()[fell]
+    states = solution.states if hasattr(solution, "states") else solution.positions  # Solution or ChainResult
+    T = int(jax.tree_util.tree_leaves(states)[0].shape[np.ndim(solution.converged)])
+    name = f" ({type(solver).__name__})" if solver is not None else ""
+    causes = []
+    if (codes == RESULTS.max_iters).any():
+        causes.append(f"did not converge within its budget of {iters} iterations")
+    if (codes == RESULTS.nonfinite).any():
+        causes.append("met a non-finite iterate (NaN or inf)")
+    which = "" if fell.size == 1 else f" in {int(fell.sum())} of {fell.size} chains"
+    where = (
+        f"state index {int(starts.min())}"
+        if starts.min() == starts.max()
+        else f"state indices {int(starts.min())}..{int(starts.max())}"
+    )
+    msg = (
+        f"{call}: the parallel solve{name} {' and '.join(causes) or 'failed'}{which}; it continued "
+        f"sequentially from {where} (0-based) of {T}: the states before it satisfy the step map to "
+        f"tolerance and the rest continues that prefix step by step, computed without the parallel "
+        f"speed-up. Where the dynamics contract this is the sequential chain; on a chaotic chain (positive "
+        f"LLE) it is a valid chain of the same sampler but not necessarily the sequential replay."
+    )
+    if lle is not None:
+        lle = getattr(lle, "lyapunov", lle)  # a Diagnosis carries its LyapunovEstimate
+        estimate = hasattr(lle, "lle")  # a LyapunovEstimate (the engine does not import predictability)
+        text = str(lle) if estimate else f"{float(lle):.4g} per step"
+        value = float(lle.lle) if estimate else float(lle)
+        if value >= 0:
+            hint = "not negative: the dynamics are unpredictable and sequential evaluation is the right tool"
+        else:
+            hint = "negative: raise max_iters, or use a solver with a better Jacobian such as DEER or ELK"
+        msg += f" Estimated largest Lyapunov exponent of the step map: {text} ({hint})."
+    return msg
+
+
+def warn_if_fell_back(
+    solution: Any, lle: Any = None, *, call: str = "solve", solver: Any = None, stacklevel: int = 3
+) -> bool:
+    """Issue one FallbackWarning if the solution fell back; return whether it did. `lle` may be a
+    callable returning the estimate, evaluated only when a warning is due (it costs a sequential pilot)."""
+    if not np.asarray(solution.fell_back).any():
+        return False
+    lle = lle() if callable(lle) else lle
+    warnings.warn(fallback_warning(solution, lle, call=call, solver=solver), FallbackWarning, stacklevel=stacklevel)
+    return True
