@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.core import Tracer
 from jax.flatten_util import ravel_pytree
 
 from parmcmc.engine import sharding
+from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
 from parmcmc.engine.results import (
     MAX_ITERS,
@@ -143,15 +143,15 @@ def solve(
     x0_flat, unravel = ravel_pytree(x0)
     if not jnp.issubdtype(x0_flat.dtype, jnp.floating):
         raise TypeError(f"solve: x0 must hold floating-point arrays; got dtype {x0_flat.dtype}.")
-    num_steps = _num_steps(inputs)
+    num_steps = num_steps_of(inputs)
     hoisted, consts = _flatten_fn(fn, x0, x0_flat, unravel, inputs)
     tol = default_tolerance(x0_flat.dtype)
-    atol = tol if atol is None else _check_tolerance("atol", atol)
-    rtol = tol if rtol is None else _check_tolerance("rtol", rtol)
+    atol = tol if atol is None else check_tolerance("atol", atol)
+    rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    max_iters = num_steps if max_iters is None else _check_count("max_iters", max_iters)
-    window = num_steps if window is None else _check_count("window", window)
+    max_iters = num_steps if max_iters is None else check_count("max_iters", max_iters)
+    window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
     if not isinstance(throw, (bool, np.bool_)):
         raise TypeError(f"solve: throw={throw!r} must be True or False.")
@@ -200,37 +200,6 @@ def solve(
     elif not _REPORTED_BY_CALLER.get():
         warn_if_unconverged(sol, solver)
     return sol
-
-
-def _check_tolerance(name: str, value: Any) -> float:
-    concrete_scalar = hasattr(value, "shape") and np.ndim(value) == 0 and not isinstance(value, Tracer)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not float(value) >= 0:
-        if concrete_scalar:
-            return _check_tolerance(name, float(value))
-        raise ValueError(
-            f"solve: {name}={value!r} must be a real number >= 0 (e.g. {name}=1e-8), or None for the default "
-            "by dtype (1e-11 in float64, 1e-5 in float32); tolerances must be >= 0 and not both 0."
-        )
-    return float(value)
-
-
-def _check_count(name, value) -> int:
-    """A positive integer count; NumPy integers are accepted."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"solve: {name}={value!r} must be an integer >= 1.")
-    return int(value)
-
-
-def _num_steps(inputs) -> int:
-    leaves = jax.tree_util.tree_leaves(inputs)
-    if not leaves:
-        raise ValueError("solve: inputs is empty; pass a pytree of arrays with leading axis T (T >= 1).")
-    lengths = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
-    if len(lengths) != 1 or None in lengths or 0 in lengths:
-        raise ValueError(
-            f"solve: every leaf of inputs needs the same leading axis T >= 1; got leading sizes {lengths}."
-        )
-    return next(n for n in lengths if n is not None)
 
 
 def _flatten_fn(fn, x0, x0_flat, unravel, inputs):
