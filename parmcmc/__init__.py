@@ -11,14 +11,10 @@ __version__ = "0.1.0"
 from parmcmc.api import sample
 from parmcmc.chain import ChainResult, run_chain
 from parmcmc.compare import Comparison, compare
+
+# From the submodule parmcmc.diagnose, so that parmcmc.diagnose is the function: a submodule loaded
+# later for the first time would replace the attribute.
 from parmcmc.diagnose import diagnose
-from parmcmc.diagnostics import (
-    Diagnosis,
-    FallbackWarning,
-    LyapunovEstimate,
-    diagnose_recurrence,
-    lyapunov_exponent,
-)
 from parmcmc.engine import (
     DEER,
     ELK,
@@ -32,7 +28,9 @@ from parmcmc.engine import (
     SolveError,
     solve,
 )
+from parmcmc.engine.results import FallbackWarning
 from parmcmc.health import FrozenChainWarning, ReplayWarning
+from parmcmc.predictability import Diagnosis, LyapunovEstimate, diagnose_recurrence, lyapunov_exponent
 from parmcmc.samplers import HMC, MALA
 from parmcmc.validate import Float64DataWarning, IgnoredArgumentWarning
 

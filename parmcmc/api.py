@@ -18,8 +18,8 @@ import jax.numpy as jnp
 
 from parmcmc import jitcache, progress
 from parmcmc.chain import run_chain
-from parmcmc.diagnostics import lyapunov_exponent, warn_if_fell_back
 from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding, solve
+from parmcmc.engine.results import warn_if_fell_back
 from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.health import model_errors_named, report_unconverged, warn_if_frozen, warn_if_replay_may_differ
@@ -27,6 +27,7 @@ from parmcmc.io.output import datatree_from_run
 from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
+from parmcmc.predictability.lyapunov import lyapunov_exponent
 from parmcmc.progress import Progress
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler, check_step_size
@@ -418,7 +419,7 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
         flat = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0]
         solver = DEER() if dense_jacobian_fits(flat.size, s.num_samples, s.num_chains, flat.dtype) else QuasiDEER()
     if parallel == "auto":
-        from parmcmc.diagnose import choose_solver  # timed probes on this device, then a pilot if needed
+        from parmcmc.predictability.diagnose import choose_solver  # timed probes on this device, then a pilot if needed
 
         sampler, x0 = _one_chain(prepared, 0)
         choice = choose_solver(sampler, x0, s.rng_key, s.num_samples, solver=solver)
@@ -493,7 +494,7 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
         tolerance=kwargs.get("atol"),
         num_chains=s.num_chains,
     )
-    if not isinstance(solver, Sequential):
+    if solver.parallel:
         kwargs.setdefault("fallback", "sequential")
         # Fail fast (docs/convergence.md): a chain whose parallel solve is projected past this budget stops
         # early and continues sequentially from its exact prefix; the other chains are not held back.

@@ -14,7 +14,7 @@ import jax.core
 import jax.numpy as jnp
 from jax import Array
 
-from parmcmc.engine import QuasiDEER, Sequential, default_tolerance, solve
+from parmcmc.engine import QuasiDEER, default_tolerance, solve
 from parmcmc.engine.solve import _REPORTED_BY_CALLER
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.exactness import stats_and_exactness
@@ -132,7 +132,7 @@ def run_chain(
     tol = default_tolerance(x0.dtype)
     atol, rtol = (solve_kwargs.get(k) for k in ("atol", "rtol"))
     atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
-    parallel = not isinstance(solver, Sequential)
+    parallel = solver.parallel
     stats, (near, lle) = _stats_and_exactness(sampler, parallel, x0, solution.states, inputs, atol, rtol)
     result = ChainResult(
         positions=sampler.unravel_chain(solution.states),

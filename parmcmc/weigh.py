@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from parmcmc.engine.solvers import AbstractSolver, Sequential, shift
+from parmcmc.engine.solvers import AbstractIterativeSolver, AbstractSolver, Sequential, shift
 from parmcmc.jitcache import compiled_call
 
 __all__ = ["Choice", "choose", "weigh"]
@@ -117,7 +117,7 @@ def sweep_seconds(fn, x0, inputs, T: int) -> float:
     return _fastest(lambda x: jax.vmap(fn)(jnp.broadcast_to(x, (n, *x.shape)), _inputs(inputs, n)), x0) * T / n
 
 
-def iteration_seconds(fn, x0, inputs, solver: AbstractSolver, T: int) -> float:
+def iteration_seconds(fn, x0, inputs, solver: AbstractIterativeSolver, T: int) -> float:
     """Predicted seconds of one iteration of `solver` at T states: its linearisation (fn and the
     Jacobian approximation at every state) and its step (the scan and the next linearisation), from
     a probe at fewer states (fewer still when dense Jacobians would be large)."""
@@ -147,6 +147,8 @@ def choose(fn: Callable, x0: Any, inputs: Any, solver: AbstractSolver, T: int, d
     solver:    the parallel candidate.
     diagnose:  () -> Diagnosis with `predicted_iters` and `parallel_pays`; called only in stage 2.
     """
+    if not isinstance(solver, AbstractIterativeSolver):  # Sequential has no iteration to time
+        raise TypeError(f"choose: solver must be a parallel solver such as QuasiDEER() or DEER(); got {solver!r}.")
     t_start = time.perf_counter()
     x_flat, unravel = ravel_pytree(x0)
     flat_fn = lambda x, u: ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)

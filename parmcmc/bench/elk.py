@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from parmcmc.bench.systems import tanh_rnn
-from parmcmc.engine import DEER, ELK, QuasiDEER, QuasiELK, Sequential, solve
+from parmcmc.engine import DEER, ELK, RESULTS, QuasiDEER, QuasiELK, Sequential, solve
 
 MAX_ITERS = 200
 
@@ -47,7 +47,7 @@ def cases(T, D=8):
 
 def cell(sol, ref) -> str:
     if not bool(sol.converged):
-        return "NaN" if int(sol.result) == 3 else f">{MAX_ITERS}"
+        return "NaN" if int(sol.result) == RESULTS.nonfinite else f">{MAX_ITERS}"
     err = float(jnp.max(jnp.abs(sol.states - ref)))
     return f"{int(sol.num_iters)}" + ("" if err <= 1e-8 else f" (err {err:.0e})")
 

@@ -5,6 +5,7 @@ It knows nothing about MCMC; samplers hand it a step map.
 
 from parmcmc.engine.elk import ELK, AbstractELK, QuasiELK
 from parmcmc.engine.kalman import lm_step, parallel_filter, parallel_smoother
+from parmcmc.engine.results import RESULTS
 from parmcmc.engine.scan import (
     affine_scan,
     affine_scan_associative,
@@ -25,6 +26,7 @@ from parmcmc.engine.solve import (
 )
 from parmcmc.engine.solvers import (
     DEER,
+    AbstractIterativeSolver,
     AbstractLDSSolver,
     AbstractSolver,
     Jacobi,
@@ -39,8 +41,10 @@ __all__ = [
     "ELK",
     "MAX_ITERS",
     "NONFINITE",
+    "RESULTS",
     "SUCCESSFUL",
     "AbstractELK",
+    "AbstractIterativeSolver",
     "AbstractLDSSolver",
     "AbstractSolver",
     "Jacobi",

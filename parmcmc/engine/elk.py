@@ -38,14 +38,13 @@ filter with a fixed λ.
 With adaptive=False (the default) λ stays fixed and every step is taken, as in published ELK.
 """
 
-import abc
 import dataclasses
 
 import jax
 import jax.numpy as jnp
 
 from parmcmc.engine.kalman import lm_step
-from parmcmc.engine.solvers import DEER, AbstractSolver, QuasiDEER, shift
+from parmcmc.engine.solvers import DEER, AbstractIterativeSolver, QuasiDEER, shift
 
 __all__ = ["ELK", "LAM_MAX", "LAM_MIN", "AbstractELK", "QuasiELK", "merit", "model_merit"]
 
@@ -71,9 +70,19 @@ def model_merit(candidate, x_start, lin, x_prev):
     return 0.5 * jnp.sum(r**2)
 
 
-@dataclasses.dataclass(frozen=True)
-class AbstractELK(AbstractSolver):
+def _check_lam(solver: "AbstractELK") -> None:
+    name = type(solver).__name__
+    if not (isinstance(solver.lam, (int, float)) and LAM_MIN <= solver.lam <= LAM_MAX):
+        raise ValueError(
+            f"{name}(lam={solver.lam!r}): lam must be a number in [{LAM_MIN:g}, {LAM_MAX:g}]; for the "
+            f"undamped step use {'DEER' if name == 'ELK' else 'QuasiDEER'}()."
+        )
+
+
+class AbstractELK(AbstractIterativeSolver):
     """Shared by ELK and QuasiELK: the damped step and the trust region; subclasses choose A_t.
+
+    Abstract and field-free: the final classes declare every field (dataclass fields), among them
 
     lam: λ in [LAM_MIN, LAM_MAX], the damping (fixed when adaptive=False, the start otherwise).
     adaptive: Levenberg–Marquardt trust region on the merit ½Σ‖x_t − f(x_{t−1})‖² (module docstring).
@@ -81,33 +90,26 @@ class AbstractELK(AbstractSolver):
       expanding initial guesses that the fixed λ solved in 5–7 iterations.
     smoother: True for the exact minimiser (Kalman smoother); False for the filtered mean. In
       float32 prefer λ ≥ 1e-3 with the dense filter (λ = 1e-6 produced NaN on an expanding guess).
+    linearizer: the undamped solver whose linearisation (f and A_t at the guess) this one reuses,
+      built once from the other fields (not an argument).
     The solver state carried between iterations is the current λ.
     """
 
-    lam: float = 1e-6
-    adaptive: bool = False
-    smoother: bool = True
-
-    def __post_init__(self):
-        name = type(self).__name__
-        if not (isinstance(self.lam, (int, float)) and LAM_MIN <= self.lam <= LAM_MAX):
-            raise ValueError(
-                f"{name}(lam={self.lam!r}): lam must be a number in [{LAM_MIN:g}, {LAM_MAX:g}]; for the "
-                f"undamped step use {'DEER' if name == 'ELK' else 'QuasiDEER'}()."
-            )
-
-    @abc.abstractmethod
-    def linearizer(self) -> AbstractSolver:
-        """The undamped solver whose linearisation (f and A_t at the guess) this one reuses."""
+    # Declared here for readers and the type checker only: this class is not a dataclass, so these
+    # are not fields; each final class declares them.
+    lam: float
+    adaptive: bool
+    smoother: bool
+    linearizer: AbstractIterativeSolver
 
     def init(self, x0, num_steps):
-        return self.linearizer().init(x0, num_steps)
+        return self.linearizer.init(x0, num_steps)
 
     def init_state(self, x0):
         return jnp.asarray(self.lam, x0.dtype)
 
     def linearize(self, fn, x_prev, inputs, aux):
-        return self.linearizer().linearize(fn, x_prev, inputs, aux)
+        return self.linearizer.linearize(fn, x_prev, inputs, aux)
 
     def step(self, fn, x_start, states, inputs, aux, lin, lam):
         x_prev = shift(states, x_start)
@@ -140,8 +142,14 @@ class ELK(AbstractELK):
     lam, adaptive, smoother: see AbstractELK. With the default small λ it takes DEER's steps where
     those are finite and stays finite where DEER's affine recurrence overflows."""
 
-    def linearizer(self):
-        return DEER()
+    lam: float = 1e-6
+    adaptive: bool = False
+    smoother: bool = True
+    linearizer: DEER = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        _check_lam(self)
+        object.__setattr__(self, "linearizer", DEER())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,13 +159,17 @@ class QuasiELK(AbstractELK):
     lam, adaptive, smoother: see AbstractELK. diagonal, num_probes, seed: how A_t is obtained, as for
     QuasiDEER ("exact" diagonal of the Jacobian, or a Hutchinson estimate with fixed probes)."""
 
+    lam: float = 1e-6
+    adaptive: bool = False
+    smoother: bool = True
     diagonal: str = "exact"
     num_probes: int = 1
     seed: int = 0
+    linearizer: QuasiDEER = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        super().__post_init__()
-        self.linearizer()  # QuasiDEER validates the diagonal options
-
-    def linearizer(self):
-        return QuasiDEER(diagonal=self.diagonal, num_probes=self.num_probes, seed=self.seed)
+        _check_lam(self)
+        # QuasiDEER validates the diagonal options.
+        object.__setattr__(
+            self, "linearizer", QuasiDEER(diagonal=self.diagonal, num_probes=self.num_probes, seed=self.seed)
+        )

@@ -104,10 +104,10 @@ def _pad_steps(A: jax.Array, b: jax.Array, length: int, identity: bool = False):
     pad = length - b.shape[0]
     if pad == 0:
         return A, b
-    zeros = lambda a: jnp.zeros((pad,) + a.shape[1:], a.dtype)
+    zeros = lambda a: jnp.zeros((pad, *a.shape[1:]), a.dtype)
     if identity:
         one = jnp.eye(b.shape[1], dtype=A.dtype) if A.ndim == 3 else jnp.ones(b.shape[1:], A.dtype)
-        pad_A = jnp.broadcast_to(one, (pad,) + A.shape[1:])
+        pad_A = jnp.broadcast_to(one, (pad, *A.shape[1:]))
     else:
         pad_A = zeros(A)
     return jnp.concatenate([A, pad_A]), jnp.concatenate([b, zeros(b)])
@@ -157,7 +157,7 @@ def affine_scan_blocked(A: jax.Array, b: jax.Array, x0: jax.Array, block: int = 
     B = min(block, T)
     n = -(-T // B)
     A, b = _pad_steps(A, b, n * B)
-    A, b = A.reshape((n, B) + A.shape[1:]), b.reshape(n, B, D)
+    A, b = A.reshape((n, B, *A.shape[1:])), b.reshape(n, B, D)
     x_in = entry_states(jax.vmap(block_map)(A, b), x0)
     return jax.vmap(block_states)(A, b, x_in).reshape(n * B, D)[:T]
 
@@ -210,7 +210,7 @@ def pad_with_edge(elems, length: int, front: bool = False):
         extra = length - a.shape[0]
         if extra == 0:
             return a
-        edge = jnp.broadcast_to(a[:1] if front else a[-1:], (extra,) + a.shape[1:])
+        edge = jnp.broadcast_to(a[:1] if front else a[-1:], (extra, *a.shape[1:]))
         return jnp.concatenate([edge, a] if front else [a, edge])
 
     return jax.tree_util.tree_map(pad, elems)
@@ -231,15 +231,15 @@ def blocked_associative_scan(op: Callable, elems, *, reverse: bool = False, bloc
     B = min(block, T)
     n = -(-T // B)
     padded = pad_with_edge(elems, n * B)
-    blocks = jax.tree_util.tree_map(lambda a: a.reshape((n, B) + a.shape[1:]), padded)
+    blocks = jax.tree_util.tree_map(lambda a: a.reshape((n, B, *a.shape[1:])), padded)
     local = jax.vmap(lambda e: inclusive_scan_sequential(op, e))(blocks)  # (n, B, ...)
     if n > 1:
         totals = inclusive_scan_sequential(op, jax.tree_util.tree_map(lambda a: a[: n - 1, -1], local))
 
         def fix(prefix, block_elems):  # the prefix entering a block, combined with each of its prefixes
-            return op(jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B,) + a.shape), prefix), block_elems)
+            return op(jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B, *a.shape)), prefix), block_elems)
 
         rest = jax.vmap(fix)(totals, jax.tree_util.tree_map(lambda a: a[1:], local))
         local = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[:1], r]), local, rest)
     out = local
-    return jax.tree_util.tree_map(lambda a: a.reshape((n * B,) + a.shape[2:])[:T], out)
+    return jax.tree_util.tree_map(lambda a: a.reshape((n * B, *a.shape[2:]))[:T], out)

@@ -131,7 +131,7 @@ def constrain_time(tree, mesh: Mesh | None):
     partitioner then shards the batched evaluations of f and its Jacobians alike). A no-op without a
     time axis. Under `jax.vmap(..., spmd_axis_name="chain")` the chain axis is added by vmap."""
     n = time_size(mesh)
-    if n == 1:
+    if mesh is None or n == 1:
         return tree
 
     def one(a):
@@ -177,7 +177,7 @@ def sharded_affine_scan(
     def local(A, b, x0):
         # Identity steps complete this shard's last block in place (no data moves between devices).
         A, b = scan._pad_steps(A, b, nb * B, identity=True)
-        A, b = A.reshape((nb, B) + A.shape[1:]), b.reshape(nb, B, D)
+        A, b = A.reshape((nb, B, *A.shape[1:])), b.reshape(nb, B, D)
         maps = jax.vmap(scan.block_map)(A, b)
         total = scan.block_map(maps.A, maps.b)  # this shard's composed map
         totals = jax.lax.all_gather(total, TIME)  # (n, ...): every shard's map
@@ -216,7 +216,7 @@ def sharded_associative_scan(
         if reverse:  # the shards after this one come first
             totals, i = flip(totals), n - 1 - i
         prefix, _ = _fold_before(totals, i, op1)
-        fixed = op(jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (per,) + a.shape), prefix), out)
+        fixed = op(jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (per, *a.shape)), prefix), out)
         out = jax.tree_util.tree_map(lambda f, o: jnp.where(i > 0, f, o), fixed, out)
         return flip(out) if reverse else out
 

@@ -7,64 +7,53 @@ explicitly: a NaN never counts as converged), when fn is not finite at the state
 A non-finite update no longer ends a solve: it is rejected from its first non-finite step on.
 """
 
-import contextlib
-import contextvars
 import functools
 import numbers
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.experimental
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from parmcmc.engine import sharding
-from parmcmc.engine.solvers import AbstractSolver, Sequential, shift
+from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
+from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
+from parmcmc.engine.results import (
+    MAX_ITERS,
+    NONFINITE,
+    RESULTS,
+    RUNNING,
+    SUCCESSFUL,
+    NotConvergedWarning,
+    SolveError,
+    failure_message,
+    messages,
+    throw_if_failed,
+    unconverged_reported_by_caller,
+    warn_if_unconverged,
+)
+from parmcmc.engine.solvers import AbstractSolver, shift
 from parmcmc.jitcache import Program
 
-RUNNING, SUCCESSFUL, MAX_ITERS, NONFINITE = 0, 1, 2, 3
-RESULT_MESSAGES = {
-    RUNNING: "the solve did not finish (internal error: please report it)",
-    SUCCESSFUL: "converged",
-    MAX_ITERS: (
-        "did not converge within max_iters iterations (or, with patience, was projected not to). "
-        "Raise max_iters, use a solver with a better "
-        "Jacobian approximation (DEER or ELK instead of Jacobi/Picard/QuasiDEER), or check whether the "
-        "dynamics are unpredictable (positive Lyapunov exponent), where sequential evaluation is the right tool"
-    ),
-    NONFINITE: (
-        "fn returned a non-finite value (NaN or inf) at a state after the exact prefix: the sequential "
-        "solution itself is not finite there (non-finite Newton updates are rejected, not returned). "
-        "Check fn on the sequential solution"
-    ),
-}
+# The result names used to live here; callers still import them from this module.
+__all__ = [
+    "MAX_ITERS",
+    "NONFINITE",
+    "RESULTS",
+    "RUNNING",
+    "SUCCESSFUL",
+    "NotConvergedWarning",
+    "Solution",
+    "SolveError",
+    "default_tolerance",
+    "failure_message",
+    "solve",
+    "unconverged_reported_by_caller",
+]
+
 _DEFAULT_TOL = {"float64": 1e-11, "float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
-
-
-class SolveError(RuntimeError):
-    """A solve that did not converge, raised by solve(..., throw=True)."""
-
-
-class NotConvergedWarning(UserWarning):
-    """solve()/run_chain() returned a result that did not converge (throw=False); the text names the
-    cause, the iterations, the residual and what to try. `throw=True` raises SolveError instead."""
-
-
-# Set while a caller that reports unconverged results itself (sample(), the diagnose pilot) runs solve.
-_REPORTED_BY_CALLER = contextvars.ContextVar("parmcmc_unconverged_reported_by_caller", default=False)
-
-
-@contextlib.contextmanager
-def unconverged_reported_by_caller():
-    """Within this context solve() does not warn about an unconverged result: the caller reports it."""
-    token = _REPORTED_BY_CALLER.set(True)
-    try:
-        yield
-    finally:
-        _REPORTED_BY_CALLER.reset(token)
 
 
 class Solution(NamedTuple):
@@ -74,7 +63,8 @@ class Solution(NamedTuple):
     converged: bool, every state within tolerance and finite.
     num_iters: int, iterations taken (0 for Sequential).
     residual:  max over t of |states[t] - fn(states[t-1], inputs[t])| (absolute, over all entries).
-    result:    int code of the parallel solve, one of SUCCESSFUL, MAX_ITERS, NONFINITE; `message` explains it.
+    result:    int32 code of the parallel solve, a RESULTS member (successful, max_iters, nonfinite);
+               `message` explains it.
     sequential_from: int, the first state that did not converge in parallel (T when all did; 0 for
                Sequential).
     fell_back: bool, fallback="sequential" computed the states from `sequential_from` on step by step.
@@ -90,8 +80,8 @@ class Solution(NamedTuple):
 
     @property
     def message(self) -> str:
-        codes = {int(c) for c in jnp.ravel(jnp.asarray(self.result))}
-        return "; ".join(RESULT_MESSAGES[c] for c in sorted(codes))
+        """What each code in `result` means (several, '; '-joined, for a batch of solves)."""
+        return messages(self.result)
 
 
 def default_tolerance(dtype) -> float:
@@ -153,15 +143,15 @@ def solve(
     x0_flat, unravel = ravel_pytree(x0)
     if not jnp.issubdtype(x0_flat.dtype, jnp.floating):
         raise TypeError(f"solve: x0 must hold floating-point arrays; got dtype {x0_flat.dtype}.")
-    num_steps = _num_steps(inputs)
+    num_steps = num_steps_of(inputs)
     hoisted, consts = _flatten_fn(fn, x0, x0_flat, unravel, inputs)
     tol = default_tolerance(x0_flat.dtype)
-    atol = tol if atol is None else _check_tolerance("atol", atol)
-    rtol = tol if rtol is None else _check_tolerance("rtol", rtol)
+    atol = tol if atol is None else check_tolerance("atol", atol)
+    rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    max_iters = num_steps if max_iters is None else _check_count("max_iters", max_iters)
-    window = num_steps if window is None else _check_count("window", window)
+    max_iters = num_steps if max_iters is None else check_count("max_iters", max_iters)
+    window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
     if not isinstance(throw, (bool, np.bool_)):
         raise TypeError(f"solve: throw={throw!r} must be True or False.")
@@ -172,7 +162,7 @@ def solve(
     guess = None
     if initial_guess is not None:
         guess = jax.vmap(lambda s: ravel_pytree(s)[0])(initial_guess)
-        if guess.shape != (num_steps,) + x0_flat.shape:
+        if guess.shape != (num_steps, *x0_flat.shape):
             raise ValueError(
                 f"solve: initial_guess must be shaped like the states, leading axis T={num_steps}; "
                 f"got flattened shape {guess.shape}."
@@ -206,40 +196,10 @@ def solve(
         )
     sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
     if throw:
-        _throw_if_failed(sol, solver)
+        throw_if_failed(sol, solver)
     elif not _REPORTED_BY_CALLER.get():
-        _warn_if_unconverged(sol, solver)
+        warn_if_unconverged(sol, solver)
     return sol
-
-
-def _check_tolerance(name, value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not value >= 0:
-        if hasattr(value, "shape") and np.ndim(value) == 0 and not isinstance(value, jax.core.Tracer):
-            return _check_tolerance(name, float(value))
-        raise ValueError(
-            f"solve: {name}={value!r} must be a real number >= 0 (e.g. {name}=1e-8), or None for the default "
-            "by dtype (1e-11 in float64, 1e-5 in float32); tolerances must be >= 0 and not both 0."
-        )
-    return float(value)
-
-
-def _check_count(name, value) -> int:
-    """A positive integer count; NumPy integers are accepted."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"solve: {name}={value!r} must be an integer >= 1.")
-    return int(value)
-
-
-def _num_steps(inputs) -> int:
-    leaves = jax.tree_util.tree_leaves(inputs)
-    if not leaves:
-        raise ValueError("solve: inputs is empty; pass a pytree of arrays with leading axis T (T >= 1).")
-    lengths = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
-    if len(lengths) != 1 or None in lengths or 0 in lengths:
-        raise ValueError(
-            f"solve: every leaf of inputs needs the same leading axis T >= 1; got leading sizes {lengths}."
-        )
-    return lengths.pop()
 
 
 def _flatten_fn(fn, x0, x0_flat, unravel, inputs):
@@ -248,7 +208,8 @@ def _flatten_fn(fn, x0, x0_flat, unravel, inputs):
     out = jax.eval_shape(fn, x0, one_input)
     expected = jax.eval_shape(lambda x: x, x0)
     if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(expected) or any(
-        a.shape != b.shape for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected))
+        a.shape != b.shape
+        for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected), strict=True)
     ):
         raise ValueError(f"solve: fn(x0, inputs[0]) must return a state shaped like x0; got {out} for x0 {expected}.")
 
@@ -299,11 +260,11 @@ def _solve_jit(
     patience=None,
 ):  # mesh: a static key only; the scans read it from sharding.use_mesh
     fn = functools.partial(hoisted, consts)
-    if isinstance(solver, Sequential):
+    if not solver.parallel:
         states = solver.scan(fn, x0, inputs)
         residual = jnp.zeros((), x0.dtype)
         finite = jnp.all(jnp.isfinite(states))
-        code = jnp.where(finite, SUCCESSFUL, NONFINITE)
+        code = jnp.where(finite, RESULTS.successful, RESULTS.nonfinite)
         zero = jnp.zeros((), jnp.int32)
         return states, finite, zero, residual, code.astype(jnp.int32), zero, jnp.zeros((), bool)
     return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress, patience)
@@ -319,12 +280,12 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
     - an update that is not finite from step j on (a state, or f at it) is rejected from j on: the
       states from j keep their previous values, which the next iteration linearises again;
     - with `patience`, every `patience` iterations a solve whose exact prefix projects past 2 max_iters
-      and whose residual has not fallen 100-fold since the last check stops (result MAX_ITERS), so that
+      and whose residual has not fallen 100-fold since the last check stops (result RESULTS.max_iters), so that
       a failing chain hands over to the sequential fallback early. The factor 2: Newton on switching
       maps often makes the whole tail exact at once, so the prefix's rate underestimates it.
     """
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
-    X = jnp.broadcast_to(x0, (T,) + x0.shape) if guess is None else guess
+    X = jnp.broadcast_to(x0, (T, *x0.shape)) if guess is None else guess
     aux = solver.init(x0, T)
     take = lambda tree, s, n=W: jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, s, n), tree)
     x_start = lambda X, s: jnp.where(s == 0, x0, X[jnp.maximum(s - 1, 0)])
@@ -342,8 +303,12 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         j = jnp.where(jnp.all(ok), W, jnp.argmin(ok))
         status = jnp.where(
             ~jnp.isfinite(residual),
-            NONFINITE,
-            jnp.where((j == W) & (s + W == T), SUCCESSFUL, jnp.where(it >= max_iters, MAX_ITERS, RUNNING)),
+            RESULTS.nonfinite,
+            jnp.where(
+                (j == W) & (s + W == T),
+                RESULTS.successful,
+                jnp.where(it >= max_iters, RESULTS.max_iters, RESULTS.running),
+            ),
         )
         return status, s + j, residual
 
@@ -388,7 +353,7 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
             checkpoint = (it + 1) % patience == 0
             projected = (it + 1) * T / jnp.maximum(t0, 1)
             stalled = checkpoint & (projected > 2 * max_iters) & ~(residual < 1e-2 * r_ref)
-            status = jnp.where((status == RUNNING) & stalled, MAX_ITERS, status)
+            status = jnp.where((status == RESULTS.running) & stalled, RESULTS.max_iters, status)
             r_ref = jnp.where(checkpoint, residual, r_ref)
         lin, s = advance(X, lin, s, t0)
         return X, lin, s, state, it + 1, status, t0, r_ref
@@ -398,12 +363,12 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
     status, t0, residual = check(X, lin, s0, 0)
     lin, s0 = advance(X, lin, s0, t0)
     init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status, t0, residual)
-    X, lin, s, _, it, status, _, _ = jax.lax.while_loop(lambda c: c[5] == RUNNING, body, init)
+    X, lin, _, _, it, status, _, _ = jax.lax.while_loop(lambda c: c[5] == RESULTS.running, body, init)
 
     fx = lin.fx if W == T else _evaluate_all(fn, X, x0, inputs, W)  # a window saw only its part
     ok, residual = _per_step_check(X, fx, atol, rtol)
-    converged = (status == SUCCESSFUL) & jnp.all(ok)
-    status = jnp.where(converged | (status != SUCCESSFUL), status, MAX_ITERS)
+    converged = (status == RESULTS.successful) & jnp.all(ok)
+    status = jnp.where(converged | (status != RESULTS.successful), status, RESULTS.max_iters)
     fell_back = jnp.logical_and(fallback is not None, ~converged)
     seq_from = jnp.where(converged, T, jnp.argmin(ok)).astype(jnp.int32)
     if fallback:
@@ -417,7 +382,7 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
             return X, jnp.all(ok), residual
 
         X, converged, residual = jax.lax.cond(converged, lambda X: (X, converged, residual), go_on, X)
-    status = jnp.where(jnp.isfinite(residual), status, NONFINITE)
+    status = jnp.where(jnp.isfinite(residual), status, RESULTS.nonfinite)
     return X, converged, it, residual, status.astype(jnp.int32), seq_from, fell_back
 
 
@@ -437,57 +402,3 @@ def _per_step_check(X, fx, atol, rtol):
     ok = finite & jnp.all(err <= atol + rtol * jnp.abs(X), axis=1)
     residual = jnp.where(jnp.all(finite), jnp.max(err), jnp.inf).astype(X.dtype)
     return ok, residual
-
-
-def failure_message(solver, converged, result, num_iters, residual, fell_back=None) -> str:
-    """'' for a converged solve; else what failed, after how many iterations, the residual, what to try."""
-    converged, result = np.asarray(converged), np.asarray(result)
-    if bool(np.all(converged)):
-        return ""
-    bad = ~converged
-    codes = sorted({int(c) for c in np.ravel(result[bad] if result.shape == bad.shape else result)} - {SUCCESSFUL})
-    why = "; ".join(RESULT_MESSAGES[c] for c in codes) or RESULT_MESSAGES[NONFINITE]
-    if isinstance(solver, Sequential):
-        why = "fn returned a non-finite value (NaN or inf) along the sequence; check fn on these states"
-    which = "" if bad.size == 1 else f" in {int(bad.sum())} of {bad.size} batched solves"
-    seq = ""
-    if fell_back is not None and bool(np.any(np.asarray(fell_back)[bad] if np.ndim(fell_back) else fell_back)):
-        seq = " The sequential fallback ran too and did not help: fn is not finite along the sequence."
-    return (
-        f"solve with {type(solver).__name__} failed{which} after {int(np.max(num_iters))} iterations "
-        f"(residual {float(np.max(np.asarray(residual, dtype=np.float64))):.3g}): {why}.{seq} The states "
-        "returned are not the solution: check Solution.converged before using them, pass "
-        "fallback='sequential' to finish a failed solve step by step, or throw=True to raise."
-    )
-
-
-def _throw_if_failed(sol: Solution, solver) -> None:
-    """Raise SolveError for an unconverged solve: on the host when the result is concrete, or, under an
-    outer jit/vmap, from an io_callback when the computation runs (as equinox's error_if raises from a
-    callback; an io_callback is effectful, so XLA never drops it, and it sees the whole batch at once)."""
-    args = (sol.converged, sol.result, sol.num_iters, sol.residual, sol.fell_back)
-
-    def fail(*values):
-        msg = failure_message(solver, *values)
-        if msg:
-            raise SolveError(msg)
-
-    if any(isinstance(a, jax.core.Tracer) for a in args):
-        jax.experimental.io_callback(fail, None, *args, ordered=False)
-    else:
-        fail(*args)
-
-
-def _warn_if_unconverged(sol: Solution, solver) -> None:
-    """NotConvergedWarning for an unconverged result (under an outer jit: when the computation runs)."""
-    args = (sol.converged, sol.result, sol.num_iters, sol.residual, sol.fell_back)
-
-    def warn(*values):
-        msg = failure_message(solver, *values)
-        if msg:
-            warnings.warn(msg, NotConvergedWarning, stacklevel=4)
-
-    if any(isinstance(a, jax.core.Tracer) for a in args):
-        jax.debug.callback(warn, *args)
-    else:
-        warn(*args)

@@ -7,7 +7,9 @@ only in A_t (DESIGN.md):
     Jacobi     A_t = 0                      Picard     A_t = I
     QuasiDEER  A_t = diag(df/dx)            DEER       A_t = df/dx (dense)
 
-A solver works on one window of W consecutive states (W = T without sliding windows) of flat
+`AbstractSolver` is the root: a solver says whether it is `parallel` (class attribute). The sequential
+reference computes the states itself (`Sequential.scan`); every parallel solver is an
+`AbstractIterativeSolver` and works on one window of W consecutive states (W = T without sliding windows) of flat
 (D,)-vectors. The driver (`solve.py`) calls `linearize` to evaluate f and A_t at a guess, and `step`
 to move the guess; `step` returns the linearisation at the new guess, so that f is evaluated once per
 iteration. Solvers are frozen dataclasses: hashable, so they can be static arguments of `jax.jit`.
@@ -16,7 +18,7 @@ iteration. Solvers are frozen dataclasses: hashable, so they can be static argum
 import abc
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,9 +47,22 @@ def shift(states: jax.Array, x_start: jax.Array) -> jax.Array:
 class AbstractSolver(abc.ABC):
     """A method that computes all states of x_t = fn(x_{t-1}, input_t).
 
+    Subclasses set the class attribute `parallel`: False for the sequential reference (`Sequential`,
+    which `solve` runs with `lax.scan`), True for the iterative solvers (`AbstractIterativeSolver`).
+    Callers dispatch on `solver.parallel`, never on the class.
+    """
+
+    parallel: ClassVar[bool]
+
+
+class AbstractIterativeSolver(AbstractSolver):
+    """A parallel-in-time solver: the driver iterates `step` from a guess of all states.
+
     `init(x0, num_steps)` returns per-step auxiliary data (a pytree with leading axis T, or None),
     sliced with the window; `init_state(x0)` returns the solver's carried state (e.g. a damping).
     """
+
+    parallel: ClassVar[bool] = True
 
     def init(self, x0: jax.Array, num_steps: int) -> Any:
         return None
@@ -64,7 +79,7 @@ class AbstractSolver(abc.ABC):
         """One iteration on a window: returns (new_states, linearisation at them, new solver state)."""
 
 
-class AbstractLDSSolver(AbstractSolver):
+class AbstractLDSSolver(AbstractIterativeSolver):
     """Solvers whose iteration is 'solve the linearised system exactly': Jacobi to DEER."""
 
     @abc.abstractmethod
@@ -104,11 +119,7 @@ def _damp(A: jax.Array, damping: float, clip: float | None) -> jax.Array:
 class Sequential(AbstractSolver):
     """The reference: `lax.scan` of the step map, one state after the other. Always exact."""
 
-    def linearize(self, fn, x_prev, inputs, aux):
-        return Linearization(_evaluate(fn, x_prev, inputs), None)
-
-    def step(self, fn, x_start, states, inputs, aux, lin, state):
-        raise TypeError("Sequential is not iterative: solve() runs it with lax.scan.")
+    parallel: ClassVar[bool] = False
 
     def scan(self, fn: StepFn, x0: jax.Array, inputs: Any) -> jax.Array:
         def body(x, u):
@@ -184,6 +195,7 @@ class QuasiDEER(AbstractLDSSolver):
         return fx, jnp.mean(z * jax.vmap(f_jvp)(z), axis=0)
 
     def solve_lds(self, lin, x_prev, x_start):
+        assert lin.A is not None  # linearize always returns the diagonal
         return affine_scan(lin.A, lin.fx - lin.A * x_prev, x_start)
 
 
@@ -204,5 +216,6 @@ class DEER(AbstractLDSSolver):
         return Linearization(fx, _damp(J, self.damping, self.clip))
 
     def solve_lds(self, lin, x_prev, x_start):
+        assert lin.A is not None  # linearize always returns the Jacobian
         b = lin.fx - jnp.einsum("tij,tj->ti", lin.A, x_prev)
         return affine_scan(lin.A, b, x_start)

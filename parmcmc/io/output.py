@@ -12,7 +12,6 @@ import warnings
 import jax
 import numpy as np
 
-from parmcmc.engine import Sequential
 from parmcmc.io.arviz import solver_stats, to_datatree
 
 __all__ = ["LOG_LIKELIHOOD_AUTO_LIMIT", "datatree_from_run", "package_version", "step_stats", "thin"]
@@ -104,7 +103,7 @@ def datatree_from_run(prepared, run, settings):
         "inference_library_version": package_version(),
         "sampler": type(prepared.template).__name__,
         "solver": repr(solver),
-        "parallel": not isinstance(solver, Sequential),
+        "parallel": solver.parallel,
         "sampling_seconds": run.seconds,
         "compile_seconds": run.compile_seconds,
         "warmup_seconds": prepared.warmup_seconds,
