@@ -75,7 +75,7 @@ class AbstractIterativeSolver(AbstractSolver):
         """Evaluate fn (and A_t) at the guessed predecessors x_prev (W, D)."""
 
     @abc.abstractmethod
-    def step(self, fn, x_start, states, inputs, aux, lin, state):
+    def step(self, fn, x_start, states, inputs, aux, lin, state) -> tuple[jax.Array, Linearization, Any]:
         """One iteration on a window: returns (new_states, linearisation at them, new solver state)."""
 
 
