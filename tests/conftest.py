@@ -6,6 +6,9 @@ import jax
 import jax.monitoring
 import pytest
 
+# The no_heavy_work fixture of the input-check tests (tests/sample_checks.py).
+pytest_plugins = ["sample_checks"]
+
 # Tests check exactness in float64; float32 tests ask for float32 explicitly.
 jax.config.update("jax_enable_x64", True)
 

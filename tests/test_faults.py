@@ -16,6 +16,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
+from sample_checks import call_sample, gaussian
 
 import parmcmc
 import parmcmc.api
@@ -28,38 +29,9 @@ from parmcmc.samplers.metrics import check_inverse_mass_matrix
 from parmcmc.validate import estimate_run_bytes
 
 
-def gaussian(x):
-    return -0.5 * jnp.sum(x**2)
-
-
 def funnel(x):
     v, z = x[0], x[1:]
     return -(v**2) / 18.0 - 0.5 * jnp.sum(z**2) * jnp.exp(-v) - 0.5 * z.size * v
-
-
-@pytest.fixture
-def no_heavy_work(monkeypatch):
-    """Fail if warmup or the sampling run starts: the error must come before them."""
-
-    def reached(*args, **kwargs):
-        raise AssertionError("the fault was not caught before warmup or sampling")
-
-    for name in ("mala_warmup", "hmc_warmup", "run_chains", "_vmapped_chains"):
-        monkeypatch.setattr(parmcmc.api, name, reached)
-
-
-def call_sample(**changes):
-    args = dict(
-        model=gaussian,
-        initial_position=jnp.zeros(3),
-        rng_key=jax.random.key(0),
-        num_samples=10,
-        num_warmup=10,
-        num_chains=2,
-        progress_bar=False,
-    )
-    args.update(changes)
-    return parmcmc.sample(args.pop("model"), **args)
 
 
 def check(**changes):

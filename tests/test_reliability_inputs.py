@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sample_checks import call_sample, gaussian
 
 import parmcmc
 import parmcmc.api
@@ -19,35 +20,6 @@ from parmcmc.models.builtin import linear_regression
 from parmcmc.validate import check_float64_inputs
 
 REG = linear_regression(seed=3, num_data=20, num_features=2)
-
-
-def gaussian(x):
-    return -0.5 * jnp.sum(x**2)
-
-
-@pytest.fixture
-def no_heavy_work(monkeypatch):
-    """Fail if warmup or the sampling run starts: the error must come before them."""
-
-    def reached(*args, **kwargs):
-        raise AssertionError("the bad input was not caught before warmup or sampling")
-
-    for name in ("mala_warmup", "hmc_warmup", "run_chains", "_vmapped_chains"):
-        monkeypatch.setattr(parmcmc.api, name, reached)
-
-
-def call_sample(**changes):
-    args = dict(
-        model=gaussian,
-        initial_position=jnp.zeros(3),
-        rng_key=jax.random.key(0),
-        num_samples=10,
-        num_warmup=10,
-        num_chains=2,
-        progress_bar=False,
-    )
-    args.update(changes)
-    return parmcmc.sample(args.pop("model"), **args)
 
 
 HMC_WRONG_SIZE = parmcmc.HMC(gaussian, 0.1, 5, jnp.ones(4))
