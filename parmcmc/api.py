@@ -146,7 +146,7 @@ def check_settings(**kw) -> Settings:
     """sample()'s checks (parmcmc.settings.check_settings); options not given take sample()'s defaults, so that
     callers (compare, parmcmc.infer.MCMC) need not repeat every option."""
     for name, param in inspect.signature(sample).parameters.items():
-        if param.kind == param.KEYWORD_ONLY and param.default is not param.empty and name != "sampler":
+        if param.kind == param.KEYWORD_ONLY and param.default is not param.empty:
             kw.setdefault(name, param.default)
     return settings.check_settings(**kw)
 

@@ -57,15 +57,10 @@ def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
             stacklevel=2,
         )
     params = _sample_params()
-    given = {k: v for k, v in kwargs.items() if k in params}
-    defaults = {k: p.default for k, p in params.items() if p.default is not p.empty}
-    settings = check_settings(
-        model=model,
-        rng_key=rng_key,
-        num_samples=num_samples,
-        parallel=True,
-        solve_kwargs=_solve_kwargs(kwargs),
-        **{**defaults, **given},
+    given = {k: v for k, v in kwargs.items() if k in params}  # the rest go to the engine's solve
+    solve_kwargs = {k: v for k, v in kwargs.items() if k not in params}
+    settings = check_settings(  # options left out take sample()'s defaults
+        model=model, rng_key=rng_key, num_samples=num_samples, parallel=True, solve_kwargs=solve_kwargs, **given
     )
     prepared = prepare(settings)
     runs = {
@@ -142,8 +137,3 @@ def _sample_params():
         for k, p in inspect.signature(sample).parameters.items()
         if p.kind == p.KEYWORD_ONLY and k not in ("parallel", "rng_key", "num_samples")
     }
-
-
-def _solve_kwargs(kwargs):
-    known = set(_sample_params())
-    return {k: v for k, v in kwargs.items() if k not in known}

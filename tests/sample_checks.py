@@ -24,8 +24,8 @@ def no_heavy_work(monkeypatch):
         monkeypatch.setattr(parmcmc.api, name, reached)
 
 
-def call_sample(**changes):
-    """parmcmc.sample on `gaussian` from zeros(3), 2 chains x 10 draws after 10 warmup steps, quiet."""
+def small_args(**changes) -> dict:
+    """sample()'s arguments for `gaussian` from zeros(3), 2 chains x 10 draws after 10 warmup steps, quiet."""
     args = dict(
         model=gaussian,
         initial_position=jnp.zeros(3),
@@ -36,4 +36,10 @@ def call_sample(**changes):
         progress_bar=False,
     )
     args.update(changes)
+    return args
+
+
+def call_sample(**changes):
+    """parmcmc.sample with small_args(**changes)."""
+    args = small_args(**changes)
     return parmcmc.sample(args.pop("model"), **args)

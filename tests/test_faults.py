@@ -16,7 +16,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
-from sample_checks import call_sample, gaussian
+from sample_checks import call_sample, gaussian, small_args
 
 import parmcmc
 import parmcmc.api
@@ -35,20 +35,12 @@ def funnel(x):
 
 
 def check(**changes):
-    """sample()'s argument checks alone (no model evaluation, no warmup)."""
-    args = dict(
-        model=gaussian,
-        initial_position=jnp.zeros(3),
-        rng_key=jax.random.key(0),
-        num_samples=10,
-        num_warmup=10,
-        num_chains=2,
-        progress_bar=False,
-    )
-    args.update(changes)
-    params = {k: p.default for k, p in inspect.signature(parmcmc.sample).parameters.items() if p.kind == p.KEYWORD_ONLY}
-    solve_kwargs = {k: args.pop(k) for k in list(args) if k not in params and k != "model"}
-    return parmcmc.api.check_settings(**{**params, **args, "solve_kwargs": solve_kwargs})
+    """sample()'s argument checks alone (no model evaluation, no warmup); options left out take sample()'s
+    defaults, as api.check_settings fills them."""
+    args = small_args(**changes)
+    params = inspect.signature(parmcmc.sample).parameters
+    solve_kwargs = {k: args.pop(k) for k in list(args) if k not in params}
+    return parmcmc.api.check_settings(**args, solve_kwargs=solve_kwargs)
 
 
 # ---------------------------------------------------------------- arguments refused before warmup
