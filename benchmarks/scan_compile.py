@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 jax.config.update("jax_enable_x64", True)
 
-from parmcmc.engine import DEER, ELK, QuasiDEER, kalman, scan, solve, solvers  # noqa: E402
+from parmcmc.engine import DEER, ELK, QuasiDEER, kalman, scan, sharding, solve, solvers  # noqa: E402
 
 OLD_SCANS = {
     "affine": scan.affine_scan_associative,
@@ -127,7 +127,7 @@ def solves():
                     f"batched eval {1e3 * med['eval']:8.2f} ms  ratio {it / med['eval']:5.2f}",
                     flush=True,
                 )
-        use_scans({"affine": scan.affine_scan, "kalman": kalman.blocked_associative_scan})
+        use_scans({"affine": sharding.affine_scan, "kalman": kalman.blocked_associative_scan})
 
 
 if __name__ == "__main__":

@@ -5,9 +5,7 @@ The data flow: model -> Target (log density on unconstrained space) -> warmup (s
 -> postprocess (constrained values, deterministic sites) -> DataTree.
 """
 
-import inspect
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -15,17 +13,23 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
-from parmcmc import jitcache, progress, settings
+from parmcmc import jitcache, progress
 from parmcmc.chain import run_chain
 from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding
 from parmcmc.engine.results import warn_if_fell_back
 from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
-from parmcmc.health import model_errors_named, report_unconverged, warn_if_frozen, warn_if_replay_may_differ
+from parmcmc.health import (
+    model_errors_named,
+    report_unconverged,
+    warn_if_frozen,
+    warn_if_infinite_density,
+    warn_if_replay_may_differ,
+)
 from parmcmc.io.output import datatree_from_run
 from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
-from parmcmc.models import Target, from_logdensity, from_numpyro
+from parmcmc.models import Target, from_model
 from parmcmc.predictability.lyapunov import lyapunov_exponent
 from parmcmc.progress import Progress
 from parmcmc.samplers import HMC, MALA
@@ -35,13 +39,11 @@ from parmcmc.settings import (
     DENSE_MASS_MAX_DIM,
     TARGET_ACCEPTANCE,
     Settings,
+    check_run_memory,
+    check_settings,
+    dense_jacobian_fits,
 )
-from parmcmc.validate import (
-    check_dims_and_coords,
-    check_memory,
-    check_model,
-    log_density_scratch_bytes,
-)
+from parmcmc.validate import check_dims_and_coords
 from parmcmc.warmup import hmc_warmup, mala_warmup
 
 
@@ -134,7 +136,36 @@ def sample(
     solver_fell_back), `observed_data` and `log_likelihood` for NumPyro models with observations,
     and `warmup_posterior`/`warmup_sample_stats` when keep_warmup=True.
     """
-    settings = check_settings(**locals())
+    settings = check_settings(
+        model=model,
+        rng_key=rng_key,
+        num_samples=num_samples,
+        num_warmup=num_warmup,
+        num_chains=num_chains,
+        sampler=sampler,
+        parallel=parallel,
+        solver=solver,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        initial_position=initial_position,
+        step_size=step_size,
+        num_integration_steps=num_integration_steps,
+        inverse_mass_matrix=inverse_mass_matrix,
+        target_acceptance=target_acceptance,
+        keep_warmup=keep_warmup,
+        progress_bar=progress_bar,
+        dims=dims,
+        coords=coords,
+        thinning=thinning,
+        init_strategy=init_strategy,
+        log_likelihood=log_likelihood,
+        posterior_predictive=posterior_predictive,
+        prior=prior,
+        mesh=mesh,
+        dense_mass=dense_mass,
+        step_size_jitter=step_size_jitter,
+        solve_kwargs=solve_kwargs,
+    )
     with progress.phases():  # an error or Ctrl-C stops the progress display's clock
         prepared = prepare(settings)
         solver = pick_solver(settings, prepared)
@@ -142,20 +173,13 @@ def sample(
     return datatree_from_run(prepared, run, settings)
 
 
-def check_settings(**kw) -> Settings:
-    """sample()'s checks (parmcmc.settings.check_settings); options not given take sample()'s defaults, so that
-    callers (compare, parmcmc.infer.MCMC) need not repeat every option."""
-    for name, param in inspect.signature(sample).parameters.items():
-        if param.kind == param.KEYWORD_ONLY and param.default is not param.empty:
-            kw.setdefault(name, param.default)
-    return settings.check_settings(**kw)
-
-
 def prepare(s: Settings) -> Prepared:
     """The target, its starting positions and the warmup: the part that is the same for parallel and
     sequential sampling."""
     init_key, warm_key, _ = jax.random.split(s.rng_key, 3)
-    target = _target(s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position, s.init_strategy)
+    target = from_model(
+        s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position, s.init_strategy
+    )
     check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data)
     name, template = s.sampler_name, s.sampler
     if template is None:
@@ -175,7 +199,7 @@ def prepare(s: Settings) -> Prepared:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
     # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
     template = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
-    _check_memory(s, template, target.initial_positions)
+    check_run_memory(s, template, target.initial_positions)
     dense = s.dense_mass if s.dense_mass is not None else template.dim <= DENSE_MASS_MAX_DIM
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
@@ -227,34 +251,6 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
     return positions, eps, imm, warm, pre
 
 
-def _check_memory(s: Settings, bound, prepared_positions) -> None:
-    """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent."""
-    dim = bound.dim
-    dense = dense_jacobian_fits(dim, s.num_samples, s.num_chains, bound.layout.dtype)
-    solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dense else QuasiDEER()))
-    x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
-    scratch = log_density_scratch_bytes(bound.logdensity, x0)
-    check_memory(
-        s.num_chains,
-        s.num_samples,
-        dim,
-        bound.layout.dtype,
-        solver,
-        s.solve_kwargs.get("window"),
-        scratch,
-        num_warmup=s.num_warmup,
-        keep_warmup=s.keep_warmup,
-    )
-
-
-def _target(model, key, num_chains, model_args, model_kwargs, initial_position, init_strategy=None) -> Target:
-    check_model(model)
-    if initial_position is not None:
-        return from_logdensity(model, initial_position=initial_position, num_chains=num_chains)
-    init = {} if init_strategy is None else {"init_strategy": init_strategy}
-    return from_numpyro(model, key, model_args=model_args, model_kwargs=model_kwargs, num_chains=num_chains, **init)
-
-
 def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
     """The solver the settings ask for; "auto" asks parmcmc.diagnose for its verdict."""
     parallel, solver = s.parallel, s.solver
@@ -272,17 +268,6 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
             print(choice, flush=True)
         return choice.solver
     return solver
-
-
-# The dense Jacobians of a DEER solve (T x D x D per chain, and about as much again in the scan's
-# intermediates) may take this much memory before QuasiDEER (T x D) is chosen instead (docs/convergence.md).
-DENSE_MEMORY_BYTES = 4 * 2**30
-
-
-def dense_jacobian_fits(dim: int, num_steps: int, num_chains: int, dtype) -> bool:
-    """Whether DEER's dense Jacobians fit DENSE_MEMORY_BYTES: both DEER and QuasiDEER's exact diagonal
-    cost D forward passes per step, so the dense scan's memory (not D <= 16) is what limits DEER."""
-    return 4 * num_chains * num_steps * dim * dim * jnp.dtype(dtype).itemsize <= DENSE_MEMORY_BYTES
 
 
 def _one_chain(prepared: Prepared, c: int):
@@ -372,7 +357,7 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     warn_if_fell_back(
         chains, lambda: _estimated_lle(prepared, chains, keys, num_samples), call="sample", solver=solver, stacklevel=4
     )
-    _warn_if_infinite_density(chains)
+    warn_if_infinite_density(chains)
     report_unconverged(chains, solver, throw=throw, call="sample")
     warn_if_frozen(chains, prepared.step_size, call="sample")
     warn_if_replay_may_differ(chains, call="sample")
@@ -386,21 +371,3 @@ def _estimated_lle(prepared: Prepared, chains, keys, num_samples):
     sampler = sampler.bind(x0)
     noise = sampler.noise(keys[c], min(num_samples, 2048))
     return lyapunov_exponent(sampler.step, sampler.ravel(x0), noise)
-
-
-def _warn_if_infinite_density(chains) -> None:
-    """A proposal whose log density is +inf is accepted (as in BlackJAX) and the chain never leaves it:
-    every later proposal is rejected. Such draws look like a converged chain; say so."""
-    lp = jnp.asarray(chains.stats.logdensity)  # (chain, draw)
-    stuck = jnp.isposinf(lp)
-    if bool(jnp.any(stuck)):
-        rows = jnp.flatnonzero(jnp.any(stuck, axis=1)).tolist()
-        first = [int(jnp.argmax(stuck[k])) for k in rows]
-        warnings.warn(
-            f"sample: the log density is +inf at the draws of chain(s) {rows} from draw(s) {first} on. A chain "
-            "that accepts a point of infinite density never leaves it (every later proposal is rejected; HMC "
-            "marks every step divergent), so these draws are not from the posterior. The density is unbounded "
-            "there: look for log(0) with the wrong sign, a division by zero, or a density such as 1/x near 0.",
-            RuntimeWarning,
-            stacklevel=3,
-        )

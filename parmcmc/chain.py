@@ -14,7 +14,7 @@ import jax.core
 import jax.numpy as jnp
 from jax import Array
 
-from parmcmc.engine import QuasiDEER, default_tolerance, solve
+from parmcmc.engine import QuasiDEER, Solution, default_tolerance, solve
 from parmcmc.engine.solve import _REPORTED_BY_CALLER
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.exactness import stats_and_exactness
@@ -26,43 +26,69 @@ __all__ = ["ChainResult", "run_chain"]
 
 
 class ChainResult(NamedTuple):
-    """A solved chain.
+    """A solved chain: the positions, the sampler's statistics per step, and the solve.
 
+    Attributes
+    ----------
     positions
         Pytree like the initial position, leaves with leading axis T:
         ``x_1 .. x_T`` (the initial position is not included, as in BlackJAX).
     stats
         The sampler's Info NamedTuple (``MALAInfo`` / ``HMCInfo``), leading
         axis T, computed from the solved chain in one vmapped pass.
-    converged
-        Whether the solver met its tolerance at every step (never True for a
-        non-finite iterate).
-    num_iters
-        Solver iterations (0 for ``Sequential``).
-    residual
-        ``max_t |x_t - f(x_{t-1})|`` over all entries.
-    result
-        The parallel solve's result code (see :class:`parmcmc.engine.Solution`).
-    sequential_from, fell_back
-        With ``fallback="sequential"``: the first step computed sequentially after
-        a failed parallel solve, and whether that happened.
-    near_threshold, lle
-        Whether the draws are the sequential replay (:mod:`parmcmc.exactness`):
-        the number of accept decisions within reach of the solver's tolerance
-        (0: the very draws of the sequential chain), and the largest Lyapunov
-        exponent measured along the solved chain. 0 and NaN for ``Sequential``.
+    solution
+        The engine's :class:`parmcmc.engine.Solution` of the chain (its ``states`` left out: they are
+        ``positions``): ``converged``, the ``result`` code
+        and its ``stats`` (``num_iters``, ``residual``, ``sequential_from``, ``fell_back``), to which
+        ``run_chain`` adds whether the draws are the sequential replay (:mod:`parmcmc.exactness`):
+        ``near_threshold``, the number of accept decisions within reach of the solver's tolerance (0: the
+        very draws of the sequential chain), and ``lle``, the largest Lyapunov exponent measured along the
+        solved chain (0 and NaN for ``Sequential``). Each is also an attribute of the ChainResult.
     """
 
     positions: Any
     stats: Any
-    converged: Array
-    num_iters: Array
-    residual: Array
-    result: Array
-    sequential_from: Array
-    fell_back: Array
-    near_threshold: Array | int = 0
-    lle: Array | float = float("nan")
+    solution: Solution
+
+    @property
+    def converged(self) -> Array:
+        """Whether the solver met its tolerance at every step (never True for a non-finite iterate)."""
+        return self.solution.converged
+
+    @property
+    def result(self) -> Array:
+        """The parallel solve's result code (see :class:`parmcmc.engine.Solution`)."""
+        return self.solution.result
+
+    @property
+    def num_iters(self) -> Array:
+        """Solver iterations (0 for ``Sequential``)."""
+        return self.solution.stats["num_iters"]
+
+    @property
+    def residual(self) -> Array:
+        """``max_t |x_t - f(x_{t-1})|`` over all entries."""
+        return self.solution.stats["residual"]
+
+    @property
+    def sequential_from(self) -> Array:
+        """The first step computed sequentially after a failed parallel solve (T when none was)."""
+        return self.solution.stats["sequential_from"]
+
+    @property
+    def fell_back(self) -> Array:
+        """Whether ``fallback="sequential"`` continued a failed parallel solve step by step."""
+        return self.solution.stats["fell_back"]
+
+    @property
+    def near_threshold(self) -> Array | int:
+        """Accept decisions within reach of the solver's tolerance (0 when the draws are the replay)."""
+        return self.solution.stats.get("near_threshold", 0)
+
+    @property
+    def lle(self) -> Array | float:
+        """The largest Lyapunov exponent measured along the solved chain (NaN for ``Sequential``)."""
+        return self.solution.stats.get("lle", float("nan"))
 
 
 def _stats_and_exactness(sampler, parallel, x0, states, inputs, atol, rtol):
@@ -134,18 +160,10 @@ def run_chain(
     atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
     parallel = solver.parallel
     stats, (near, lle) = _stats_and_exactness(sampler, parallel, x0, solution.states, inputs, atol, rtol)
-    result = ChainResult(
-        positions=sampler.unravel_chain(solution.states),
-        stats=stats,
-        converged=solution.converged,
-        num_iters=solution.num_iters,
-        residual=solution.residual,
-        result=solution.result,
-        sequential_from=solution.sequential_from,
-        fell_back=solution.fell_back,
-        near_threshold=near,
-        lle=lle,
-    )
+    positions = sampler.unravel_chain(solution.states)
+    # The states live on as `positions` only (not twice); the statistics gain the exactness figures.
+    solution = solution._replace(states=None, stats={**solution.stats, "near_threshold": near, "lle": lle})
+    result = ChainResult(positions=positions, stats=stats, solution=solution)
     if not _REPORTED_BY_CALLER.get() and not isinstance(near, jax.core.Tracer):
         warn_if_replay_may_differ(result, call="run_chain")
     return result

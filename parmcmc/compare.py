@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from parmcmc.api import check_settings, pick_solver, prepare, run_chains, sample
+from parmcmc.api import check_settings, pick_solver, prepare, run_chains
 from parmcmc.engine import Sequential
 from parmcmc.io.output import datatree_from_run
+from parmcmc.settings import SAMPLE_OPTIONS
 from parmcmc.validate import IgnoredArgumentWarning
 
 SUMMARY_STATS = ("mean", "sd", "ess_bulk", "ess_tail", "r_hat")
@@ -56,9 +57,8 @@ def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
             IgnoredArgumentWarning,
             stacklevel=2,
         )
-    params = _sample_params()
-    given = {k: v for k, v in kwargs.items() if k in params}  # the rest go to the engine's solve
-    solve_kwargs = {k: v for k, v in kwargs.items() if k not in params}
+    given = {k: v for k, v in kwargs.items() if k in SAMPLE_OPTIONS}  # the rest go to the engine's solve
+    solve_kwargs = {k: v for k, v in kwargs.items() if k not in SAMPLE_OPTIONS}
     settings = check_settings(  # options left out take sample()'s defaults
         model=model, rng_key=rng_key, num_samples=num_samples, parallel=True, solve_kwargs=solve_kwargs, **given
     )
@@ -127,13 +127,3 @@ def _verdict(trees, max_diff, differing, dtype) -> str:
         f"{float((np.abs(a['mean'] - b['mean']) / mcse)[worst]):.1f} Monte Carlo standard errors "
         f"({differing} accept decisions differ); check solver_converged, solver_fell_back and the warnings"
     )
-
-
-def _sample_params():
-    import inspect
-
-    return {
-        k: p
-        for k, p in inspect.signature(sample).parameters.items()
-        if p.kind == p.KEYWORD_ONLY and k not in ("parallel", "rng_key", "num_samples")
-    }

@@ -7,6 +7,7 @@
 - warn_if_replay_may_differ: a chain with accept decisions within reach of the solver's tolerance (see
                              parmcmc.exactness) warns ReplayWarning: its draws are a valid chain of the sampler
                              but may differ from the sequential replay.
+- warn_if_infinite_density: a chain stuck at a point of infinite log density warns RuntimeWarning.
 - model_errors_named:        a runtime failure inside the compiled run (a host callback of the log density that
                              raised) is re-raised naming the model and what to do, instead of JAX's raw error.
 """
@@ -16,6 +17,7 @@ import re
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
@@ -123,3 +125,21 @@ def model_errors_named(model_name: str, call: str = "sample"):
             "callback return -inf (or NaN) where it cannot evaluate (the proposal is then rejected), or write the "
             "density in JAX."
         ) from err
+
+
+def warn_if_infinite_density(chains, call: str = "sample") -> None:
+    """A proposal whose log density is +inf is accepted (as in BlackJAX) and the chain never leaves it:
+    every later proposal is rejected. Such draws look like a converged chain; say so."""
+    lp = jnp.asarray(chains.stats.logdensity)  # (chain, draw)
+    stuck = jnp.isposinf(lp)
+    if bool(jnp.any(stuck)):
+        rows = jnp.flatnonzero(jnp.any(stuck, axis=1)).tolist()
+        first = [int(jnp.argmax(stuck[k])) for k in rows]
+        warnings.warn(
+            f"{call}: the log density is +inf at the draws of chain(s) {rows} from draw(s) {first} on. A chain "
+            "that accepts a point of infinite density never leaves it (every later proposal is rejected; HMC "
+            "marks every step divergent), so these draws are not from the posterior. The density is unbounded "
+            "there: look for log(0) with the wrong sign, a division by zero, or a density such as 1/x near 0.",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
-from parmcmc.engine import sharding, solve
+from parmcmc.arguments import check_int
+from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding, solve
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.samplers.base import AbstractSampler, check_step_size
 from parmcmc.validate import (
@@ -18,10 +20,11 @@ from parmcmc.validate import (
     check_float64_inputs,
     check_initial_position,
     check_mass_matrix_setting,
+    check_memory,
     check_model,
-    check_positive_int,
     check_rng_key,
     check_solve_options,
+    log_density_scratch_bytes,
     resolve_sampler,
     warn_ignored_arguments,
 )
@@ -86,99 +89,205 @@ class Settings(NamedTuple):
     step_size_jitter: Any = None
 
 
-def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
-    """Check every argument of sample() before any heavy work (each error names the argument and the fix)."""
-    check_model(kw["model"])
-    check_rng_key(kw["rng_key"])
+# The options of sample() that compare() and parmcmc.infer.MCMC pass on by name (the rest go to the engine's solve).
+SAMPLE_OPTIONS = frozenset(Settings._fields) - {"model", "rng_key", "num_samples", "sampler_name", "solve_kwargs"}
+
+
+def check_settings(
+    *,
+    model: Callable,
+    rng_key: jax.Array,
+    num_samples: int,
+    num_warmup: int = 1000,
+    num_chains: int = 4,
+    sampler: Any = "hmc",
+    parallel: Any = True,
+    solver: AbstractSolver | None = None,
+    model_args: tuple = (),
+    model_kwargs: dict | None = None,
+    initial_position: Any = None,
+    step_size: float | None = None,
+    num_integration_steps: int | None = None,
+    inverse_mass_matrix: Any = None,
+    target_acceptance: float | None = None,
+    keep_warmup: bool = False,
+    progress_bar: bool = True,
+    dims: dict | None = None,
+    coords: dict | None = None,
+    thinning: int = 1,
+    init_strategy: Callable | None = None,
+    log_likelihood: bool | None = None,
+    posterior_predictive: bool = False,
+    prior: int | None = None,
+    mesh: Any = None,
+    dense_mass: Any = None,
+    step_size_jitter: Any = None,
+    solve_kwargs: dict | None = None,
+) -> Settings:
+    """Check every argument of sample() before any heavy work (each error names the argument and the fix).
+
+    The arguments and their defaults are sample()'s (a test holds the two signatures equal); callers that
+    set only some options (compare, parmcmc.infer.MCMC) leave the others to these defaults.
+    ``solve_kwargs`` holds the options for the engine's solve.
+
+    Returns
+    -------
+    Settings
+        The checked arguments, counts as Python ints, the sampler resolved to its name and instance.
+    """
+    check_model(model)
+    check_rng_key(rng_key)
     # Stored as Python ints: NumPy integers pass the check but not every later isinstance(..., int).
-    kw["num_samples"] = check_positive_int("num_samples", kw["num_samples"])
-    kw["num_chains"] = check_positive_int("num_chains", kw["num_chains"])
-    kw["num_warmup"] = check_positive_int("num_warmup", kw["num_warmup"], allow_zero=True)
-    given_steps = kw["num_integration_steps"]
-    kw["num_integration_steps"] = (
-        10 if given_steps is None else check_positive_int("num_integration_steps", given_steps)
+    num_samples = check_int("num_samples", num_samples, call="sample")
+    num_chains = check_int("num_chains", num_chains, call="sample")
+    num_warmup = check_int("num_warmup", num_warmup, minimum=0, call="sample")
+    given_steps = num_integration_steps
+    num_integration_steps = (
+        10 if given_steps is None else check_int("num_integration_steps", given_steps, call="sample")
     )
-    if kw["step_size"] is not None:
+    if step_size is not None:
         try:
-            check_step_size(kw["step_size"])
+            check_step_size(step_size)
         except (TypeError, ValueError) as err:
             raise type(err)(f"sample: {err} Or leave step_size out and let the warmup adapt it.") from None
-    check_initial_position(kw["initial_position"])
-    check_flags_and_names(
-        progress_bar=kw["progress_bar"], keep_warmup=kw["keep_warmup"], dims=kw["dims"], coords=kw["coords"]
-    )
-    if kw["parallel"] not in (True, False, "auto"):
-        raise ValueError(f"sample: parallel={kw['parallel']!r}; use True, False or 'auto'.")
-    if kw["solver"] is not None and not isinstance(kw["solver"], AbstractSolver):
-        raise TypeError(f"sample: solver must be an engine solver such as parmcmc.DEER(); got {kw['solver']!r}.")
+    check_initial_position(initial_position)
+    check_flags_and_names(progress_bar=progress_bar, keep_warmup=keep_warmup, dims=dims, coords=coords)
+    if parallel not in (True, False, "auto"):
+        raise ValueError(f"sample: parallel={parallel!r}; use True, False or 'auto'.")
+    if solver is not None and not isinstance(solver, AbstractSolver):
+        raise TypeError(f"sample: solver must be an engine solver such as parmcmc.DEER(); got {solver!r}.")
     name, instance = resolve_sampler(sampler)
-    if kw["num_warmup"] == 0 and instance is None and kw["step_size"] is None:
+    if num_warmup == 0 and instance is None and step_size is None:
         raise ValueError("sample: num_warmup=0 leaves nothing to adapt the step size with; give step_size=.")
-    check_mass_matrix_setting(kw["inverse_mass_matrix"], name, instance, kw["step_size"])
-    kw.setdefault("dense_mass", None)
-    kw.setdefault("step_size_jitter", None)
-    _check_sampler_options(name, instance, kw["dense_mass"], kw["step_size_jitter"])
-    accept = kw["target_acceptance"]
+    check_mass_matrix_setting(inverse_mass_matrix, name, instance, step_size)
+    _check_sampler_options(name, instance, dense_mass, step_size_jitter)
+    accept = target_acceptance
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
-    args, kwargs = kw["model_args"], kw["model_kwargs"]
-    has_data = not (isinstance(args, tuple) and not args) or not (kwargs is None or kwargs == {})
-    if kw["initial_position"] is not None and has_data:
+    has_data = not (isinstance(model_args, tuple) and not model_args) or not (
+        model_kwargs is None or model_kwargs == {}
+    )
+    if initial_position is not None and has_data:
         raise ValueError(
             "sample: model_args/model_kwargs are passed to NumPyro models; with initial_position= the model is a "
             "log density of the position alone. Close over the data instead (functools.partial or a closure), "
             "or leave initial_position out for a NumPyro model."
         )
-    solve_kwargs = dict(solve_kwargs)
+    solve_kwargs = dict(solve_kwargs or {})
     check_solve_options(solve_kwargs, solve)
     warn_ignored_arguments(
-        parallel=kw["parallel"],
-        solver=kw["solver"],
+        parallel=parallel,
+        solver=solver,
         solve_kwargs=solve_kwargs,
         sampler_name=name,
         instance=instance,
         num_integration_steps=given_steps,
-        step_size=kw["step_size"],
+        step_size=step_size,
         target_acceptance=accept,
-        keep_warmup=kw["keep_warmup"],
-        num_warmup=kw["num_warmup"],
+        keep_warmup=keep_warmup,
+        num_warmup=num_warmup,
     )
-    _check_output_settings(kw)
-    kw["mesh"] = sharding.check_mesh_for_chains(kw["mesh"], kw["num_chains"])
+    thinning, prior = _check_output_settings(
+        num_samples, initial_position, thinning, init_strategy, log_likelihood, posterior_predictive, prior
+    )
+    mesh = sharding.check_mesh_for_chains(mesh, num_chains)
     check_float64_inputs(
-        model_args=kw["model_args"],
-        model_kwargs=kw["model_kwargs"],
-        initial_position=kw["initial_position"],
-        inverse_mass_matrix=kw["inverse_mass_matrix"],
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        initial_position=initial_position,
+        inverse_mass_matrix=inverse_mass_matrix,
     )
-    return Settings(sampler_name=name, sampler=instance, solve_kwargs=solve_kwargs, **kw)
+    return Settings(
+        model=model,
+        rng_key=rng_key,
+        num_samples=num_samples,
+        num_warmup=num_warmup,
+        num_chains=num_chains,
+        sampler_name=name,
+        sampler=instance,
+        parallel=parallel,
+        solver=solver,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        initial_position=initial_position,
+        step_size=step_size,
+        num_integration_steps=num_integration_steps,
+        inverse_mass_matrix=inverse_mass_matrix,
+        target_acceptance=target_acceptance,
+        keep_warmup=keep_warmup,
+        progress_bar=progress_bar,
+        dims=dims,
+        coords=coords,
+        solve_kwargs=solve_kwargs,
+        thinning=thinning,
+        init_strategy=init_strategy,
+        log_likelihood=log_likelihood,
+        posterior_predictive=posterior_predictive,
+        prior=prior,
+        mesh=mesh,
+        dense_mass=dense_mass,
+        step_size_jitter=step_size_jitter,
+    )
 
 
-def _check_output_settings(kw: dict) -> None:
+def _check_output_settings(
+    num_samples, initial_position, thinning, init_strategy, log_likelihood, posterior_predictive, prior
+) -> tuple[int, int | None]:
     """thinning, init_strategy, log_likelihood, posterior_predictive, prior (parmcmc.infer owns these)."""
-    kw["thinning"] = check_positive_int("thinning", kw.get("thinning", 1))
-    if kw["thinning"] > kw["num_samples"]:
+    thinning = check_int("thinning", thinning, call="sample")
+    if thinning > num_samples:
         raise ValueError(
-            f"sample: thinning={kw['thinning']} keeps no draw of num_samples={kw['num_samples']}; "
-            "use thinning <= num_samples."
+            f"sample: thinning={thinning} keeps no draw of num_samples={num_samples}; use thinning <= num_samples."
         )
-    init = kw.get("init_strategy")
-    if init is not None and not callable(init):
+    if init_strategy is not None and not callable(init_strategy):
         raise TypeError(
-            f"sample: init_strategy must be a NumPyro init strategy such as numpyro.infer.init_to_median; got {init!r}."
+            "sample: init_strategy must be a NumPyro init strategy such as numpyro.infer.init_to_median; "
+            f"got {init_strategy!r}."
         )
-    if init is not None and kw["initial_position"] is not None:
+    if init_strategy is not None and initial_position is not None:
         raise ValueError(
             "sample: init_strategy= chooses the starts of a NumPyro model; with initial_position= "
             "the start is given. Leave one of them out."
         )
-    for name in ("log_likelihood", "posterior_predictive"):
-        if kw.get(name) not in (None, True, False):
-            raise TypeError(f"sample: {name} must be True or False; got {kw[name]!r}.")
-    if kw.get("prior") is not None:
-        kw["prior"] = check_positive_int("prior", kw["prior"])
-    if (kw.get("prior") or kw.get("posterior_predictive")) and kw["initial_position"] is not None:
+    for name, value in (("log_likelihood", log_likelihood), ("posterior_predictive", posterior_predictive)):
+        if value not in (None, True, False):
+            raise TypeError(f"sample: {name} must be True or False; got {value!r}.")
+    if prior is not None:
+        prior = check_int("prior", prior, call="sample")
+    if (prior or posterior_predictive) and initial_position is not None:
         raise ValueError(
             "sample: prior= and posterior_predictive= draw from a NumPyro model; a log density "
             "given with initial_position= has no prior or observations to draw."
         )
+    return thinning, prior
+
+
+# The dense Jacobians of a DEER solve (T x D x D per chain, and about as much again in the scan's
+# intermediates) may take this much memory before QuasiDEER (T x D) is chosen instead (docs/convergence.md).
+DENSE_MEMORY_BYTES = 4 * 2**30
+
+
+def dense_jacobian_fits(dim: int, num_steps: int, num_chains: int, dtype) -> bool:
+    """Whether DEER's dense Jacobians fit DENSE_MEMORY_BYTES: both DEER and QuasiDEER's exact diagonal
+    cost D forward passes per step, so the dense scan's memory (not D <= 16) is what limits DEER."""
+    return 4 * num_chains * num_steps * dim * dim * jnp.dtype(dtype).itemsize <= DENSE_MEMORY_BYTES
+
+
+def check_run_memory(s: Settings, bound, prepared_positions) -> None:
+    """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent."""
+    dim = bound.dim
+    dense = dense_jacobian_fits(dim, s.num_samples, s.num_chains, bound.layout.dtype)
+    solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dense else QuasiDEER()))
+    x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
+    scratch = log_density_scratch_bytes(bound.logdensity, x0)
+    check_memory(
+        s.num_chains,
+        s.num_samples,
+        dim,
+        bound.layout.dtype,
+        solver,
+        s.solve_kwargs.get("window"),
+        scratch,
+        num_warmup=s.num_warmup,
+        keep_warmup=s.keep_warmup,
+    )

@@ -10,19 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from parmcmc.arguments import check_int
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.samplers.metrics import check_inverse_mass_matrix
 
 SAMPLERS = {"mala": MALA, "hmc": HMC}
-
-
-def check_positive_int(name: str, value, *, allow_zero: bool = False, caller: str = "sample") -> int:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        kind = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{caller}: {name} must be {kind} integer; got {value!r}.")
-    return int(value)
 
 
 def check_rng_key(rng_key, caller: str = "sample") -> None:
@@ -118,7 +111,7 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
         )
     for name in ("max_iters", "window", "patience"):
         if solve_kwargs.get(name) is not None:
-            solve_kwargs[name] = check_positive_int(name, solve_kwargs[name], caller=caller)
+            solve_kwargs[name] = check_int(name, solve_kwargs[name], call=caller)
     for name in ("atol", "rtol"):
         value = solve_kwargs.get(name)
         if (

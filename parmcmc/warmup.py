@@ -18,7 +18,7 @@ step maps' chains equal BlackJAX's for the same key, so the tuned parameters car
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import blackjax
 import jax
@@ -28,13 +28,13 @@ import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 
+from parmcmc.arguments import PyTree, check_int
 from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models.target import num_chains_of
 
 __all__ = ["HMC_TARGET_ACCEPTANCE", "MALA_TARGET_ACCEPTANCE", "WarmupResult", "hmc_warmup", "mala_warmup"]
 
-PyTree = Any
 MALA_TARGET_ACCEPTANCE = 0.574
 HMC_TARGET_ACCEPTANCE = 0.8
 
@@ -65,8 +65,7 @@ class WarmupResult(NamedTuple):
 
 
 def _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance) -> int:
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"{caller}: num_steps must be a positive int (number of warmup steps); got {num_steps!r}.")
+    check_int("num_steps", num_steps, call=caller)
     if not (float(initial_step_size) > 0.0):
         raise ValueError(f"{caller}: initial_step_size must be positive; got {initial_step_size!r}.")
     if not (0.0 < float(target_acceptance) < 1.0):
@@ -258,12 +257,7 @@ def hmc_warmup(
     """
     caller = "hmc_warmup"
     num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
-    if (
-        isinstance(num_integration_steps, bool)
-        or not isinstance(num_integration_steps, int)
-        or num_integration_steps < 1
-    ):
-        raise ValueError(f"{caller}: num_integration_steps must be a positive int; got {num_integration_steps!r}.")
+    check_int("num_integration_steps", num_integration_steps, call=caller)
     keep = get_filter_adapt_info_fn(
         state_keys={"position", "logdensity"} if keep_draws else {"logdensity"},
         info_keys={"acceptance_rate", "is_divergent", "energy"},

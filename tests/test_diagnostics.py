@@ -16,7 +16,8 @@ from parmcmc.diagnostics import (
     predict_iterations,
     warn_if_fell_back,
 )
-from parmcmc.engine import DEER, MAX_ITERS, NONFINITE, QuasiDEER, Sequential, Solution, solve
+from parmcmc.engine import DEER, MAX_ITERS, NONFINITE, QuasiDEER, Sequential, solve
+from parmcmc.engine.solution import solution
 
 LLE_TOL_LINEAR = 0.02  # stated tolerance for diagonal linear systems (the estimate is exact up to burn-in)
 LLE_TOL_LOGISTIC = 0.03  # stated tolerance for the logistic map at r = 4 over a 4,000-step pilot
@@ -164,12 +165,12 @@ def test_a_failed_solve_falls_back_and_the_warning_names_it_and_the_positive_lle
 
 def test_fallback_warning_summarises_a_batch_of_chains():
     T = 100
-    sol = Solution(
-        states=np.zeros((3, T, 2)),
-        converged=np.array([True, True, True]),
+    sol = solution(
+        np.zeros((3, T, 2)),
+        np.array([True, True, True]),
+        np.array([1, MAX_ITERS, NONFINITE]),
         num_iters=np.array([7, 50, 50]),
         residual=np.zeros(3),
-        result=np.array([1, MAX_ITERS, NONFINITE]),
         sequential_from=np.array([T, 12, 30]),
         fell_back=np.array([False, True, True]),
     )

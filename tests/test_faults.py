@@ -64,7 +64,7 @@ LATE_ERRORS = [  # (id, changes, exception, excerpt naming the argument and the 
         r"initial_guess= is not supported.*run_chain",
     ),
     ("max-iters-zero-numpy", dict(max_iters=np.int64(0)), ValueError, r"max_iters must be a positive integer"),
-    ("window-float", dict(window=64.0), ValueError, r"window must be a positive integer"),
+    ("window-float", dict(window=64.0), TypeError, r"window must be a positive integer"),
 ]
 
 

@@ -5,8 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from parmcmc.engine import kalman
-from parmcmc.engine.scan import affine_scan
+from parmcmc.engine import affine_scan, kalman
 
 # Jitted once per shape: eager associative scans dispatch hundreds of small ops.
 lm_step = jax.jit(kalman.lm_step, static_argnames="smoother")

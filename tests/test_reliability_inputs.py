@@ -78,7 +78,7 @@ BAD_INPUTS = [
     (
         "num-integration-steps-float",
         dict(sampler="hmc", num_integration_steps=2.5),
-        ValueError,
+        TypeError,
         "num_integration_steps must be a positive integer",
     ),
     (
@@ -119,11 +119,11 @@ BAD_INPUTS = [
         "give it to the instance",
     ),
     # counts
-    ("num-samples-bool", dict(num_samples=True), ValueError, "num_samples must be a positive integer"),
-    ("num-samples-string", dict(num_samples="10"), ValueError, "num_samples must be a positive integer"),
+    ("num-samples-bool", dict(num_samples=True), TypeError, "num_samples must be a positive integer"),
+    ("num-samples-string", dict(num_samples="10"), TypeError, "num_samples must be a positive integer"),
     ("num-chains-zero", dict(num_chains=0), ValueError, "num_chains must be a positive integer"),
-    ("num-chains-float", dict(num_chains=2.0), ValueError, "num_chains must be a positive integer"),
-    ("num-warmup-float", dict(num_warmup=1.5), ValueError, "num_warmup must be a non-negative integer"),
+    ("num-chains-float", dict(num_chains=2.0), TypeError, "num_chains must be a positive integer"),
+    ("num-warmup-float", dict(num_warmup=1.5), TypeError, "num_warmup must be a non-negative integer"),
     ("num-warmup-zero-nothing-to-adapt", dict(num_warmup=0), ValueError, "num_warmup=0 leaves nothing to adapt"),
     # keys
     (

@@ -41,10 +41,10 @@ def test_good_scalar_step_sizes_are_accepted():
 @pytest.mark.parametrize(
     "num, error, match",
     [
-        (0, ValueError, "num_integration_steps must be >= 1"),
-        (-3, ValueError, "num_integration_steps must be >= 1"),
-        (2.5, TypeError, "num_integration_steps must be an int"),
-        (True, TypeError, "num_integration_steps must be an int"),
+        (0, ValueError, "num_integration_steps must be a positive integer; got 0"),
+        (-3, ValueError, "num_integration_steps must be a positive integer; got -3"),
+        (2.5, TypeError, "num_integration_steps must be a positive integer; got 2.5 of type float"),
+        (True, TypeError, "num_integration_steps must be a positive integer; got True of type bool"),
     ],
 )
 def test_bad_num_integration_steps(num, error, match):

@@ -93,5 +93,5 @@ def test_the_solvers_scan_is_the_blocked_scan():
 
 
 def test_blocked_scan_rejects_a_bad_block():
-    with pytest.raises(ValueError, match="block=0"):
+    with pytest.raises(ValueError, match="block must be a positive integer; got 0"):
         affine_scan_blocked(jnp.ones((4, 2)), jnp.ones((4, 2)), jnp.ones(2), block=0)

@@ -7,13 +7,13 @@ from parmcmc.engine.elk import ELK, AbstractELK, QuasiELK
 from parmcmc.engine.kalman import lm_step, parallel_filter, parallel_smoother
 from parmcmc.engine.results import RESULTS
 from parmcmc.engine.scan import (
-    affine_scan,
     affine_scan_associative,
     affine_scan_blocked,
     affine_scan_sequential,
     blocked_associative_scan,
     picard_scan,
 )
+from parmcmc.engine.sharding import affine_scan
 from parmcmc.engine.solve import (
     MAX_ITERS,
     NONFINITE,

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-__all__ = ["check_count", "check_tolerance", "num_steps_of"]
+__all__ = ["check_tolerance", "num_steps_of"]
 
 
 def check_tolerance(name: str, value: Any) -> float:
@@ -22,13 +22,6 @@ def check_tolerance(name: str, value: Any) -> float:
             "by dtype (1e-11 in float64, 1e-5 in float32); tolerances must be >= 0 and not both 0."
         )
     return float(value)
-
-
-def check_count(name, value) -> int:
-    """A positive integer count; NumPy integers are accepted."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"solve: {name}={value!r} must be an integer >= 1.")
-    return int(value)
 
 
 def num_steps_of(inputs) -> int:

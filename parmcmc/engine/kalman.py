@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve, lu_factor, lu_solve
 
-from parmcmc.engine.scan import affine_scan, blocked_associative_scan
+from parmcmc.engine.scan import blocked_associative_scan
+from parmcmc.engine.sharding import affine_scan
 
 __all__ = [
     "FilterElement",

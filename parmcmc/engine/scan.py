@@ -21,8 +21,8 @@ Two parallel forms are kept:
 `blocked_associative_scan` is the same two-level pattern for any associative operator (the Kalman
 filter and smoother elements of kalman.py).
 
-`affine_scan` is what the solvers call: the blocked form, or its time-sharded twin when a solve runs
-with `mesh=` (engine/sharding.py).
+The scans here know nothing of devices: `parmcmc.engine.sharding.affine_scan`, the scan the solvers call,
+runs the blocked form, or its time-sharded twin when a solve runs with `mesh=`.
 """
 
 from collections.abc import Callable
@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from parmcmc.arguments import check_int
 
 # Steps per block of the blocked scans. Compile time does not depend on it; 128 balances the B
 # sequential steps inside blocks against the T / B steps across them up to T ~ 100k.
@@ -70,22 +72,6 @@ def _check(name: str, A: jax.Array, b: jax.Array, x0: jax.Array) -> bool:
 def _apply(A: jax.Array, x: jax.Array) -> jax.Array:
     """A x for one step: A is (D, D) dense or (D,) diagonal (also batched over leading axes)."""
     return jnp.einsum("...ij,...j->...i", A, x) if A.ndim == x.ndim + 1 else A * x
-
-
-def affine_scan(A: jax.Array, b: jax.Array, x0: jax.Array) -> jax.Array:
-    """All states of x_t = A_t x_{t-1} + b_t for t = 1..T, from a fixed x0: the solvers' scan.
-
-    A: (T, D) (diagonal) or (T, D, D) (dense); b: (T, D); x0: (D,). Returns (T, D), the state after
-    each step (x0 itself is not included). Runs `affine_scan_blocked`, or its time-sharded twin inside
-    `sharding.use_mesh(mesh)` when the mesh has a "time" axis.
-    """
-    _check("affine_scan", A, b, x0)
-    from parmcmc.engine import sharding  # sharding builds on this module
-
-    mesh = sharding.current_mesh()
-    if mesh is not None and sharding.time_size(mesh) > 1:
-        return sharding.sharded_affine_scan(A, b, x0, mesh)
-    return affine_scan_blocked(A, b, x0)
 
 
 def affine_scan_associative(A: jax.Array, b: jax.Array, x0: jax.Array) -> jax.Array:
@@ -151,8 +137,7 @@ def affine_scan_blocked(A: jax.Array, b: jax.Array, x0: jax.Array, block: int = 
     sequential loop's (dense: one D x D product per step for the block maps).
     """
     _check("affine_scan_blocked", A, b, x0)
-    if not (isinstance(block, int) and block >= 1):
-        raise ValueError(f"affine_scan_blocked: block={block!r} must be an integer >= 1.")
+    check_int("block", block, call="affine_scan_blocked")
     T, D = b.shape
     B = min(block, T)
     n = -(-T // B)

@@ -17,7 +17,7 @@ prefixes, an all-gather of the n shard totals, and each shard's prefixes combine
 shards before it. A T that n does not divide is padded (zero steps, or copies of the last element) and
 the padding is dropped from the result.
 
-A solve traced inside `use_mesh(mesh)` routes its scans here (scan.affine_scan, kalman's scans); the
+A solve traced inside `use_mesh(mesh)` routes its scans here (`affine_scan`, kalman's scans); the
 driver (solve.py) enters that context when called with `solve(..., mesh=mesh)`.
 """
 
@@ -38,6 +38,7 @@ _MESH: contextvars.ContextVar = contextvars.ContextVar("parmcmc_mesh", default=N
 __all__ = [
     "CHAIN",
     "TIME",
+    "affine_scan",
     "chain_axis",
     "chain_size",
     "check_mesh",
@@ -142,6 +143,33 @@ def constrain_time(tree, mesh: Mesh | None):
     return jax.tree_util.tree_map(one, tree)
 
 
+def affine_scan(A: jax.Array, b: jax.Array, x0: jax.Array) -> jax.Array:
+    """All states of ``x_t = A_t x_{t-1} + b_t`` for t = 1..T from a fixed ``x0``: the solvers' scan.
+
+    Runs ``scan.affine_scan_blocked``, or its time-sharded twin (`sharded_affine_scan`) inside
+    ``use_mesh(mesh)`` when the mesh has a "time" axis.
+
+    Parameters
+    ----------
+    A
+        (T, D) for diagonal maps or (T, D, D) for dense ones.
+    b
+        (T, D).
+    x0
+        (D,), the state before the first step.
+
+    Returns
+    -------
+    jax.Array
+        (T, D), the state after each step (``x0`` itself is not included).
+    """
+    scan._check("affine_scan", A, b, x0)
+    mesh = current_mesh()
+    if mesh is not None and time_size(mesh) > 1:
+        return sharded_affine_scan(A, b, x0, mesh)
+    return scan.affine_scan_blocked(A, b, x0)
+
+
 def _fold_before(totals, i, op1):
     """Folds the totals of shards j < i (leading axis n) in order; returns (fold, any_folded)."""
     first = jax.tree_util.tree_map(lambda a: a[0], totals)
@@ -161,7 +189,7 @@ def _fold_before(totals, i, op1):
 def sharded_affine_scan(
     A: jax.Array, b: jax.Array, x0: jax.Array, mesh: Mesh, block: int = scan.DEFAULT_BLOCK
 ) -> jax.Array:
-    """scan.affine_scan with the T steps split over the devices of mesh's "time" axis (module docstring).
+    """`affine_scan` with the T steps split over the devices of mesh's "time" axis (module docstring).
 
     A: (T, D) diagonal or (T, D, D) dense; b: (T, D); x0: (D,). Equal to the unsharded scan up to
     rounding; each device holds ~T/n of A, b and the states.

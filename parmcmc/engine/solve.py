@@ -8,17 +8,17 @@ A non-finite update no longer ends a solve: it is rejected from its first non-fi
 """
 
 import functools
-import numbers
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.arguments import check_int
 from parmcmc.engine import sharding
-from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
+from parmcmc.engine.checks import check_tolerance, num_steps_of
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
 from parmcmc.engine.results import (
     MAX_ITERS,
@@ -29,11 +29,11 @@ from parmcmc.engine.results import (
     NotConvergedWarning,
     SolveError,
     failure_message,
-    messages,
     throw_if_failed,
     unconverged_reported_by_caller,
     warn_if_unconverged,
 )
+from parmcmc.engine.solution import Solution, solution
 from parmcmc.engine.solvers import AbstractSolver, shift
 from parmcmc.jitcache import Program
 
@@ -49,39 +49,12 @@ __all__ = [
     "SolveError",
     "default_tolerance",
     "failure_message",
+    "solution",
     "solve",
     "unconverged_reported_by_caller",
 ]
 
 _DEFAULT_TOL = {"float64": 1e-11, "float32": 1e-5, "float16": 1e-2, "bfloat16": 1e-2}
-
-
-class Solution(NamedTuple):
-    """The outcome of a solve.
-
-    states:    pytree like x0 with a leading axis T; states[t] = fn(states[t-1], inputs[t]), x0 before states[0].
-    converged: bool, every state within tolerance and finite.
-    num_iters: int, iterations taken (0 for Sequential).
-    residual:  max over t of |states[t] - fn(states[t-1], inputs[t])| (absolute, over all entries).
-    result:    int32 code of the parallel solve, a RESULTS member (successful, max_iters, nonfinite);
-               `message` explains it.
-    sequential_from: int, the first state that did not converge in parallel (T when all did; 0 for
-               Sequential).
-    fell_back: bool, fallback="sequential" computed the states from `sequential_from` on step by step.
-    """
-
-    states: Any
-    converged: jax.Array
-    num_iters: jax.Array
-    residual: jax.Array
-    result: jax.Array
-    sequential_from: jax.Array
-    fell_back: jax.Array
-
-    @property
-    def message(self) -> str:
-        """What each code in `result` means (several, '; '-joined, for a batch of solves)."""
-        return messages(self.result)
 
 
 def default_tolerance(dtype) -> float:
@@ -150,8 +123,8 @@ def solve(
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    max_iters = num_steps if max_iters is None else check_count("max_iters", max_iters)
-    window = num_steps if window is None else check_count("window", window)
+    max_iters = num_steps if max_iters is None else check_int("max_iters", max_iters, call="solve")
+    window = num_steps if window is None else check_int("window", window, call="solve")
     window = min(window, num_steps)
     if not isinstance(throw, (bool, np.bool_)):
         raise TypeError(f"solve: throw={throw!r} must be True or False.")
@@ -172,9 +145,7 @@ def solve(
     if fallback not in (None, "sequential"):
         raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
     if patience is not None:
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
-            raise ValueError(f"solve: patience={patience!r} must be an integer >= 1, or None.")
-        patience = int(patience)
+        patience = check_int("patience", patience, call="solve")
     mesh = sharding.check_mesh(mesh)
     inputs = sharding.constrain_time(inputs, mesh)
     with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
@@ -194,7 +165,16 @@ def solve(
             mesh,
             patience,
         )
-    sol = Solution(jax.vmap(unravel)(out[0]), *out[1:])
+    states, converged, num_iters, residual, result, sequential_from, fell_back = out
+    sol = solution(
+        jax.vmap(unravel)(states),
+        converged,
+        result,
+        num_iters=num_iters,
+        residual=residual,
+        sequential_from=sequential_from,
+        fell_back=fell_back,
+    )
     if throw:
         throw_if_failed(sol, solver)
     elif not _REPORTED_BY_CALLER.get():

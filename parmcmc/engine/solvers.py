@@ -23,7 +23,9 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from parmcmc.engine.scan import affine_scan, picard_scan
+from parmcmc.arguments import check_int
+from parmcmc.engine.scan import picard_scan
+from parmcmc.engine.sharding import affine_scan
 
 StepFn = Callable[[jax.Array, Any], jax.Array]
 
@@ -172,8 +174,7 @@ class QuasiDEER(AbstractLDSSolver):
     def __post_init__(self):
         if self.diagonal not in ("exact", "hutchinson"):
             raise ValueError(f"QuasiDEER(diagonal={self.diagonal!r}): use 'exact' or 'hutchinson'.")
-        if not (isinstance(self.num_probes, int) and self.num_probes >= 1):
-            raise ValueError(f"QuasiDEER(num_probes={self.num_probes!r}): need an integer >= 1.")
+        check_int("num_probes", self.num_probes, call="QuasiDEER")
         _check_damping("QuasiDEER", self.damping, self.clip)
 
     def init(self, x0, num_steps):

@@ -22,9 +22,10 @@ from numpyro.handlers import seed, substitute, trace
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.util import initialize_model
 
+from parmcmc.arguments import check_int
 from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
-from parmcmc.models.target import Target, check_initial_positions
+from parmcmc.models.target import Target, check_initial_positions, from_logdensity
 
 __all__ = ["from_numpyro", "model_name"]
 
@@ -212,8 +213,7 @@ def from_numpyro(
     model_kwargs = {} if model_kwargs is None else model_kwargs
     if not isinstance(model_kwargs, dict):
         raise TypeError(f"{_CALLER}: model_kwargs must be a dict; got {type(model_kwargs)}.")
-    if isinstance(num_chains, bool) or not isinstance(num_chains, int) or num_chains < 1:
-        raise ValueError(f"{_CALLER}: num_chains must be a positive int; got {num_chains!r}.")
+    check_int("num_chains", num_chains, call=_CALLER)
 
     trace_key, init_key = jax.random.split(rng_key)
     keys = _raw_keys(init_key, num_chains)
@@ -261,3 +261,11 @@ def from_numpyro(
             if site_dims is not None:
                 dims[site_name] = site_dims
     return Target(logdensity_fn, initial_positions, postprocess, var_shapes, observed, dims, name)
+
+
+def from_model(model, key, num_chains, model_args, model_kwargs, initial_position, init_strategy=None) -> Target:
+    """The `Target` of sample()'s `model`: a log density when `initial_position` is given, else a NumPyro model."""
+    if initial_position is not None:
+        return from_logdensity(model, initial_position=initial_position, num_chains=num_chains)
+    init = {} if init_strategy is None else {"init_strategy": init_strategy}
+    return from_numpyro(model, key, model_args=model_args, model_kwargs=model_kwargs, num_chains=num_chains, **init)

@@ -12,18 +12,17 @@ Both a NumPyro model (see `parmcmc.models.numpyro.from_numpyro`) and a plain log
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.arguments import PyTree, check_int
 from parmcmc.jitcache import program_jit
 
 __all__ = ["Target", "check_initial_positions", "from_logdensity", "num_chains_of"]
-
-PyTree = Any
 
 
 class Target(NamedTuple):
@@ -189,8 +188,7 @@ def from_logdensity(
             "initial_positions= (leaves with a leading chain axis)."
         )
     if initial_position is not None:
-        if not isinstance(num_chains, int) or num_chains < 1:
-            raise ValueError(f"{caller}: num_chains must be a positive int; got {num_chains!r}.")
+        num_chains = check_int("num_chains", num_chains, call=caller)
         positions = jax.tree_util.tree_map(
             lambda leaf: jnp.broadcast_to(jnp.asarray(leaf), (num_chains, *jnp.shape(leaf))), initial_position
         )

@@ -8,6 +8,7 @@ gives the verdict. See docs/predictability.md for the model and the definition o
 
 import jax
 
+from parmcmc.arguments import check_int
 from parmcmc.engine import QuasiDEER
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.predictability.verdict import DEFAULT_ITERS_PER_LOG2T, Diagnosis, diagnose_recurrence
@@ -52,10 +53,8 @@ def diagnose(
         raise TypeError(
             f"diagnose: sampler must be a parmcmc sampler such as MALA(...) or HMC(...), got {type(sampler).__name__}."
         )
-    if not (isinstance(num_steps, int) and num_steps >= 2):
-        raise ValueError(f"diagnose: num_steps={num_steps!r} must be an integer >= 2.")
-    if not (isinstance(lle_steps, int) and lle_steps >= 2):
-        raise ValueError(f"diagnose: lle_steps={lle_steps!r} must be an integer >= 2.")
+    check_int("num_steps", num_steps, minimum=2, call="diagnose")
+    check_int("lle_steps", lle_steps, minimum=2, call="diagnose")
     unknown = set(solve_kwargs) - {"atol", "rtol"}
     if unknown:
         raise TypeError(f"diagnose: unexpected keyword argument(s) {sorted(unknown)}; the pilot takes atol, rtol.")

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.arguments import check_int
 from parmcmc.jitcache import program_jit
 
 __all__ = ["LyapunovEstimate", "lyapunov_exponent"]
@@ -67,8 +68,7 @@ def lyapunov_exponent(
     """
     num_steps = _num_steps(inputs, "lyapunov_exponent")
     burn_in = num_steps // 10 if burn_in is None else burn_in
-    if not (isinstance(num_probes, int) and num_probes >= 1):
-        raise ValueError(f"lyapunov_exponent: num_probes={num_probes!r} must be an integer >= 1.")
+    check_int("num_probes", num_probes, call="lyapunov_exponent")
     if not (isinstance(burn_in, int) and 0 <= burn_in <= num_steps - 2):
         raise ValueError(
             f"lyapunov_exponent: burn_in={burn_in!r} must be an integer in [0, T - 2] for T={num_steps} steps."

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from parmcmc.arguments import check_int
 from parmcmc.engine.results import RESULTS
 from parmcmc.engine.solve import solve, unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
@@ -132,10 +133,8 @@ def diagnose_recurrence(
         )
     num_in = _num_steps(inputs, "diagnose_recurrence")
     T = num_in if T is None else T
-    if not (isinstance(T, int) and T >= 2):
-        raise ValueError(f"diagnose_recurrence: T={T!r} must be an integer >= 2.")
-    if not (isinstance(pilot_steps, int) and pilot_steps >= 2):
-        raise ValueError(f"diagnose_recurrence: pilot_steps={pilot_steps!r} must be an integer >= 2.")
+    check_int("T", T, minimum=2, call="diagnose_recurrence")
+    check_int("pilot_steps", pilot_steps, minimum=2, call="diagnose_recurrence")
     if not iters_per_log2T > 0:
         raise ValueError(f"diagnose_recurrence: iters_per_log2T={iters_per_log2T!r} must be > 0.")
     if num_in < 2:

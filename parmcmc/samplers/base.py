@@ -32,7 +32,6 @@ target's). The chain is then BlackJAX's chain on that transformed density, mappe
 import abc
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -46,37 +45,9 @@ from jax.flatten_util import ravel_pytree
 
 from parmcmc.jitcache import program_jit
 from parmcmc.samplers import gate as _gate
+from parmcmc.samplers.checks import _as_float_array, _check_preconditioner, _is_traced, check_step_size
 
 __all__ = ["AbstractSampler", "Layout", "check_step_size"]
-
-
-def _is_traced(value) -> bool:
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
-
-
-def check_step_size(step_size, name: str = "step_size"):
-    """A positive finite real scalar (checks are skipped for traced values)."""
-    if _is_traced(step_size):
-        return step_size
-    is_real_array = (
-        hasattr(step_size, "dtype")
-        and jnp.ndim(step_size) == 0
-        and (jnp.issubdtype(step_size.dtype, jnp.floating) or jnp.issubdtype(step_size.dtype, jnp.integer))
-    )
-    if isinstance(step_size, bool) or not (isinstance(step_size, numbers.Real) or is_real_array):
-        raise TypeError(f"{name} must be a positive real scalar, got {step_size!r} of type {type(step_size).__name__}.")
-    value = float(step_size)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}.")
-    return step_size
-
-
-def _as_float_array(value):
-    """A setting as an array leaf (floats, so that one program serves every value); traced as is."""
-    if value is None or _is_traced(value):
-        return value
-    arr = jnp.asarray(value)
-    return arr if jnp.issubdtype(arr.dtype, jnp.floating) else arr.astype(jnp.result_type(float))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -388,25 +359,3 @@ class AbstractSampler(abc.ABC):
         bound = f", dim={self.dim}" if self.is_bound else ""
         pre = ", preconditioned" if self.is_preconditioned else ""
         return f"{type(self).__name__}(step_size={self.step_size!r}, gate={self.gate!r}{pre}{bound})"
-
-
-def _check_preconditioner(loc, scale) -> dict:
-    """``loc`` (D,) and ``scale`` (D,) positive or (D, D) lower triangular with a positive diagonal."""
-    out = {"loc": _as_float_array(loc), "scale": _as_float_array(scale)}
-    if loc is not None and not _is_traced(loc):
-        arr = np.asarray(loc)
-        if arr.ndim != 1 or not np.all(np.isfinite(arr)):
-            raise ValueError(f"loc must be a finite 1-D array over the flattened position; got shape {arr.shape}.")
-    if scale is not None and not _is_traced(scale):
-        arr = np.asarray(scale)
-        if arr.ndim not in (1, 2) or not np.all(np.isfinite(arr)):
-            raise ValueError(
-                "scale must be a finite 1-D (diagonal) or 2-D (lower-triangular) array, e.g. the Cholesky "
-                f"factor of the posterior covariance; got shape {arr.shape}."
-            )
-        diag = arr if arr.ndim == 1 else np.diagonal(arr)
-        if arr.ndim == 2 and (arr.shape[0] != arr.shape[1] or np.any(np.triu(arr, 1) != 0)):
-            raise ValueError("scale (dense) must be square and lower triangular (a Cholesky factor).")
-        if np.any(diag <= 0):
-            raise ValueError("scale must have a positive diagonal.")
-    return out

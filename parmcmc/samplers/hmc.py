@@ -9,13 +9,13 @@ energy, velocity Verlet (:mod:`~parmcmc.samplers.integrators`) integrates
 BlackJAX 1.7's ``blackjax.hmc``, so the same ``rng_key`` gives the same chain.
 """
 
-import operator
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
 
+from parmcmc.arguments import check_int
 from parmcmc.samplers import gate as _gate
 from parmcmc.samplers import integrators, metrics
 from parmcmc.samplers import noise as _noise
@@ -239,18 +239,7 @@ class HMC(AbstractSampler):
 
 
 def _check_num_integration_steps(num_integration_steps) -> int:
-    if isinstance(num_integration_steps, bool):
-        raise TypeError("num_integration_steps must be an int >= 1, got a bool.")
-    try:
-        num_integration_steps = operator.index(num_integration_steps)
-    except TypeError:
-        raise TypeError(
-            "num_integration_steps must be an int >= 1, got "
-            f"{num_integration_steps!r} of type {type(num_integration_steps).__name__}."
-        ) from None
-    if num_integration_steps < 1:
-        raise ValueError(f"num_integration_steps must be >= 1, got {num_integration_steps}.")
-    return num_integration_steps
+    return check_int("num_integration_steps", num_integration_steps)
 
 
 def _check_imm(inverse_mass_matrix):

@@ -12,10 +12,10 @@ All draws are vmapped over the step axis; JAX's counter-based generators give
 the same numbers under ``vmap`` as one call at a time.
 """
 
-import operator
-
 import jax
 from jax import Array
+
+from parmcmc.arguments import check_int
 
 __all__ = ["JITTER_STREAM", "check_num_steps", "side_keys", "standard_normal", "step_keys", "uniform"]
 
@@ -25,18 +25,8 @@ JITTER_STREAM = 0x6A177E2
 
 
 def check_num_steps(num_steps) -> int:
-    """Return ``num_steps`` as an int, or raise a clear error."""
-    if isinstance(num_steps, bool):
-        raise TypeError(f"num_steps must be an int >= 1, got the bool {num_steps!r}.")
-    try:
-        num_steps = operator.index(num_steps)
-    except TypeError:
-        raise TypeError(
-            f"num_steps must be an int >= 1, got {num_steps!r} of type {type(num_steps).__name__}."
-        ) from None
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
-    return num_steps
+    """Return ``num_steps`` as an int, or raise a clear error (:func:`parmcmc.arguments.check_int`)."""
+    return check_int("num_steps", num_steps)
 
 
 def step_keys(rng_key: Array, num_steps: int) -> tuple[Array, Array]:
