@@ -145,7 +145,7 @@ def bad_model(x):
         ({"model": discrete_model}, ValueError, "discrete"),
         ({"model": raising_model}, ValueError, "boom inside the model"),
         ({"num_samples": 0}, ValueError, "num_samples must be a positive integer"),
-        ({"num_samples": 10.5}, ValueError, "num_samples"),
+        ({"num_samples": 10.5}, TypeError, "num_samples must be a positive integer; got 10.5 of type float"),
         ({"num_chains": -1}, ValueError, "num_chains"),
         ({"num_warmup": -5}, ValueError, "num_warmup"),
         ({"step_size": -0.1}, ValueError, "step_size"),
@@ -274,3 +274,18 @@ def test_parallel_auto_takes_the_sequential_chain_for_a_cheap_density_on_the_cpu
         progress_bar=False,
     )
     assert bool(np.all(tree["solver_stats"]["solver_iterations"].values == 0))
+
+
+def test_sample_passes_every_option_to_check_settings_with_the_same_default():
+    """sample() names each argument when it calls settings.check_settings (compare() and parmcmc.infer.MCMC
+    call it with some options only): the two signatures must agree, name by name and default by default."""
+    import inspect
+
+    from parmcmc.settings import SAMPLE_OPTIONS, check_settings
+
+    ours = inspect.signature(parmcmc.sample).parameters
+    theirs = inspect.signature(check_settings).parameters
+    options = {k: p.default for k, p in ours.items() if p.kind == p.KEYWORD_ONLY}
+    assert set(options) | {"model", "solve_kwargs"} == set(theirs)
+    assert {k: theirs[k].default for k in options} == options
+    assert set(options) - {"rng_key", "num_samples"} == SAMPLE_OPTIONS

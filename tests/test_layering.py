@@ -102,7 +102,7 @@ def test_no_circle_between_modules():
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                circle = path[path.index(nxt) :] + [nxt]
+                circle = [*path[path.index(nxt) :], nxt]
                 raise AssertionError("import circle: " + " -> ".join(circle))
             if nxt not in state:
                 visit(nxt)
@@ -116,9 +116,7 @@ def test_no_circle_between_modules():
 
 def test_no_module_over_400_lines():
     long = {
-        str(p.relative_to(ROOT)): n
-        for p in PACKAGE.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_LINES
+        str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"split these modules (keep their import paths): {long}"
 

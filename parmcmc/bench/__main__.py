@@ -1,5 +1,7 @@
 """python -m parmcmc.bench [cpu | gpu | engine | samplers] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
-   (or: suite [options], see parmcmc/bench/suite.py)
+   (or: suite [options], see parmcmc/bench/suite.py; or NAME [args] for one of the studies in SCRIPTS below,
+   each described in its own module's docstring: banana_damping, elk, hmc_solvers, large_data,
+   sampler_iterations, scan_compile, sharded_memory, time_to_result)
 
 Prints a table, and writes it as JSON and Markdown to DIR (default bench-results/). Presets:
   cpu     small sizes that finish in minutes on a 2-core machine (CPU figures: iterations, memory,
@@ -22,6 +24,17 @@ import jax
 from parmcmc.bench import cases
 from parmcmc.bench.timing import versions
 
+# Studies with a command line of their own (each module's docstring gives it): `./dev.sh bench NAME [args]`.
+SCRIPTS = (
+    "banana_damping",
+    "elk",
+    "hmc_solvers",
+    "large_data",
+    "sampler_iterations",
+    "scan_compile",
+    "sharded_memory",
+    "time_to_result",
+)
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(banana=10_000, logistic=2_048, gaussian=(2_000,), schools=1_000, sweep=(1_000, 2_000, 4_000, 8_000)),
     "gpu": dict(
@@ -135,6 +148,13 @@ def main(argv=None):
         from parmcmc.bench import suite
 
         return suite.main(argv[1:])
+    if argv[:1] and argv[0] in SCRIPTS:  # a study with its own command line, run as `python -m parmcmc.bench.NAME`
+        import runpy
+        import sys
+
+        sys.argv = [f"parmcmc.bench.{argv[0]}", *argv[1:]]
+        runpy.run_module(f"parmcmc.bench.{argv[0]}", run_name="__main__", alter_sys=True)
+        return None
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", nargs="?", default="cpu", choices=["cpu", "gpu", "engine", "samplers"])
     parser.add_argument("--out", default="bench-results")

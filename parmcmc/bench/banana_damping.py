@@ -1,7 +1,7 @@
 """Case 1 of the benchmarks (HMC on the banana, float32, one chain) at T = 100k: Newton iterations of
 DEER for a grid of damping and clipping settings, and of ELK. Results: docs/benchmarks.md.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/banana_damping.py [T]
+    ./dev.sh bench banana_damping [T]
 
 Each row compares the parallel chain with the sequential one (largest difference, accept decisions
 that differ). Budget 400 iterations per solve; about two minutes on a 2-core CPU.

@@ -1,7 +1,7 @@
 """Iterations to convergence of DEER, QuasiDEER, ELK and QuasiELK (fixed and adaptive λ, smoother and
 filter), on a contractive tanh RNN and on expanding initial guesses where DEER overflows.
 
-    python -m parmcmc.bench.elk 1000 10000 > table.md
+    ./dev.sh bench elk 1000 10000 > table.md
 
 float64, default tolerance (1e-11), max_iters = 200, the default initial guess (x0 repeated).
 """

@@ -1,6 +1,6 @@
 """Which Newton variant solves HMC chains through sample(): iterations and fallbacks per chain.
 
-    .venv/bin/python benchmarks/hmc_solvers.py
+    ./dev.sh bench hmc_solvers
 
 Float64, 2 chains x 1000 draws after 300 warmup steps, key 3. Results: docs/sampler_iterations.md.
 Takes about ten minutes on a 2-core CPU (most of it compilation and the slow eight-schools solves).

@@ -1,30 +1,26 @@
 """Newton iterations of QuasiDEER and DEER on the sampler step maps, hard vs smooth gate.
 
-Runs the sampler test targets (tests/_sampler_targets.py: a correlated Gaussian D=10, a logistic
+Runs the tuned targets of parmcmc.bench.targets (a correlated Gaussian D=10, a logistic
 regression D=10 N=600, a dict-valued Gaussian D=7) with MALA and HMC (L=5) through run_chain in
 float64 at the engine's default tolerance, and compares each chain with the Sequential one.
 Appends one JSON line per run to --out, so groups of runs can be made separately; --render turns
 the lines into the markdown table of docs/sampler_iterations.md.
 
-    PYTHONPATH=. python benchmarks/sampler_iterations.py --T 1000 10000 --out runs.jsonl
-    PYTHONPATH=. python benchmarks/sampler_iterations.py --render runs.jsonl
+    ./dev.sh bench sampler_iterations --T 1000 10000 --out runs.jsonl
+    ./dev.sh bench sampler_iterations --render runs.jsonl
 """
 
 import argparse
 import json
-import os
-import sys
 import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 jax.config.update("jax_enable_x64", True)
 
-from _sampler_targets import correlated_gaussian, logistic_regression, pytree_gaussian  # noqa: E402
-
+from parmcmc.bench.targets import correlated_gaussian, logistic_regression, pytree_gaussian  # noqa: E402
 from parmcmc.chain import run_chain  # noqa: E402
 from parmcmc.engine import DEER, QuasiDEER, Sequential  # noqa: E402
 from parmcmc.samplers import HMC, MALA  # noqa: E402

@@ -1,6 +1,6 @@
 """Compile time and run time of the scans: jax.lax.associative_scan against the blocked (two-level) scan.
 
-    .venv/bin/python benchmarks/scan_compile.py scans | kalman | solve
+    ./dev.sh bench scan_compile scans | kalman | solve
 
 Prints one line per case: compile seconds (lower + compile of a fresh jit) and milliseconds per call
 (median of 5 after a warm call), float64 on the CPU. docs/performance_scan.md records the figures.

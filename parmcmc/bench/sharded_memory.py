@@ -1,6 +1,6 @@
 """Per-device memory of a compiled DEER solve, unsharded and with the time axis over 8 devices.
 
-    .venv/bin/python benchmarks/sharded_memory.py [T] [D] [run]   (default: the goal case, T = 1e6, D = 64)
+    ./dev.sh bench sharded_memory [T] [D] [run]   (default: the goal case, T = 1e6, D = 64)
 
 Compiles only on 8 forced CPU devices, and prints XLA's memory analysis per device: arguments, outputs
 and temporaries. With "run" (for a small T) it also runs each solve and prints max |sharded - unsharded|.
@@ -11,8 +11,13 @@ import os
 import sys
 import time
 
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-os.environ["JAX_PLATFORMS"] = "cpu"
+FORCE_8 = "--xla_force_host_platform_device_count=8"
+if FORCE_8 not in os.environ.get("XLA_FLAGS", ""):
+    # JAX reads the flag when its backend starts, and importing parmcmc (BlackJAX) starts it: run again
+    # in a fresh process with the flag set.
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " " + FORCE_8
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    os.execv(sys.executable, [sys.executable, "-m", "parmcmc.bench.sharded_memory", *sys.argv[1:]])
 
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,6 @@
 """Where the time of one sample() call goes: warmup, solve compile, run; compile counts.
 
-    ./dev.sh python benchmarks/time_to_result.py [eight_schools|readme] [parallel] [sampler] [repeat]
+    ./dev.sh bench time_to_result [eight_schools|readme] [parallel] [sampler] [repeat]
 
 Counts XLA compilations with jax's monitoring events (one '/jax/compilation_cache/...' or backend
 compile event per compiled program) and prints the per-phase wall-clock that sample() itself records.
