@@ -244,7 +244,8 @@ def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(
         sampler="mala",
     )
     auto = parmcmc.sample(gaussian, parallel="auto", **kwargs)
-    reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
+    with pytest.warns(parmcmc.IgnoredArgumentWarning, match="solver= is ignored"):
+        reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
     iterations = auto["solver_stats"]["solver_iterations"].values
     assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected  # pyright: ignore[reportOperatorIssue] (tree[group][var] is a DataArray; typed | DataTree)
     assert np.max(np.abs(auto.posterior["x"].values - reference.posterior["x"].values)) <= 1e-8

@@ -9,6 +9,7 @@ from parmcmc.engine import (
     NONFINITE,
     SUCCESSFUL,
     Jacobi,
+    NotConvergedWarning,
     Picard,
     QuasiDEER,
     Sequential,
@@ -52,7 +53,8 @@ def test_jacobi_exact_prefix_and_at_most_T_iterations():
     T = 64
     fn, x0, inputs = (lambda x, u: x + u), jnp.zeros(2), jnp.ones((T, 2))
     ref = sequential(fn, x0, inputs)
-    partial = solve(fn, x0, inputs, Jacobi(), max_iters=10)
+    with pytest.warns(NotConvergedWarning, match="Jacobi failed after 10 iterations"):
+        partial = solve(fn, x0, inputs, Jacobi(), max_iters=10)
     assert not bool(partial.converged) and int(partial.result) == MAX_ITERS
     assert jnp.max(jnp.abs(partial.states[:10] - ref[:10])) == 0.0  # the first k states exact after k
     assert jnp.max(jnp.abs(partial.states[10:] - ref[10:])) > 0.5
@@ -63,7 +65,8 @@ def test_jacobi_exact_prefix_and_at_most_T_iterations():
 
 def test_chaotic_map_with_small_budget_is_not_converged_and_throw_raises():
     fn, x0, inputs = logistic_map()
-    sol = solve(fn, x0, inputs, DEER(), max_iters=5)
+    with pytest.warns(NotConvergedWarning, match="DEER failed after 5 iterations"):
+        sol = solve(fn, x0, inputs, DEER(), max_iters=5)
     assert not bool(sol.converged)
     assert int(sol.result) in (MAX_ITERS, NONFINITE)
     assert "max_iters" in sol.message or "non-finite" in sol.message
@@ -80,7 +83,8 @@ def test_nan_mid_sequence_is_a_failure_not_convergence(solver):
         v, flag = u
         return jnp.where(flag > 0, jnp.nan, fn0(x, v))
 
-    sol = solve(fn, x0, (inputs, flags), solver)
+    with pytest.warns(NotConvergedWarning, match="non-finite"):
+        sol = solve(fn, x0, (inputs, flags), solver)
     assert not bool(sol.converged)
     assert int(sol.result) == NONFINITE
     with pytest.raises(SolveError, match="non-finite"):
@@ -199,7 +203,8 @@ def test_fallback_does_not_hide_a_nan_of_fn_itself():
     fn0, x0, inputs = tanh_rnn(T=200)
     flags = jnp.zeros(200).at[120].set(1.0)
     fn = lambda x, u: jnp.where(u[1] > 0, jnp.nan, fn0(x, u[0]))
-    sol = solve(fn, x0, (inputs, flags), DEER(), fallback="sequential")
+    with pytest.warns(NotConvergedWarning, match="non-finite"):
+        sol = solve(fn, x0, (inputs, flags), DEER(), fallback="sequential")
     assert not bool(sol.converged) and int(sol.result) == NONFINITE
     assert int(sol.sequential_from) <= 120
 

@@ -16,6 +16,7 @@ from parmcmc.engine import (
     AbstractELK,
     AbstractIterativeSolver,
     Jacobi,
+    NotConvergedWarning,
     Picard,
     QuasiDEER,
     QuasiELK,
@@ -40,7 +41,8 @@ def test_results_are_the_int32_codes_and_carry_their_messages():
 def test_solution_message_and_failure_message_use_results():
     fn = lambda x, u: 0.5 * x + u
     inputs = jnp.ones((16, 2))
-    sol = solve(fn, jnp.zeros(2), inputs, Jacobi(), max_iters=2)
+    with pytest.warns(NotConvergedWarning, match="Jacobi failed after 2 iterations"):
+        sol = solve(fn, jnp.zeros(2), inputs, Jacobi(), max_iters=2)
     assert int(sol.result) == RESULTS.max_iters and sol.message == RESULTS.max_iters.message
     msg = failure_message(Jacobi(), sol.converged, sol.result, sol.num_iters, sol.residual)
     assert RESULTS.max_iters.message in msg and "Jacobi" in msg
