@@ -174,8 +174,10 @@ def sample(
 
 
 def prepare(s: Settings) -> Prepared:
-    """The target, its starting positions and the warmup: the part that is the same for parallel and
-    sequential sampling."""
+    """The target, its starting positions and the warmup.
+
+    The part that is the same for parallel and sequential sampling.
+    """
     init_key, warm_key, _ = jax.random.split(s.rng_key, 3)
     target = from_model(
         s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position, s.init_strategy
@@ -301,6 +303,8 @@ FAIL_FAST_MIN_BUDGET = 64  # sample()'s default max_iters is max(this, T // 8)
 
 
 class Run(NamedTuple):
+    """A sampling run: the chains, their wall-clock and compile seconds, and the solver used."""
+
     chains: Any  # ChainResult with leading chain axis
     seconds: float  # wall-clock of the sampling run (compiled, excluding compilation)
     compile_seconds: float
@@ -312,7 +316,8 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
 
     noise_offset: skip the noise of the first `noise_offset` steps of each chain's key, so that a run
     continued from the last state of a run of `noise_offset` steps with the same key gives the draws of
-    one long run (parmcmc.infer.MCMC's post_warmup_state)."""
+    one long run (parmcmc.infer.MCMC's post_warmup_state).
+    """
     num_samples = s.num_samples
     keys = chain_keys(jax.random.split(s.rng_key, 3)[2], s.num_chains)
     kwargs = dict(s.solve_kwargs)

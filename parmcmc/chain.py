@@ -92,8 +92,11 @@ class ChainResult(NamedTuple):
 
 
 def _stats_and_exactness(sampler, parallel, x0, states, inputs, atol, rtol):
-    """The chain's statistics and, for a parallel solve, its exactness figures: one compilation, keyed on
-    the traced program (never on the sampler object, whose log density may read changed values)."""
+    """The chain's statistics and, for a parallel solve, its exactness figures.
+
+    One compilation, keyed on the traced program (never on the sampler object, whose log density may read changed
+    values).
+    """
     return program_jit(functools.partial(_stats_and_exactness_body, sampler, parallel))(x0, states, inputs, atol, rtol)
 
 

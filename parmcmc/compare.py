@@ -19,16 +19,27 @@ SUMMARY_STATS = ("mean", "sd", "ess_bulk", "ess_tail", "r_hat")
 
 
 class Comparison(NamedTuple):
-    """parallel, sequential: the two DataTrees (same keys, same warmup, so the same draws).
-    summary: ArviZ's mean, sd, ess_bulk, ess_tail, r_hat per parameter, columns (run, statistic).
-    runs:    per run: wall-clock of sampling (compiled), compile time, Newton iterations (max over
-             chains), converged, fell back, divergences (HMC; total over chains), mean acceptance rate,
-             accept decisions near their threshold (parmcmc.exactness) and the largest LLE along the chains.
-    max_abs_diff: the largest |parallel - sequential| over all unconstrained draws.
-    differing_decisions: accept decisions that differ between the two runs (all chains).
-    verdict: "same draws" (max_abs_diff within 1e-8 in float64, 1e-3 in float32, and no decision differs),
-             "same distribution" (the draws differ, but every parameter's posterior mean agrees within
-             3 combined Monte Carlo standard errors, and so does its sd), or "different"."""
+    """The same chains run in parallel and sequentially, side by side.
+
+    Attributes
+    ----------
+    parallel, sequential
+        The two DataTrees (same keys, same warmup, so the same draws).
+    summary
+        ArviZ's mean, sd, ess_bulk, ess_tail, r_hat per parameter, columns (run, statistic).
+    runs
+        Per run: wall-clock of sampling (compiled), compile time, Newton iterations (max over chains),
+        converged, fell back, divergences (HMC; total over chains), mean acceptance rate, accept decisions
+        near their threshold (parmcmc.exactness) and the largest LLE along the chains.
+    max_abs_diff
+        The largest ``|parallel - sequential|`` over all unconstrained draws.
+    differing_decisions
+        Accept decisions that differ between the two runs (all chains).
+    verdict
+        "same draws" (max_abs_diff within 1e-8 in float64, 1e-3 in float32, and no decision differs),
+        "same distribution" (the draws differ, but every parameter's posterior mean agrees within 3 combined
+        Monte Carlo standard errors, and so does its sd), or "different".
+    """
 
     parallel: Any
     sequential: Any
@@ -48,8 +59,11 @@ class Comparison(NamedTuple):
 
 
 def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
-    """Run `model` with parallel=True and parallel=False on the same keys and warmup; takes the
-    arguments of parmcmc.sample (a `parallel` argument is ignored, with a warning) and returns a Comparison."""
+    """Run `model` with parallel=True and parallel=False on the same keys and warmup.
+
+    Takes the arguments of parmcmc.sample (a `parallel` argument is ignored, with a warning) and returns a
+    Comparison.
+    """
     if "parallel" in kwargs:
         kwargs.pop("parallel")
         warnings.warn(

@@ -15,6 +15,7 @@ from parmcmc.models.builtin import eight_schools, logistic_regression
 
 
 def main(argv=None):
+    """Run the demo (`./dev.sh demo`): sample a model in parallel and sequentially, and compare."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["logistic_regression", "eight_schools"], default="logistic_regression")
     parser.add_argument("--sampler", choices=["mala", "hmc"], default="mala")

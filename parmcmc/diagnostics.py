@@ -1,5 +1,8 @@
-"""Kept for existing imports: the predictability diagnostics now live in `parmcmc.predictability`
-(lyapunov, verdict, diagnose) and the fallback warning beside the fallback, in `parmcmc.engine.results`."""
+"""Kept for existing imports.
+
+The predictability diagnostics now live in `parmcmc.predictability` (lyapunov, verdict, diagnose) and the fallback
+warning beside the fallback, in `parmcmc.engine.results`.
+"""
 
 from parmcmc.engine.results import FallbackWarning, fallback_warning, warn_if_fell_back
 from parmcmc.predictability.lyapunov import LyapunovEstimate, lyapunov_exponent

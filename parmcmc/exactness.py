@@ -33,8 +33,11 @@ class Exactness(NamedTuple):
 
 
 def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, length: int = LENGTH) -> jax.Array:
-    """LLE of x_t = step(x_{t-1}, inputs[t]) along the known states: mean log growth of a tangent vector over
-    `num_offsets` windows of `length` steps (the first quarter of each discarded while the vector aligns)."""
+    """LLE of x_t = step(x_{t-1}, inputs[t]) along the known states.
+
+    Mean log growth of a tangent vector over `num_offsets` windows of `length` steps (the first quarter of each
+    discarded while the vector aligns).
+    """
     T = states.shape[0]
     L = max(1, min(length, T))
     K = max(1, min(num_offsets, T // L))
@@ -69,7 +72,9 @@ def moved_by_tolerance(x0, states, atol, rtol):
 
 def near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_moved=None) -> jax.Array:
     """Accept decisions whose margin |log u - log alpha| is within what the tolerance can move (module doc).
-    `alpha_moved`, the acceptance probabilities from `moved_by_tolerance`, is computed here unless given."""
+
+    `alpha_moved`, the acceptance probabilities from `moved_by_tolerance`, is computed here unless given.
+    """
     if alpha_moved is None:
         moved = moved_by_tolerance(x0, states, atol, rtol)
         alpha_moved = jax.vmap(sampler.stats)(moved, inputs).acceptance_rate
@@ -89,8 +94,11 @@ def exactness(sampler, x0, states, inputs, stats, atol, rtol, alpha_moved=None) 
 
 
 def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
-    """The chain's statistics (as sampler.chain_stats) and its Exactness, the statistics at the solved and at
-    the moved states computed in one vmapped pass (one compiled copy of the step, not two)."""
+    """The chain's statistics (as sampler.chain_stats) and its Exactness.
+
+    The statistics at the solved and at the moved states are computed in one vmapped pass (one compiled
+    copy of the step, not two).
+    """
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
     both = jnp.concatenate([previous, moved_by_tolerance(x0, states, atol, rtol)], axis=0)
     twice = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a], axis=0), inputs)
@@ -101,4 +109,5 @@ def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
 
 
 def any_may_differ(result: Any) -> bool:
+    """Whether any chain has an accept decision within reach of the solver's tolerance."""
     return bool(jnp.any(jnp.asarray(result.near_threshold) > 0))

@@ -33,6 +33,7 @@ class ReplayWarning(UserWarning):
 
 
 def report_unconverged(chains, solver, *, throw: bool = False, call: str = "sample") -> None:
+    """Warn NotConvergedWarning (or raise SolveError with throw=True) for chains that did not converge."""
     msg = failure_message(solver, chains.converged, chains.result, chains.num_iters, chains.residual, chains.fell_back)
     if not msg:
         return
@@ -47,8 +48,11 @@ MIN_DRAWS = 10
 
 
 def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
-    """Per chain: no accepted proposal (step size too large), or a largest relative move over the whole
-    chain below sqrt(machine epsilon) (step size too small: the moves are lost in rounding)."""
+    """The frozen chains and why.
+
+    Per chain: no accepted proposal (step size too large), or a largest relative move over the whole chain
+    below sqrt(machine epsilon) (step size too small: the moves are lost in rounding).
+    """
     accepted = np.asarray(chains.stats.is_accepted, dtype=bool)  # (chain, draw)
     accepted = accepted.reshape(-1, accepted.shape[-1])
     if accepted.shape[1] < MIN_DRAWS:  # too few draws to tell a frozen chain from chance
@@ -87,6 +91,7 @@ def _sizes(eps, rows):
 
 
 def warn_if_replay_may_differ(chains, *, call: str = "sample") -> None:
+    """Warn ReplayWarning when a chain's draws may differ from the sequential replay."""
     near = getattr(chains, "near_threshold", None)
     if near is None:
         return
@@ -128,8 +133,10 @@ def model_errors_named(model_name: str, call: str = "sample"):
 
 
 def warn_if_infinite_density(chains, call: str = "sample") -> None:
-    """A proposal whose log density is +inf is accepted (as in BlackJAX) and the chain never leaves it:
-    every later proposal is rejected. Such draws look like a converged chain; say so."""
+    """A proposal whose log density is +inf is accepted (as in BlackJAX) and the chain never leaves it.
+
+    Every later proposal is rejected. Such draws look like a converged chain; say so.
+    """
     lp = jnp.asarray(chains.stats.logdensity)  # (chain, draw)
     stuck = jnp.isposinf(lp)
     if bool(jnp.any(stuck)):

@@ -59,8 +59,11 @@ def stats() -> CacheStats:
 
 
 class Program:
-    """A traced program as a hashable key: equal iff the jaxprs print the same, call the same host
-    callbacks and hold the same constants inside nested closed jaxprs."""
+    """A traced program as a hashable key.
+
+    Equal iff the jaxprs print the same, call the same host callbacks and hold the same constants inside nested
+    closed jaxprs.
+    """
 
     __slots__ = ("_hash", "_objects", "_text", "jaxpr")
 
@@ -90,6 +93,7 @@ class Program:
         )
 
     def __call__(self, consts, *args):
+        """Evaluate the program with the given constants and arguments."""
         return jax.core.eval_jaxpr(self.jaxpr, consts, *args)
 
 
@@ -107,8 +111,10 @@ def _walk(jaxpr, objects: list, inner: list) -> None:
 
 
 def _user_callables(fn, depth: int = 0) -> list:
-    """The callables outside JAX that a callback wrapper reaches (through closures and partials);
-    the wrapper itself when none is found, so that an unknown callback is never shared."""
+    """The callables outside JAX that a callback wrapper reaches (through closures and partials).
+
+    The wrapper itself when none is found, so that an unknown callback is never shared.
+    """
     found = []
 
     def visit(obj, d):
@@ -197,8 +203,10 @@ def _compiled_for(program: Program, consts, flat):
 
 
 def compiled_call(fn: Callable, *args) -> Callable[[], Any]:
-    """A zero-argument function that runs `fn(*args)`'s compiled program (traced and compiled, or
-    fetched from the cache, once, here): for timing a program without tracing it every run."""
+    """A zero-argument function that runs `fn(*args)`'s compiled program, for timing it.
+
+    The program is traced and compiled (or fetched from the cache) once, here, not on every run.
+    """
     closed, _out_shape = jax.make_jaxpr(lambda *a: fn(*a), return_shape=True)(*args)
     consts, flat = list(closed.consts), jax.tree_util.tree_leaves(args)
     compiled = _compiled_for(Program(closed.jaxpr), consts, flat)

@@ -51,8 +51,10 @@ def engine_callback(iteration, residual, window_start, *rest):
 
 
 class _Phase:
-    """A bar for a step that reports nothing while it runs (warmup, compilation, a sequential scan):
-    it shows what runs and the elapsed time, refreshed twice a second by a small thread."""
+    """A bar for a step that reports nothing while it runs (warmup, compilation, a sequential scan).
+
+    It shows what runs and the elapsed time, refreshed twice a second by a small thread.
+    """
 
     def __init__(self, description: str, stream=None):
         self.bar = tqdm(
@@ -95,6 +97,7 @@ def phases():
 
 
 def end_phase() -> None:
+    """End the current phase of the progress display."""
     global _phase
     if _phase is not None:
         _phase.close()
@@ -150,6 +153,7 @@ class Progress:
             self._bar = None
 
     def __call__(self, iteration, residual, window_start, converged_upto=None):
+        """Take one iteration's report from the engine and update the bar."""
         if not self.show:
             return
         prefix = window_start if converged_upto is None else converged_upto
@@ -206,6 +210,7 @@ class Progress:
 
     @staticmethod
     def report(solver_name, chains, seconds, compile_seconds, stream=None):
+        """Print the run's summary line: solver, chains, iterations, seconds."""
         stream = stream or sys.stderr
         iters = np.asarray(chains.num_iters)
         what = "sequential" if int(iters.max()) == 0 else f"{int(iters.max())} Newton iterations (max over chains)"

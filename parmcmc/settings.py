@@ -268,8 +268,11 @@ DENSE_MEMORY_BYTES = 4 * 2**30
 
 
 def dense_jacobian_fits(dim: int, num_steps: int, num_chains: int, dtype) -> bool:
-    """Whether DEER's dense Jacobians fit DENSE_MEMORY_BYTES: both DEER and QuasiDEER's exact diagonal
-    cost D forward passes per step, so the dense scan's memory (not D <= 16) is what limits DEER."""
+    """Whether DEER's dense Jacobians fit DENSE_MEMORY_BYTES.
+
+    Both DEER and QuasiDEER's exact diagonal cost D forward passes per step, so the dense scan's memory (not D <=
+    16) is what limits DEER.
+    """
     return 4 * num_chains * num_steps * dim * dim * jnp.dtype(dtype).itemsize <= DENSE_MEMORY_BYTES
 
 

@@ -1,5 +1,7 @@
-"""Checks of user input for sample()/compare(), raised before any heavy work, each naming the
-argument, the problem and what to do."""
+"""Checks of user input for sample() and compare(), raised before any heavy work.
+
+Each error names the argument, the problem and what to do.
+"""
 
 import difflib
 import inspect
@@ -19,6 +21,7 @@ SAMPLERS = {"mala": MALA, "hmc": HMC}
 
 
 def check_rng_key(rng_key, caller: str = "sample") -> None:
+    """Raise TypeError unless ``rng_key`` is one JAX random key."""
     dtype = getattr(rng_key, "dtype", None)
     is_typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
     is_raw = not is_typed and dtype == jnp.uint32 and jnp.shape(rng_key) == (2,)
@@ -31,6 +34,7 @@ def check_rng_key(rng_key, caller: str = "sample") -> None:
 
 
 def check_model(model, caller: str = "sample") -> None:
+    """Raise TypeError unless ``model`` is callable."""
     if not callable(model):
         raise TypeError(
             f"{caller}: model must be a NumPyro model function or a log-density function; got {type(model).__name__}."
@@ -66,9 +70,11 @@ def _float64_leaves(tree, label):
 
 
 def check_float64_inputs(caller: str = "sample", **named) -> None:
-    """With jax_enable_x64 off, JAX converts float64 input to float32 silently. Raise for values that
-    would overflow to inf there; warn (Float64DataWarning) for values that float32 rounds; say nothing
-    when the conversion is exact (0/1 labels, small integers) or x64 is on."""
+    """With jax_enable_x64 off, JAX converts float64 input to float32 silently.
+
+    Raise for values that would overflow to inf there; warn (Float64DataWarning) for values that float32 rounds; say
+    nothing when the conversion is exact (0/1 labels, small integers) or x64 is on.
+    """
     if jax.dtypes.canonicalize_dtype(np.float64) == np.float64:
         return
     rounded, overflow = [], []
@@ -98,8 +104,10 @@ def check_float64_inputs(caller: str = "sample", **named) -> None:
 
 
 def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") -> None:
-    """Extra keyword arguments of sample() go to the engine's solve: check their names (and the integer
-    options) now, not after the warmup."""
+    """Extra keyword arguments of sample() go to the engine's solve.
+
+    Check their names (and the integer options) now, not after the warmup.
+    """
     known = [name for name, p in inspect.signature(solve_fn).parameters.items() if p.kind == p.KEYWORD_ONLY]
     unknown = sorted(set(solve_kwargs) - set(known))
     if unknown:
@@ -182,8 +190,10 @@ def check_flags_and_names(caller: str = "sample", **named) -> None:
 
 
 def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, caller: str = "sample") -> None:
-    """dims name variables of the model with the right number of dimensions, and coords fit their sizes:
-    checked against the model's shapes before warmup (ArviZ would refuse them only after the run)."""
+    """dims name variables of the model with the right number of dimensions, and coords fit their sizes.
+
+    Checked against the model's shapes before warmup (ArviZ would refuse them only after the run).
+    """
     shapes = {**{k: tuple(np.shape(v)) for k, v in (observed or {}).items()}, **dict(var_shapes)}
     sizes = {}
     for name, names in (dims or {}).items():
@@ -272,12 +282,15 @@ _BYTES_PER_ITEM = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 def estimate_run_bytes(
     num_chains: int, num_samples: int, dim: int, dtype, solver, window=None, eval_bytes: int = 0
 ) -> dict:
-    """Bytes a sampling run holds at its peak, by part (Python ints: no overflow). The engine keeps, per
+    """Bytes a sampling run holds at its peak, by part (Python ints: no overflow).
+
+    The engine keeps, per
     chain: the noise (T x (D + 1)), the iterate, f at it and the next iterate (3 T x D), the per-step
     statistics (~6 T), and the Jacobians of a window of W = window or T steps (DEER/ELK: W x D x D,
     quasi methods: W x D, Jacobi/Picard: none) with the associative scan's workspace (about 2x them).
     `eval_bytes`, the scratch memory of one log-density gradient (large for a density over large data), is
-    held for all W states of a window at once, times D + 1 tangents for a dense Jacobian."""
+    held for all W states of a window at once, times D + 1 tangents for a dense Jacobian.
+    """
     item = _BYTES_PER_ITEM.get(np.dtype(dtype).name, 8)
     T, D, C = int(num_samples), int(dim), int(num_chains)
     W = T if window is None else min(int(window), T)
@@ -296,8 +309,10 @@ def estimate_run_bytes(
 
 
 def log_density_scratch_bytes(logdensity, x) -> int:
-    """Scratch memory of one jitted log-density gradient at flat x, from XLA's memory analysis; 0 unless the
-    density closes over more than 1 MB of data (below that it cannot matter, and the compile is saved)."""
+    """Scratch memory of one jitted log-density gradient at flat x, from XLA's memory analysis.
+
+    0 unless the density closes over more than 1 MB of data (below that it cannot matter, and the compile is saved).
+    """
     try:
         consts = jax.make_jaxpr(logdensity)(x).consts
         if sum(int(np.asarray(c).nbytes) for c in consts if hasattr(c, "shape")) < 2**20:
@@ -334,8 +349,10 @@ def check_memory(
     num_warmup=0,
     keep_warmup=False,
 ) -> None:
-    """Refuse, before warmup, a run whose estimated peak memory exceeds what the device has (the warmup's
-    per-step statistics, and its draws with keep_warmup=True, included)."""
+    """Refuse, before warmup, a run whose estimated peak memory exceeds what the device has.
+
+    The warmup's per-step statistics, and its draws with keep_warmup=True, are included.
+    """
     parts = estimate_run_bytes(num_chains, num_samples, dim, dtype, solver, window, eval_bytes)
     item = _BYTES_PER_ITEM.get(np.dtype(dtype).name, 8)
     parts["warmup"] = int(num_chains) * int(num_warmup) * (6 + (int(dim) if keep_warmup else 0)) * item

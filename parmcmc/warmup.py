@@ -200,9 +200,11 @@ def _map_chains(one_chain):
 
 
 def _curvature_cholesky(flat_logdensity, points, fallback):
-    """Cholesky factor of the inverse of the mean negative Hessian at the window's last draws (the
-    Laplace approximation's covariance, exact for a Gaussian); `fallback` where that is not positive
-    definite or not finite."""
+    """Cholesky factor of the inverse of the mean negative Hessian at the window's last draws.
+
+    That is the Laplace approximation's covariance, exact for a Gaussian; `fallback` where it is not
+    positive definite or not finite.
+    """
     neg_hessian = -jnp.mean(jax.vmap(jax.hessian(flat_logdensity))(points), axis=0)
     neg_hessian = 0.5 * (neg_hessian + neg_hessian.T)
     chol_precision = jnp.linalg.cholesky(neg_hessian)
@@ -215,8 +217,10 @@ def _curvature_cholesky(flat_logdensity, points, fallback):
 
 
 def _mala_windows(num_steps: int) -> list[tuple[int, bool]]:
-    """(length, estimate the preconditioner after it) per window: 15% fast, slow windows doubling from
-    max(num_steps // 20, 10) (the last one takes the rest), 10% fast."""
+    """(length, estimate the preconditioner after it) per window.
+
+    15% fast, slow windows doubling from max(num_steps // 20, 10) (the last one takes the rest), 10% fast.
+    """
     first, last = max(num_steps * 15 // 100, 1), max(num_steps // 10, 1)
     slow, width, windows = num_steps - first - last, max(num_steps // 20, 10), [(first, False)]
     while slow > 0:
@@ -227,8 +231,11 @@ def _mala_windows(num_steps: int) -> list[tuple[int, bool]]:
 
 
 def _shrunk_cholesky(cov, n):
-    """Cholesky factor of a window's covariance estimate from n draws, shrunk toward its diagonal with
-    weight D / (n + D) (a window of few draws is mostly diagonal; rank-deficient windows stay definite)."""
+    """Cholesky factor of a window's covariance estimate from n draws, shrunk toward its diagonal.
+
+    The weight is D / (n + D): a window of few draws is mostly diagonal; rank-deficient windows stay
+    definite.
+    """
     dim = cov.shape[0]
     weight = dim / (n + dim)
     cov = (1 - weight) * cov + weight * jnp.diag(jnp.diagonal(cov) + 1e-10)
@@ -247,9 +254,11 @@ def hmc_warmup(
     keep_draws: bool = True,
     dense_mass: bool = False,
 ) -> WarmupResult:
-    """Tune HMC's step size and diagonal (dense with dense_mass=True) inverse mass matrix per chain with Stan's windowed
-    adaptation (`blackjax.window_adaptation` over `blackjax.hmc` with `num_integration_steps`
-    leapfrog steps). `initial_positions` carries a leading chain axis.
+    """Tune HMC's step size and inverse mass matrix per chain with Stan's windowed adaptation.
+
+    The mass matrix is diagonal (dense with dense_mass=True); the adaptation is `blackjax.window_adaptation`
+    over `blackjax.hmc` with `num_integration_steps` leapfrog steps. `initial_positions` carries a leading
+    chain axis.
 
     The schedule is BlackJAX's `build_schedule` (Stan's: a fast window, doubling slow windows
     whose draws estimate the variances, a final fast window); a short warmup means short slow

@@ -1,4 +1,4 @@
-"""Weigh the device: will a parallel solve of x_t = fn(x_{t-1}, input_t) beat the sequential scan HERE?
+"""Weigh the device: whether a parallel solve of x_t = fn(x_{t-1}, input_t) beats the sequential scan here.
 
 Predictability (parmcmc.diagnostics) says how many Newton iterations a parallel solve needs; whether
 that is faster than the sequential chain depends on the device. A sequential step of a cheap density
@@ -78,9 +78,11 @@ class Choice(NamedTuple):
 
 
 def _fastest(fn: Callable, *args) -> float:
-    """Seconds of one run of fn's compiled program: runs are dispatched in batches lasting at least
-    MIN_TIMED seconds (so a short probe is not swamped by one wake-up of a busy scheduler), and the
-    fastest of _REPEATS batches counts."""
+    """Seconds of one run of fn's compiled program.
+
+    Runs are dispatched in batches lasting at least MIN_TIMED seconds (so a short probe is not swamped by one
+    wake-up of a busy scheduler), and the fastest of _REPEATS batches counts.
+    """
     run = compiled_call(fn, *args)  # compiled once per program (cached across calls)
     t0 = time.perf_counter()
     jax.block_until_ready(run())  # warm up
@@ -96,8 +98,11 @@ def _fastest(fn: Callable, *args) -> float:
 
 
 def _inputs(inputs, n):
-    """n steps of inputs: drawn by `inputs(n)` when it is a function (inside the probe's program, so
-    no eager op compiles), else the given ones, repeated when there are fewer."""
+    """n steps of inputs.
+
+    Drawn by `inputs(n)` when it is a function (inside the probe's program, so no eager op compiles), else the given
+    ones, repeated when there are fewer.
+    """
     if callable(inputs):
         return inputs(n)
     m = jax.tree_util.tree_leaves(inputs)[0].shape[0]
@@ -118,9 +123,11 @@ def sweep_seconds(fn, x0, inputs, T: int) -> float:
 
 
 def iteration_seconds(fn, x0, inputs, solver: AbstractIterativeSolver, T: int) -> float:
-    """Predicted seconds of one iteration of `solver` at T states: its linearisation (fn and the
-    Jacobian approximation at every state) and its step (the scan and the next linearisation), from
-    a probe at fewer states (fewer still when dense Jacobians would be large)."""
+    """Predicted seconds of one iteration of `solver` at T states.
+
+    Its linearisation (fn and the Jacobian approximation at every state) and its step (the scan and the next
+    linearisation), from a probe at fewer states (fewer still when dense Jacobians would be large).
+    """
     d = x0.shape[0]
     n = max(2, min(_probe_states(T), (1 << 26) // max(1, d * d)))
 

@@ -1,0 +1,1 @@
+"""Benchmarks and studies: presets (`./dev.sh bench cpu|gpu|engine|samplers`), the model suite, and studies by name."""

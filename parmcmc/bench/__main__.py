@@ -1,4 +1,6 @@
-"""python -m parmcmc.bench [cpu | gpu | engine | samplers] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
+"""The benchmark presets and studies: ``./dev.sh bench`` runs ``python -m parmcmc.bench``.
+
+python -m parmcmc.bench [cpu | gpu | engine | samplers] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
    (or: suite [options], see parmcmc/bench/suite.py; or NAME [args] for one of the studies in SCRIPTS below,
    each described in its own module's docstring: banana_damping, elk, hmc_solvers, large_data,
    sampler_iterations, scan_compile, sharded_memory, time_to_result)

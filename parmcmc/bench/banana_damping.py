@@ -1,5 +1,6 @@
-"""Case 1 of the benchmarks (HMC on the banana, float32, one chain) at T = 100k: Newton iterations of
-DEER for a grid of damping and clipping settings, and of ELK. Results: docs/benchmarks.md.
+"""Newton iterations of DEER (a grid of damping and clipping settings) and ELK on the banana at T = 100k.
+
+Case 1 of the benchmarks: HMC on the banana, float32, one chain. Results: docs/benchmarks.md.
 
     ./dev.sh bench banana_damping [T]
 

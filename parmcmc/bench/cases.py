@@ -140,12 +140,15 @@ def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_seque
 
 
 def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3) -> float | None:
-    """The floor of one Newton iteration over all chains: seconds of one batched evaluation of f and
-    its Jacobian approximation at all T states plus one scan of the linear system (each jitted alone,
-    median of `repeats`). None for solvers that do not solve an LDS exactly (ELK's Kalman smoother).
+    """The floor of one Newton iteration over all chains.
+
+    Seconds of one batched evaluation of f and its Jacobian approximation at all T states plus one scan of the
+    linear system (each jitted alone, median of `repeats`). None for solvers that do not solve an LDS exactly (ELK's
+    Kalman smoother).
 
     The bench's cost ratio is (parallel seconds / Newton iterations) / this floor: what an iteration
-    costs beyond its unavoidable work (the loop, convergence checks, the window, the stats pass)."""
+    costs beyond its unavoidable work (the loop, convergence checks, the window, the stats pass).
+    """
     if not hasattr(solver, "solve_lds"):
         return None
 

@@ -1,5 +1,7 @@
-"""Iterations to convergence of DEER, QuasiDEER, ELK and QuasiELK (fixed and adaptive λ, smoother and
-filter), on a contractive tanh RNN and on expanding initial guesses where DEER overflows.
+"""Iterations to convergence of DEER, QuasiDEER, ELK and QuasiELK.
+
+ELK and QuasiELK with fixed and adaptive λ, smoother and filter; on a contractive tanh RNN and on
+expanding initial guesses where DEER overflows.
 
     ./dev.sh bench elk 1000 10000 > table.md
 
@@ -16,8 +18,11 @@ MAX_ITERS = 200
 
 
 def expanding_guess(D, T, gain, seed=3, coupling=0.5):
-    """x_t = 3 + tanh(gain M x_{t-1}) + u_t/2 from x_0 = 0: contractive at the solution (saturated
-    tanh), but the guess x_t = 0 has Jacobian gain * M, so DEER's first step grows like gain^T."""
+    """x_t = 3 + tanh(gain M x_{t-1}) + u_t/2 from x_0 = 0.
+
+    Contractive at the solution (saturated tanh), but the guess x_t = 0 has Jacobian gain * M, so DEER's first step
+    grows like gain^T.
+    """
     kw, ku = jax.random.split(jax.random.key(seed))
     M = jnp.eye(D) + coupling * jax.random.normal(kw, (D, D)) / jnp.sqrt(D)
     return (lambda x, u: 3.0 + jnp.tanh(gain * (M @ x)) + 0.5 * u), jnp.zeros(D), jax.random.normal(ku, (T, D))

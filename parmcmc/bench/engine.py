@@ -1,5 +1,8 @@
-"""Engine benchmark: a contractive tanh RNN x_t = tanh(W x_{t-1} + u_t), every solver against the
-sequential scan, at several T; and the working memory of QuasiDEER against DEER at D = 64."""
+"""Engine benchmark.
+
+A contractive tanh RNN x_t = tanh(W x_{t-1} + u_t), every solver against the sequential scan, at several T; and the
+working memory of QuasiDEER against DEER at D = 64.
+"""
 
 import jax.numpy as jnp
 

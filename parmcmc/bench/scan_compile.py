@@ -89,8 +89,11 @@ def step(x, u):
 
 
 def solves():
-    """Compile time of a whole solve, and the cost of one iteration: (time of 6 iterations - time of 2) /
-    (the iteration counts actually taken), the compiled programs run in turn so that load hits all alike."""
+    """Compile time of a whole solve, and the cost of one iteration.
+
+    (time of 6 iterations - time of 2) / (the iteration counts actually taken), the compiled programs run in turn so
+    that load hits all alike.
+    """
     D = 4
     for T in (1_000, 10_000, 100_000):
         u, x0 = jax.random.normal(jax.random.key(1), (T, D)), jnp.zeros(D)

@@ -19,10 +19,10 @@ if FORCE_8 not in os.environ.get("XLA_FLAGS", ""):
     os.environ["JAX_PLATFORMS"] = "cpu"
     os.execv(sys.executable, [sys.executable, "-m", "parmcmc.bench.sharded_memory", *sys.argv[1:]])
 
-import jax
-import jax.numpy as jnp
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
+import jax  # noqa: E402 (after the device flags above)
+import jax.numpy as jnp  # noqa: E402
+from jax.sharding import NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

@@ -136,8 +136,10 @@ def _solver_name(solver):
 
 
 def _iteration_over_sweep(prepared, xs, settings, par, iters):
-    """Seconds of one Newton iteration of the parallel run over seconds of one batched evaluation of the
-    step map at every state of every chain."""
+    """Seconds of one Newton iteration over seconds of one batched evaluation of the step map.
+
+    The parallel run's iteration against one evaluation at every state of every chain.
+    """
     from parmcmc.api import _one_chain
     from parmcmc.keys import chain_keys
 
@@ -224,8 +226,11 @@ def main(argv=None):
 
 
 def measured_outcome(row, iters_per_log2T=8.0):
-    """'parallel' when no chain fell back and every chain converged within diagnose's budget
-    (iters_per_log2T * log2 T iterations), else 'sequential': the outcome diagnose's verdict predicts."""
+    """The outcome diagnose's verdict predicts: 'parallel' or 'sequential'.
+
+    'parallel' when no chain fell back and every chain converged within diagnose's budget
+    (iters_per_log2T * log2 T iterations), else 'sequential'.
+    """
     import math
 
     budget = iters_per_log2T * math.log2(row["T"])

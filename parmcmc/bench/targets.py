@@ -27,8 +27,7 @@ class TunedTarget(NamedTuple):
 
 
 def correlated_gaussian(dim: int = 10, dtype=jnp.float64) -> TunedTarget:
-    """Every constant (and the initial position) in ``dtype``, so a float32
-    target keeps its chain in float32."""
+    """Every constant (and the initial position) in ``dtype``, so a float32 target keeps its chain in float32."""
     rng = np.random.default_rng(0)
     a = rng.normal(size=(dim, dim))
     cov = a @ a.T / dim + 0.5 * np.eye(dim)

@@ -64,8 +64,11 @@ def merit(states, fx):
 
 
 def model_merit(candidate, x_start, lin, x_prev):
-    """½ Σ_t ‖x'_t − A_t x'_{t−1} − b_t‖²: the candidate's residual in the system linearised around
-    the iterate whose predecessors are x_prev (b_t = f(x_prev_t) − A_t x_prev_t)."""
+    """½ Σ_t ‖x'_t − A_t x'_{t−1} − b_t‖².
+
+    The candidate's residual in the system linearised around the iterate whose predecessors are x_prev (b_t =
+    f(x_prev_t) − A_t x_prev_t).
+    """
     r = candidate - lin.fx - _apply(lin.A, shift(candidate, x_start) - x_prev)
     return 0.5 * jnp.sum(r**2)
 
@@ -103,15 +106,19 @@ class AbstractELK(AbstractIterativeSolver):
     linearizer: AbstractIterativeSolver
 
     def init(self, x0, num_steps):
+        """The auxiliary per-step values of the linearizer (e.g. Hutchinson probes)."""
         return self.linearizer.init(x0, num_steps)
 
     def init_state(self, x0):
+        """The damping λ the iteration starts with."""
         return jnp.asarray(self.lam, x0.dtype)
 
     def linearize(self, fn, x_prev, inputs, aux):
+        """f and its Jacobian approximation at every state of the window."""
         return self.linearizer.linearize(fn, x_prev, inputs, aux)
 
     def step(self, fn, x_start, states, inputs, aux, lin, lam):
+        """One Levenberg–Marquardt step (the Kalman smoother's mean) and the next λ."""
         x_prev = shift(states, x_start)
         b = lin.fx - _apply(lin.A, x_prev)
         candidate = lm_step(lin.A, b, x_start, states, lam, smoother=self.smoother)
@@ -140,7 +147,8 @@ class ELK(AbstractELK):
     """DEER (dense A_t = ∂f/∂x) with Levenberg–Marquardt damping: O(T D²) memory, O(T D³) work.
 
     lam, adaptive, smoother: see AbstractELK. With the default small λ it takes DEER's steps where
-    those are finite and stays finite where DEER's affine recurrence overflows."""
+    those are finite and stays finite where DEER's affine recurrence overflows.
+    """
 
     lam: float = 1e-6
     adaptive: bool = False
@@ -157,7 +165,8 @@ class QuasiELK(AbstractELK):
     """Quasi-DEER (diagonal A_t) with Levenberg–Marquardt damping: O(T D) memory and work.
 
     lam, adaptive, smoother: see AbstractELK. diagonal, num_probes, seed: how A_t is obtained, as for
-    QuasiDEER ("exact" diagonal of the Jacobian, or a Hutchinson estimate with fixed probes)."""
+    QuasiDEER ("exact" diagonal of the Jacobian, or a Hutchinson estimate with fixed probes).
+    """
 
     lam: float = 1e-6
     adaptive: bool = False

@@ -169,8 +169,11 @@ _combine_filter_dense = jax.vmap(_combine_filter_dense_one)
 
 
 def associative_scan(op, elems, reverse=False):
-    """The scan the filter and smoother run: two-level (scan.blocked_associative_scan), split over the
-    devices of the "time" axis inside `sharding.use_mesh(mesh)`."""
+    """The scan the filter and smoother run.
+
+    Two-level (scan.blocked_associative_scan), split over the devices of the "time" axis inside
+    `sharding.use_mesh(mesh)`.
+    """
     from parmcmc.engine import sharding
 
     mesh = sharding.current_mesh()

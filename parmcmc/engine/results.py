@@ -38,8 +38,10 @@ __all__ = [
 
 
 class RESULTS(enum.IntEnum):
-    """The outcome codes of a solve, each with its `message` (what happened, what to try) and `label`
-    (a short name, as written into the ArviZ attributes and diagnostics).
+    """The outcome codes of a solve, each with its `message` and `label`.
+
+    `message` says what happened and what to try; `label` is a short name, as written into the ArviZ
+    attributes and diagnostics.
 
     Members are ints: ``int(sol.result) == RESULTS.successful`` and ``jnp.where(ok, RESULTS.successful,
     RESULTS.max_iters)`` work on the int32 codes of a `Solution`.
@@ -67,6 +69,7 @@ class RESULTS(enum.IntEnum):
     message: str
 
     def __new__(cls, value: int, label: str, message: str):
+        """A member: its int code, its short label and its message."""
         member = int.__new__(cls, value)
         member._value_ = value
         member.label = label
@@ -83,13 +86,18 @@ class SolveError(RuntimeError):
 
 
 class NotConvergedWarning(UserWarning):
-    """solve()/run_chain() returned a result that did not converge (throw=False); the text names the
-    cause, the iterations, the residual and what to try. `throw=True` raises SolveError instead."""
+    """solve()/run_chain() returned a result that did not converge (throw=False).
+
+    The text names the cause, the iterations, the residual and what to try. `throw=True` raises SolveError instead.
+    """
 
 
 class FallbackWarning(UserWarning):
-    """A parallel solve failed and the chain was finished sequentially from its prefix (every step within
-    tolerance; the sequential replay where the dynamics contract, a valid chain of the sampler otherwise)."""
+    """A parallel solve failed and the chain was finished sequentially from its prefix.
+
+    Every step is within tolerance: the sequential replay where the dynamics contract, a valid chain of the
+    sampler otherwise.
+    """
 
 
 # Set while a caller that reports unconverged results itself (sample(), the diagnose pilot) runs solve.
@@ -139,9 +147,12 @@ def _traced(args) -> bool:
 
 
 def throw_if_failed(sol, solver) -> None:
-    """Raise SolveError for an unconverged solve: on the host when the result is concrete, or, under an
-    outer jit/vmap, from an io_callback when the computation runs (as equinox's error_if raises from a
-    callback; an io_callback is effectful, so XLA never drops it, and it sees the whole batch at once)."""
+    """Raise SolveError for an unconverged solve.
+
+    On the host when the result is concrete, or, under an outer jit/vmap, from an io_callback when the computation
+    runs (as equinox's error_if raises from a callback; an io_callback is effectful, so XLA never drops it, and it
+    sees the whole batch at once).
+    """
     args = (sol.converged, sol.result, sol.num_iters, sol.residual, sol.fell_back)
 
     def fail(*values):
@@ -156,8 +167,10 @@ def throw_if_failed(sol, solver) -> None:
 
 
 def warn_if_unconverged(sol, solver) -> None:
-    """NotConvergedWarning for an unconverged result (under an outer jit: when the computation runs).
-    Called from solve(): the warning points at solve's caller."""
+    """Warn NotConvergedWarning for an unconverged result (under an outer jit: when the computation runs).
+
+    Called from solve(): the warning points at solve's caller.
+    """
     args = (sol.converged, sol.result, sol.num_iters, sol.residual, sol.fell_back)
 
     def warn(*values):
@@ -224,8 +237,11 @@ def fallback_warning(solution: Any, lle: Any = None, *, call: str = "solve", sol
 def warn_if_fell_back(
     solution: Any, lle: Any = None, *, call: str = "solve", solver: Any = None, stacklevel: int = 3
 ) -> bool:
-    """Issue one FallbackWarning if the solution fell back; return whether it did. `lle` may be a
-    callable returning the estimate, evaluated only when a warning is due (it costs a sequential pilot)."""
+    """Issue one FallbackWarning if the solution fell back; return whether it did.
+
+    `lle` may be a callable returning the estimate, evaluated only when a warning is due (it costs a sequential
+    pilot).
+    """
     if not np.asarray(solution.fell_back).any():
         return False
     lle = lle() if callable(lle) else lle

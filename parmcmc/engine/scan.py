@@ -84,9 +84,12 @@ def affine_scan_associative(A: jax.Array, b: jax.Array, x0: jax.Array) -> jax.Ar
 
 
 def _pad_steps(A: jax.Array, b: jax.Array, length: int, identity: bool = False):
-    """Appends steps up to `length`: zero steps (A = 0, b = 0; they follow every real step, so they change
-    none of its states, and a zero map cannot overflow), or identity steps (A = I, b = 0: they also keep
-    the composed map of the steps before them, as the shards of a sharded scan need)."""
+    """Append zero steps, or identity steps, up to `length`.
+
+    Zero steps (A = 0, b = 0) follow every real step, so they change none of its states, and a zero map
+    cannot overflow. Identity steps (A = I, b = 0) also keep the composed map of the steps before them, as
+    the shards of a sharded scan need.
+    """
     pad = length - b.shape[0]
     if pad == 0:
         return A, b
@@ -187,9 +190,11 @@ def inclusive_scan_sequential(op: Callable, elems):
 
 
 def pad_with_edge(elems, length: int, front: bool = False):
-    """Repeats the last element up to `length` (the first one, before them, when front=True): padding
-    AFTER the real elements of a forward scan (before them for a reverse one) changes none of their
-    prefixes, and copies of a valid element keep every operation finite."""
+    """Repeats the last element up to `length` (the first one, before them, when front=True).
+
+    Padding AFTER the real elements of a forward scan (before them for a reverse one) changes none of their
+    prefixes, and copies of a valid element keep every operation finite.
+    """
 
     def pad(a):
         extra = length - a.shape[0]

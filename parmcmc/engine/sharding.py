@@ -58,7 +58,8 @@ def check_mesh(mesh, call: str = "solve"):
 
     Returns the mesh with Auto axis types: `jax.make_mesh` makes Explicit axes by default, under which
     every array's type carries its sharding; the engine leaves the layout of everything but the scans
-    to XLA's partitioner, which is what Auto axes mean. The devices and axes are the user's."""
+    to XLA's partitioner, which is what Auto axes mean. The devices and axes are the user's.
+    """
     if mesh is None:
         return None
     if not isinstance(mesh, Mesh):
@@ -116,21 +117,27 @@ def use_mesh(mesh: Mesh | None):
 
 
 def current_mesh() -> Mesh | None:
+    """The mesh of the solve being traced (set by `use_mesh`), or None."""
     return _MESH.get()
 
 
 def time_size(mesh: Mesh | None) -> int:
+    """The number of devices on the mesh's "time" axis (1 without one)."""
     return 1 if mesh is None else dict(mesh.shape).get(TIME, 1)
 
 
 def chain_size(mesh: Mesh | None) -> int:
+    """The number of devices on the mesh's "chain" axis (1 without one)."""
     return 1 if mesh is None else dict(mesh.shape).get(CHAIN, 1)
 
 
 def constrain_time(tree, mesh: Mesh | None):
-    """Asks XLA to split the leading (time) axis of every leaf over "time" (where n divides it: XLA's
-    partitioner then shards the batched evaluations of f and its Jacobians alike). A no-op without a
-    time axis. Under `jax.vmap(..., spmd_axis_name="chain")` the chain axis is added by vmap."""
+    """Ask XLA to split the leading (time) axis of every leaf over "time".
+
+    Where n divides it, XLA's partitioner then shards the batched evaluations of f and its Jacobians alike.
+    A no-op without a time axis. Under `jax.vmap(..., spmd_axis_name="chain")` the chain axis is added by
+    vmap.
+    """
     n = time_size(mesh)
     if mesh is None or n == 1:
         return tree

@@ -58,6 +58,7 @@ _DEFAULT_TOL = {"float64": 1e-11, "float32": 1e-5, "float16": 1e-2, "bfloat16": 
 
 
 def default_tolerance(dtype) -> float:
+    """The default atol and rtol of a solve in `dtype` (1e-11 in float64, 1e-5 in float32)."""
     return _DEFAULT_TOL.get(jnp.dtype(dtype).name, 1e-5)
 
 
@@ -205,9 +206,11 @@ def _flatten_fn(fn, x0, x0_flat, unravel, inputs):
 
 
 class _HoistedFn:
-    """fn as a function of (consts, x, u), equal to another when their traced programs are equal,
-    so that jit reuses a compilation exactly when it computes the same thing; the closed-over arrays
-    travel as arguments."""
+    """fn as a function of (consts, x, u), equal to another when their traced programs are equal.
+
+    So that jit reuses a compilation exactly when it computes the same thing; the closed-over arrays travel as
+    arguments.
+    """
 
     def __init__(self, program: Program):
         self.program = program

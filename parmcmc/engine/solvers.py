@@ -67,9 +67,11 @@ class AbstractIterativeSolver(AbstractSolver):
     parallel: ClassVar[bool] = True
 
     def init(self, x0: jax.Array, num_steps: int) -> Any:
+        """Auxiliary per-step values fixed across iterations (leading axis T), or None."""
         return None
 
     def init_state(self, x0: jax.Array) -> Any:
+        """State carried from one iteration to the next (e.g. ELK's λ), or None."""
         return ()
 
     @abc.abstractmethod
@@ -89,6 +91,7 @@ class AbstractLDSSolver(AbstractIterativeSolver):
         """The states of the linear system of `lin` around the guess whose predecessors are x_prev."""
 
     def step(self, fn, x_start, states, inputs, aux, lin, state):
+        """One iteration: the new states of the window, their linearisation and the next state."""
         new = self.solve_lds(lin, shift(states, x_start), x_start)
         return new, self.linearize(fn, shift(new, x_start), inputs, aux), state
 
@@ -124,6 +127,8 @@ class Sequential(AbstractSolver):
     parallel: ClassVar[bool] = False
 
     def scan(self, fn: StepFn, x0: jax.Array, inputs: Any) -> jax.Array:
+        """The sequential recurrence, one step at a time (``lax.scan``)."""
+
         def body(x, u):
             x = fn(x, u)
             return x, x
@@ -133,25 +138,33 @@ class Sequential(AbstractSolver):
 
 @dataclasses.dataclass(frozen=True)
 class Jacobi(AbstractLDSSolver):
-    """A_t = 0: every state becomes f of the previous guess. The first k states are exact after k
-    iterations, so at most T iterations are needed; cheap but slow to converge."""
+    """A_t = 0: every state becomes f of the previous guess.
+
+    The first k states are exact after k iterations, so at most T iterations are needed; cheap but slow to converge.
+    """
 
     def linearize(self, fn, x_prev, inputs, aux):
+        """f at every state of the window; no Jacobian (A = 0)."""
         return Linearization(_evaluate(fn, x_prev, inputs), None)
 
     def solve_lds(self, lin, x_prev, x_start):
+        """The next iterate: f at the previous one, shifted by one step."""
         return lin.fx
 
 
 @dataclasses.dataclass(frozen=True)
 class Picard(AbstractLDSSolver):
-    """A_t = I: the update is a cumulative sum of f(x_{t-1}) - x_{t-1}. Exact after at most T
-    iterations; suited to steps close to the identity (small step sizes)."""
+    """A_t = I: the update is a cumulative sum of f(x_{t-1}) - x_{t-1}.
+
+    Exact after at most T iterations; suited to steps close to the identity (small step sizes).
+    """
 
     def linearize(self, fn, x_prev, inputs, aux):
+        """f at every state of the window; the Jacobian is taken as the identity."""
         return Linearization(_evaluate(fn, x_prev, inputs), None)
 
     def solve_lds(self, lin, x_prev, x_start):
+        """The next iterate: a cumulative sum of the increments."""
         return picard_scan(lin.fx - x_prev, x_start)
 
 
@@ -178,10 +191,12 @@ class QuasiDEER(AbstractLDSSolver):
         _check_damping("QuasiDEER", self.damping, self.clip)
 
     def init(self, x0, num_steps):
+        """The Hutchinson probes per time index (fixed across iterations), or None for the exact diagonal."""
         # The time index of each step: probes are derived from it, so they stay fixed per step.
         return jnp.arange(num_steps) if self.diagonal == "hutchinson" else None
 
     def linearize(self, fn, x_prev, inputs, aux):
+        """f and the diagonal of its Jacobian (exact, or the Hutchinson estimate) at every state."""
         if self.diagonal == "exact":
             fx, J = jax.vmap(lambda x, u: _jacobian_with_value(fn, x, u))(x_prev, inputs)
             A = jnp.diagonal(J, axis1=1, axis2=2)
@@ -196,15 +211,18 @@ class QuasiDEER(AbstractLDSSolver):
         return fx, jnp.mean(z * jax.vmap(f_jvp)(z), axis=0)
 
     def solve_lds(self, lin, x_prev, x_start):
+        """The next iterate: the diagonal linear system solved by the affine scan."""
         assert lin.A is not None  # linearize always returns the diagonal
         return affine_scan(lin.A, lin.fx - lin.A * x_prev, x_start)
 
 
 @dataclasses.dataclass(frozen=True)
 class DEER(AbstractLDSSolver):
-    """A_t = df/dx, dense: Newton's method over the whole chain. Quadratic convergence near the
-    solution; O(T D^2) memory and O(T D^3) work per iteration. May diverge far from the solution
-    (use ELK, or damping/clip as published for HMC)."""
+    """A_t = df/dx, dense: Newton's method over the whole chain.
+
+    Quadratic convergence near the solution; O(T D^2) memory and O(T D^3) work per iteration. May diverge far from
+    the solution (use ELK, or damping/clip as published for HMC).
+    """
 
     damping: float = 1.0
     clip: float | None = None
@@ -213,10 +231,12 @@ class DEER(AbstractLDSSolver):
         _check_damping("DEER", self.damping, self.clip)
 
     def linearize(self, fn, x_prev, inputs, aux):
+        """f and its dense Jacobian at every state of the window."""
         fx, J = jax.vmap(lambda x, u: _jacobian_with_value(fn, x, u))(x_prev, inputs)
         return Linearization(fx, _damp(J, self.damping, self.clip))
 
     def solve_lds(self, lin, x_prev, x_start):
+        """The next iterate: the dense linear system solved by the affine scan."""
         assert lin.A is not None  # linearize always returns the Jacobian
         b = lin.fx - jnp.einsum("tij,tj->ti", lin.A, x_prev)
         return affine_scan(lin.A, b, x_start)

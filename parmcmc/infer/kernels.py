@@ -54,6 +54,7 @@ class AbstractKernel:
     potential_fn: Callable | None
 
     def sample_settings(self) -> dict:  # pragma: no cover - abstract
+        """The kernel's settings as keyword arguments of parmcmc.sample()."""
         raise NotImplementedError
 
 
@@ -115,6 +116,7 @@ class MALA(AbstractKernel):
         self.parallel, self.solver, self.solve_kwargs = parallel, solver, solve_kwargs
 
     def sample_settings(self) -> dict:
+        """The kernel's settings as keyword arguments of parmcmc.sample()."""
         return {
             "sampler": self.name,
             "step_size": None if self.adapt_step_size else self.step_size,
@@ -211,6 +213,7 @@ class HMC(MALA):
         self.trajectory_length = trajectory_length
 
     def sample_settings(self) -> dict:
+        """The kernel's settings as keyword arguments of parmcmc.sample()."""
         return {
             **super().sample_settings(),
             "num_integration_steps": self.num_steps,

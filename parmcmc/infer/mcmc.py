@@ -130,6 +130,7 @@ class MCMC(numpyro.infer.MCMC):
     # NumPyro's attributes -------------------------------------------------------------------------------
     @property
     def sampler(self):
+        """The kernel the MCMC was built with (NumPyro's name for it)."""
         return self._sampler
 
     @property
@@ -274,16 +275,21 @@ class MCMC(numpyro.infer.MCMC):
         return thin(self._ran()[2].chains, self.thinning)
 
     def get_samples(self, group_by_chain=False) -> dict:
-        """Constrained draws by site (latent and deterministic), (chain * draw, ...) or (chain, draw, ...);
-        feeds numpyro.infer.Predictive and numpyro.infer.log_likelihood directly."""
+        """Constrained draws by site (latent and deterministic), (chain * draw, ...) or (chain, draw, ...).
+
+        Feeds numpyro.infer.Predictive and numpyro.infer.log_likelihood directly.
+        """
         samples = self._ran()[1].target.postprocess(self._chains().positions)
         if group_by_chain:
             return samples
         return {k: jnp.reshape(v, (-1, *v.shape[2:])) for k, v in samples.items()}
 
     def get_extra_fields(self, group_by_chain=False) -> dict:
-        """Per-draw statistics under NumPyro's names: diverging (HMC) and the extra_fields given to run()
-        among potential_energy, energy, accept_prob, adapt_state.step_size, num_steps."""
+        """Per-draw statistics under NumPyro's names.
+
+        Diverging (HMC) and the extra_fields given to run() among potential_energy, energy, accept_prob,
+        adapt_state.step_size, num_steps.
+        """
         chains = self._chains()
         stats = chains.stats._asdict()
         shape = np.shape(stats["acceptance_rate"])

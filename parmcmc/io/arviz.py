@@ -58,9 +58,10 @@ SOLVER_GROUP = "solver_stats"
 
 
 def solver_stats(solution: Any) -> dict:
-    """Per-chain solve statistics from an engine solution (anything with `num_iters`, `residual`,
-    `converged` whose leading axis is the chain, e.g. a solve vmapped over chains; scalars when one
-    solve covers all chains), under the names of `SOLVER_STATS`.
+    """Per-chain solve statistics from an engine solution, under the names of `SOLVER_STATS`.
+
+    The solution is anything with `num_iters`, `residual`, `converged` whose leading axis is the chain (e.g.
+    a solve vmapped over chains; scalars when one solve covers all chains).
 
     `residual` may carry more axes than the chain (e.g. per time step): it is reduced to its
     maximum absolute value per chain, so a NaN residual stays NaN.

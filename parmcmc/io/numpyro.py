@@ -29,6 +29,7 @@ class uncondition(Messenger):
     """
 
     def process_message(self, msg):
+        """Turn an observed site into a latent one (its value is drawn, not fixed)."""
         if msg["type"] == "sample" and msg.get("is_observed"):
             msg["value"], msg["is_observed"] = None, False
 
@@ -61,8 +62,10 @@ def posterior_predictive(model: Callable, samples: dict, rng_key, model_args: tu
 def prior_draws(
     model: Callable, num_samples: int, rng_key, model_args: tuple, model_kwargs: dict, latent: list[str]
 ) -> tuple[dict, dict]:
-    """(prior, prior_predictive), each `{site: (1, num_samples, ...)}`: draws of the latent and deterministic
-    sites named in `latent`, and of the observed sites, from the prior."""
+    """Draws from the prior: (prior, prior_predictive), each `{site: (1, num_samples, ...)}`.
+
+    The latent and deterministic sites named in `latent`, and the observed sites.
+    """
     names = observed_sites(model, model_args, model_kwargs)
     predictive = Predictive(uncondition(model), num_samples=num_samples, return_sites=list(latent) + names)
     draws = {k: np.asarray(v)[None] for k, v in predictive(rng_key, *model_args, **model_kwargs).items()}

@@ -21,6 +21,7 @@ LOG_LIKELIHOOD_AUTO_LIMIT = 2**30
 
 
 def package_version() -> str:
+    """The installed parmcmc's version, or "unknown" in a source tree that is not installed."""
     try:
         return importlib.metadata.version("parmcmc")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
@@ -28,8 +29,10 @@ def package_version() -> str:
 
 
 def thin(chains, thinning: int):
-    """Keep every `thinning`-th draw of a ChainResult (leaves (chain, T, ...)), as NumPyro does: the last
-    draw of each block of `thinning` steps, the first T % thinning steps dropped (T // thinning kept)."""
+    """Keep every `thinning`-th draw of a ChainResult (leaves (chain, T, ...)), as NumPyro does.
+
+    The last draw of each block of `thinning` steps, the first T % thinning steps dropped (T // thinning kept).
+    """
     if thinning == 1:
         return chains
     T = jax.tree_util.tree_leaves(chains.positions)[0].shape[1]

@@ -74,8 +74,10 @@ EIGHT_SCHOOLS_NAMES = [
 
 
 def eight_schools_model(sigma, y=None):
-    """Non-centred eight schools: theta = mu + tau * theta_z with theta_z ~ N(0, 1), so the sampler
-    never sees the funnel between tau and theta."""
+    """Non-centred eight schools.
+
+    Theta = mu + tau * theta_z with theta_z ~ N(0, 1), so the sampler never sees the funnel between tau and theta.
+    """
     mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
     tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
     with numpyro.plate("school", len(sigma)):
@@ -155,8 +157,10 @@ def linear_regression(
 
 
 def analytic_posterior(X, y, prior_sd: float = 1.0, noise_sd: float = 1.0) -> GaussianPosterior:
-    """Exact posterior of beta in `linear_regression_model`:
-    precision P = X'X / noise_sd^2 + I / prior_sd^2,  cov = P^-1,  mean = cov X'y / noise_sd^2."""
+    """Exact posterior of beta in `linear_regression_model`.
+
+    Precision ``P = X'X / noise_sd^2 + I / prior_sd^2``, ``cov = P^-1``, ``mean = cov X'y / noise_sd^2``.
+    """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if X.ndim != 2 or y.shape != (X.shape[0],):

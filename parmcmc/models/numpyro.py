@@ -43,8 +43,10 @@ def model_name(model: Callable) -> str:
 
 
 def _raw_keys(rng_key: jax.Array, num: int) -> jax.Array:
-    """`num` keys in NumPyro's raw uint32 layout, one per chain (typed keys are converted); key k
-    does not depend on `num`, so chain k starts at the same place whatever the number of chains."""
+    """`num` keys in NumPyro's raw uint32 layout, one per chain (typed keys are converted).
+
+    Key k does not depend on `num`, so chain k starts at the same place whatever the number of chains.
+    """
     keys = chain_keys(rng_key, num)
     if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.key_data(keys)
@@ -55,7 +57,8 @@ def _trace_model(model, rng_key, model_args, model_kwargs, name) -> dict:
     """Run the model once with prior draws; wrap whatever it raises with the model's name.
 
     Latent sites take init_to_uniform's values rather than prior draws, so that priors that cannot be
-    sampled (ImproperUniform) still trace: only their support and shape are needed here."""
+    sampled (ImproperUniform) still trace: only their support and shape are needed here.
+    """
     try:
         return trace(substitute(seed(model, rng_key), substitute_fn=init_to_uniform)).get_trace(
             *model_args, **model_kwargs
@@ -86,8 +89,10 @@ class ObservedShapeWarning(UserWarning):
 
 
 def _check_observed_shapes(model_trace: dict, name: str) -> None:
-    """Warn when an observed value's shape differs from its distribution's (batch + event) shape: NumPyro then
-    broadcasts, e.g. obs (20, 1) against a (20,) location gives a 20 x 20 likelihood, without a word."""
+    """Warn when an observed value's shape differs from its distribution's (batch + event) shape.
+
+    NumPyro then broadcasts, e.g. obs (20, 1) against a (20,) location gives a 20 x 20 likelihood, without a word.
+    """
     for site_name, site in model_trace.items():
         if site["type"] != "sample" or not site["is_observed"]:
             continue
@@ -151,9 +156,12 @@ _INIT_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _compiled_init_search():
-    """NumPyro's start search (find_valid_initial_params) runs eagerly and closes over the model's
-    data, so JAX compiles its loop again on every call. For the duration of initialize_model, run the
-    same search through program_jit: compiled once per program, the data hoisted into arguments."""
+    """Run NumPyro's start search through program_jit for the duration of initialize_model.
+
+    NumPyro's start search (find_valid_initial_params) runs eagerly and closes over the model's data, so JAX
+    compiles its loop again on every call; through program_jit it compiles once per program, the data
+    hoisted into arguments.
+    """
     original = numpyro_util.find_valid_initial_params
 
     def search(rng_key, model, **kwargs):

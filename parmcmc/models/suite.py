@@ -100,8 +100,10 @@ def radon_model(group, floor, num_groups, y=None):
 
 
 def radon(seed: int = 0, num_groups: int = 85, num_rows: int = 919) -> ExampleModel:
-    """Synthetic data shaped like the Minnesota radon set: unbalanced groups (a few large counties),
-    a binary floor indicator, log-radon responses."""
+    """Synthetic data shaped like the Minnesota radon set.
+
+    Unbalanced groups (a few large counties), a binary floor indicator, log-radon responses.
+    """
     rng = np.random.default_rng(seed)
     weights = rng.gamma(0.7, size=num_groups)
     extra = rng.choice(num_groups, num_rows - num_groups, p=weights / weights.sum())

@@ -1,4 +1,4 @@
-"""Predictability: will a parallel-in-time solve pay for this recurrence or this sampler's chain?
+"""Predictability: whether a parallel-in-time solve pays for a recurrence or a sampler's chain.
 
 - `lyapunov`: the largest Lyapunov exponent of a step map along a sequential pilot trajectory;
 - `verdict`: the iteration model (a pilot solve extrapolated to T) and the verdict for any recurrence;

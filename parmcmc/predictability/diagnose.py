@@ -1,4 +1,4 @@
-"""parmcmc.diagnose: will a parallel solve of this sampler's chain pay?
+"""parmcmc.diagnose: whether a parallel solve of a sampler's chain pays.
 
 The sampler meets the diagnostics here, as it meets the engine in chain.py: the sampler supplies its
 step map and noise, `parmcmc.predictability.verdict.diagnose_recurrence` (which knows nothing of MCMC) measures
@@ -83,9 +83,11 @@ def choose_solver(
     solver: AbstractSolver | None = None,
     **diagnose_kwargs,
 ) -> Choice:
-    """The faster of the sequential chain and `solver` for a `num_steps` chain on this device
-    (parmcmc.weigh): timed probes first, the predictability diagnosis only when they leave parallel
-    in the running. This is sample(parallel="auto")'s choice; `Choice.seconds` is what it cost."""
+    """The faster of the sequential chain and `solver` for a `num_steps` chain on this device.
+
+    Timed probes first (parmcmc.weigh), the predictability diagnosis only when they leave parallel in the
+    running. This is sample(parallel="auto")'s choice; `Choice.seconds` is what it cost.
+    """
     solver = QuasiDEER() if solver is None else solver
     sampler, x0 = sampler.bound_at(initial_position)
     return choose(

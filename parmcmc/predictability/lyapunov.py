@@ -41,6 +41,7 @@ class LyapunovEstimate(NamedTuple):
 
     @property
     def uncertainty(self) -> float:
+        """The standard error of the estimate, from the spread over the offsets."""
         return max(self.stderr, self.spread)
 
     def __str__(self) -> str:

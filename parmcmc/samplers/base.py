@@ -1,5 +1,6 @@
-"""What every sampler shares: an immutable JAX pytree, a position layout, a flat log density, input
-checks and the vmapped statistics pass.
+"""What every sampler shares.
+
+An immutable JAX pytree, a position layout, a flat log density, input checks and the vmapped statistics pass.
 
 A sampler is an immutable pytree. Its *array leaves* are the settings that vary between chains and
 runs (step size, inverse mass matrix, the preconditioner's shift and scale, the step-size jitter);
@@ -70,6 +71,7 @@ class Layout:
 
     @classmethod
     def of(cls, position) -> "Layout":
+        """The layout of ``position``."""
         leaves, treedef = jax.tree.flatten(position)
         flat, _ = ravel_pytree(position)
         shapes = tuple(tuple(jnp.shape(a)) for a in leaves)
@@ -153,9 +155,12 @@ class AbstractSampler(abc.ABC):
         return new
 
     def replace(self, **changes):
-        """A copy with some settings changed, e.g. ``replace(step_size=0.1)``, checked as in the
-        constructor (traced values, such as a per-chain step size under vmap, are not checked).
-        A bound sampler stays bound (changing ``logdensity_fn`` unbinds it: rebind to check)."""
+        """A copy with some settings changed, e.g. ``replace(step_size=0.1)``.
+
+        The changes are checked as in the constructor (traced values, such as a per-chain step size under
+        vmap, are not checked). A bound sampler stays bound (changing ``logdensity_fn`` unbinds it: rebind to
+        check).
+        """
         names = set(self._leaves + self._static) - {"_layout"}
         unknown = sorted(k for k in changes if k not in names)
         if unknown:
@@ -177,9 +182,11 @@ class AbstractSampler(abc.ABC):
         return new._cast_leaves() if new.is_bound else new
 
     def per_chain(self, **settings):
-        """A sampler whose array leaves carry a leading chain axis: each setting in ``settings`` is
-        given per chain (leading axis C), every other leaf is repeated. ``jax.vmap`` over it (in_axes
-        0) gives chain c the sampler ``self.replace(**{k: v[c]})``."""
+        """A sampler whose array leaves carry a leading chain axis.
+
+        Each setting in ``settings`` is given per chain (leading axis C), every other leaf is repeated.
+        ``jax.vmap`` over it (in_axes 0) gives chain c the sampler ``self.replace(**{k: v[c]})``.
+        """
         return jax.vmap(lambda kw: self.replace(**kw))(settings)
 
     def _check_changes(self, changes: dict) -> dict:
@@ -187,8 +194,10 @@ class AbstractSampler(abc.ABC):
         return changes
 
     def _cast_leaves(self):
-        """The floating leaves in the position's dtype (so the chain keeps it, as BlackJAX's weakly
-        typed Python floats do)."""
+        """The sampler with its floating leaves in the position's dtype.
+
+        So the chain keeps that dtype, as BlackJAX's weakly typed Python floats do.
+        """
         dtype = self.layout.dtype
         leaves, static = self._tree_flatten()
         leaves = jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, leaves)
@@ -217,8 +226,11 @@ class AbstractSampler(abc.ABC):
         return bound
 
     def bound_at(self, initial_position):
-        """(bound sampler, flat x0): binds an unbound sampler to the position, or checks the position
-        against a bound one (so callers can pass either)."""
+        """(bound sampler, flat x0).
+
+        Binds an unbound sampler to the position, or checks the position against a bound one (so callers can
+        pass either).
+        """
         if self.is_bound:
             x0 = self.ravel(initial_position)
             self.check_position(x0)
@@ -227,8 +239,7 @@ class AbstractSampler(abc.ABC):
         return bound, bound.ravel(initial_position)
 
     def _on_bind(self):
-        """Hook for checks and set-up that need the flat size (e.g. the mass matrix); returns the
-        bound sampler."""
+        """Hook for checks and set-up that need the flat size (e.g. the mass matrix); returns the bound sampler."""
         size = self.layout.size
         for name in ("loc", "scale"):
             value = getattr(self, name)
@@ -238,10 +249,12 @@ class AbstractSampler(abc.ABC):
 
     @property
     def is_bound(self) -> bool:
+        """Whether the sampler has been bound to a position layout."""
         return self._layout is not None
 
     @property
     def layout(self) -> Layout:
+        """The position layout of a bound sampler (an error if unbound)."""
         if self._layout is None:
             raise RuntimeError(
                 f"{type(self).__name__} is not bound to a position yet: call "
@@ -256,11 +269,11 @@ class AbstractSampler(abc.ABC):
 
     @property
     def is_preconditioned(self) -> bool:
+        """Whether the sampler works on z = L^-1 (x - m) (a preconditioner is set)."""
         return self.scale is not None or self.loc is not None
 
     def to_state(self, flat: Array) -> Array:
-        """Flat position ``x`` -> the chain's state ``z = L^-1 (x - m)`` (``x`` itself without a
-        preconditioner)."""
+        """Flat position ``x`` -> the chain's state ``z = L^-1 (x - m)`` (``x`` itself without a preconditioner)."""
         if self.loc is not None:
             flat = flat - self.loc
         if self.scale is None:
@@ -294,8 +307,10 @@ class AbstractSampler(abc.ABC):
         return jax.vmap(self.unravel)(states)
 
     def check_position(self, x: Array) -> None:
-        """Raise ``ValueError`` if the log density or its gradient is not finite
-        at the flat state ``x`` (skipped under tracing)."""
+        """Raise ``ValueError`` if the log density or its gradient is not finite at the flat state ``x``.
+
+        Skipped under tracing.
+        """
         if _is_traced(x) or _is_traced(jax.tree.leaves(self)):
             return
         out = jax.eval_shape(self.logdensity, x)
@@ -322,8 +337,7 @@ class AbstractSampler(abc.ABC):
         return self.logdensity_fn(self.unravel(x))
 
     def value_and_grad(self, x: Array) -> tuple[Array, Array]:
-        """``(log density, flat gradient)`` at the flat state ``x``: one
-        ``jax.value_and_grad`` call."""
+        """``(log density, flat gradient)`` at the flat state ``x``: one ``jax.value_and_grad`` call."""
         return jax.value_and_grad(self.logdensity)(x)
 
     # ------------------------------------------------------------- step map
@@ -333,17 +347,23 @@ class AbstractSampler(abc.ABC):
 
     @abc.abstractmethod
     def _transition(self, x: Array, noise_t) -> tuple[Array, Any]:
-        """``(x_next, info)`` for one step from flat ``x`` with the step's noise (info: the sampler's Info
-        NamedTuple)."""
+        """One step from flat ``x`` with the step's noise: ``(x_next, info)``.
+
+        ``info`` is the sampler's Info NamedTuple.
+        """
 
     def step(self, x: Array, noise_t) -> Array:
-        """The step map ``x_t = f(x_{t-1}, noise_t)`` on flat positions. Pure;
-        jit-, vmap- and jacfwd-able."""
+        """The step map ``x_t = f(x_{t-1}, noise_t)`` on flat positions.
+
+        Pure; jit-, vmap- and jacfwd-able.
+        """
         return self._transition(x, noise_t)[0]
 
     def stats(self, x_prev: Array, noise_t):
-        """The step's statistics (the sampler's Info NamedTuple), recomputed from
-        the previous position and the step's noise (the step is deterministic)."""
+        """The step's statistics (the sampler's Info NamedTuple).
+
+        Recomputed from the previous position and the step's noise (the step is deterministic).
+        """
         return self._transition(x_prev, noise_t)[1]
 
     def chain_stats(self, x0: Array, states: Array, inputs):

@@ -178,10 +178,12 @@ class HMC(AbstractSampler):
         return metrics.euclidean_metric(self.inverse_mass_matrix)
 
     def noise(self, rng_key: Array, num_steps: int) -> HMCNoise:
-        """Draw the chain's noise in BlackJAX's order: per step ``(k_mom, k_acc)
-        = split(split(rng_key, T)[t])``, ``p = M^{1/2} normal(k_mom, (D,))``,
-        ``u = uniform(k_acc, ())``, in the position's dtype; with a jitter, the step-size factors
-        from the separate stream ``fold_in(rng_key, JITTER_STREAM)``."""
+        """Draw the chain's noise in BlackJAX's order.
+
+        Per step ``(k_mom, k_acc) = split(split(rng_key, T)[t])``, ``p = M^{1/2} normal(k_mom, (D,))``, ``u =
+        uniform(k_acc, ())``, in the position's dtype; with a jitter, the step-size factors from the separate
+        stream ``fold_in(rng_key, JITTER_STREAM)``.
+        """
         num_steps = _noise.check_num_steps(num_steps)
         layout = self.layout
         k_mom, k_acc = _noise.step_keys(rng_key, num_steps)

@@ -70,6 +70,8 @@ def integrate(
     step_size,
     num_steps: int,
 ) -> IntegratorState:
-    """Apply ``one_step`` ``num_steps`` times (a ``fori_loop`` with static bounds,
-    so it stays forward- and reverse-differentiable)."""
+    """Apply ``one_step`` ``num_steps`` times.
+
+    A ``fori_loop`` with static bounds, so it stays forward- and reverse-differentiable.
+    """
     return jax.lax.fori_loop(0, num_steps, lambda _, s: one_step(s, step_size), state)

@@ -99,9 +99,11 @@ class MALA(AbstractSampler):
         super().__init__(logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale)
 
     def noise(self, rng_key: Array, num_steps: int) -> MALANoise:
-        """Draw the chain's noise in BlackJAX's order: per step ``(k_prop, k_acc)
-        = split(split(rng_key, T)[t])``, ``xi = normal(k_prop, (D,))``,
-        ``u = uniform(k_acc, ())``, both in the position's dtype."""
+        """Draw the chain's noise in BlackJAX's order.
+
+        Per step ``(k_prop, k_acc) = split(split(rng_key, T)[t])``, ``xi = normal(k_prop, (D,))``, ``u =
+        uniform(k_acc, ())``, both in the position's dtype.
+        """
         num_steps = _noise.check_num_steps(num_steps)
         layout = self.layout
         k_prop, k_acc = _noise.step_keys(rng_key, num_steps)

@@ -44,8 +44,10 @@ def step_keys(rng_key: Array, num_steps: int) -> tuple[Array, Array]:
 
 
 def side_keys(rng_key: Array, num_steps: int, stream: int) -> Array:
-    """One key per step from the stream ``split(fold_in(rng_key, stream), num_steps)``, apart from
-    BlackJAX's ``split(rng_key, num_steps)``."""
+    """One key per step from the stream ``split(fold_in(rng_key, stream), num_steps)``.
+
+    The stream is apart from BlackJAX's ``split(rng_key, num_steps)``.
+    """
     return jax.random.split(jax.random.fold_in(rng_key, stream), num_steps)
 
 
