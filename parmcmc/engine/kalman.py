@@ -271,14 +271,26 @@ def lm_step(A, b, x0, y, lam, *, smoother=True):
 
     Minimises Σ_t ‖x_t − A_t x_{t−1} − b_t‖² + λ Σ_t ‖x_t − y_t‖² over x_1..x_W with x_0 = x0.
 
-    Args:
-      A: (W, D, D) dense Jacobians, or (W, D) their diagonals (quasi-ELK).
-      b: (W, D) offsets; x0: (D,) the fixed state before the window; y: (W, D) current iterate.
-      lam: scalar λ ≥ 0 (may be traced). λ = 0 returns the undamped step exactly.
-      smoother: True for the smoothed mean (the exact minimiser); False for the filtered mean
-        (the published ELK variant; not the minimiser, but costs one scan instead of two).
+    Parameters
+    ----------
+    A
+        (W, D, D) dense Jacobians, or (W, D) their diagonals (quasi-ELK).
+    b
+        (W, D) offsets.
+    x0
+        (D,) the fixed state before the window.
+    y
+        (W, D) the current iterate.
+    lam
+        Scalar λ ≥ 0 (may be traced). λ = 0 returns the undamped step exactly.
+    smoother
+        True for the smoothed mean (the exact minimiser); False for the filtered mean (the published ELK
+        variant; not the minimiser, but costs one scan instead of two).
 
-    Returns: x_new, shape (W, D).
+    Returns
+    -------
+    jax.Array
+        The new iterate, shape (W, D).
     """
     _check_inputs(A, b, x0, y, lam)
     lam = jnp.asarray(lam, b.dtype)

@@ -33,18 +33,31 @@ def diagnose(
 ) -> Diagnosis:
     """Whether a parallel solve of a `num_steps` chain of `sampler` pays, and why.
 
-    sampler:          MALA or HMC, bound or not (an unbound one is bound to `initial_position`).
-    initial_position: pytree position the chain starts from (after warmup, ideally: the LLE is
-                      measured along the pilot chain, and a chain far from its typical set has
-                      transient Jacobians).
-    rng_key:          the pilot's noise is `sampler.noise(rng_key, min(lle_steps, num_steps))`: the
-                      same distribution as the chain's, not its first draws.
-    num_steps:        the chain length T to predict for.
-    solver:           the parallel solver to predict for (default QuasiDEER(), as run_chain).
-    pilot_steps:      length of the parallel pilot solve; lle_steps: length of the sequential LLE pilot.
-    iters_per_log2T:  parallel pays only if the predicted iterations are <= this * log2(T).
-    solve_kwargs:     atol, rtol of the pilot solve.
+    Parameters
+    ----------
+    sampler
+        MALA or HMC, bound or not (an unbound one is bound to `initial_position`).
+    initial_position
+        Pytree position the chain starts from (after warmup, ideally: the LLE is measured along the pilot chain, and
+        a chain far from its typical set has transient Jacobians).
+    rng_key
+        The pilot's noise is `sampler.noise(rng_key, min(lle_steps, num_steps))`: the same distribution as the
+        chain's, not its first draws.
+    num_steps
+        The chain length T to predict for.
+    solver
+        The parallel solver to predict for (default QuasiDEER(), as run_chain).
+    pilot_steps
+        Length of the parallel pilot solve.
+    lle_steps
+        Length of the sequential LLE pilot.
+    iters_per_log2T
+        Parallel pays only if the predicted iterations are <= this * log2(T).
+    **solve_kwargs
+        ``atol``, ``rtol`` of the pilot solve.
 
+    Notes
+    -----
     The LLE is that of the step map the solver linearises: with gate="hard" the accept gate's
     derivative is zero, so an accepted step contributes the proposal's Jacobian and a rejected one the
     identity; with gate="smooth" it is the smoothed surrogate's.

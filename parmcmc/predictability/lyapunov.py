@@ -24,13 +24,20 @@ __all__ = ["LyapunovEstimate", "lyapunov_exponent"]
 class LyapunovEstimate(NamedTuple):
     """The largest Lyapunov exponent of a step map along one trajectory, per step (natural log).
 
-    lle:       mean over probes of each probe's time-averaged log growth after burn-in.
-    stderr:    standard error of the time average (batch means over `num_batches` blocks of the
-               probe-averaged log-growth series): the statistical error of a finite pilot.
-    spread:    standard deviation across probes: how much the answer depends on the initial direction
-               (near zero once every probe has aligned with the most expanding direction).
-    per_probe: (P,) numpy array, each probe's estimate.
-    num_steps: the number of steps averaged (after burn-in).
+    Attributes
+    ----------
+    lle
+        Mean over probes of each probe's time-averaged log growth after burn-in.
+    stderr
+        Standard error of the time average (batch means over `num_batches` blocks of the probe-averaged log-growth
+        series): the statistical error of a finite pilot.
+    spread
+        Standard deviation across probes: how much the answer depends on the initial direction (near zero once every
+        probe has aligned with the most expanding direction).
+    per_probe
+        (P,) numpy array, each probe's estimate.
+    num_steps
+        The number of steps averaged (after burn-in).
     """
 
     lle: float

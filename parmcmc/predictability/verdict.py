@@ -47,17 +47,30 @@ _Z = 2.0  # how many uncertainties below zero an LLE must lie to count as "clear
 class Diagnosis(NamedTuple):
     """Whether a parallel solve of T steps pays, and why.
 
-    lle, spread:     the LLE estimate and its uncertainty (max of stderr and probe spread).
-    predicted_iters: Newton iterations predicted at T (float; inf if the pilot met a non-finite iterate).
-    T:               the length predicted for.
-    solver:          the solver's class name.
-    parallel_pays:   finite LLE, converged pilot, and predicted_iters <= budget (module docstring).
-    reason:          one or two sentences a user can act on.
-    budget:          iters_per_log2T * log2(T), the iteration count above which parallel does not pay.
-    growth:          "log" or "linear", the model used to extrapolate the pilot.
-    pilot_T, pilot_iters, pilot_result: the measured pilot solve (result: "converged", "max_iters" or
-                     "non-finite"); pilot_prefix: the states it made exact.
-    lyapunov:        the full LyapunovEstimate.
+    Attributes
+    ----------
+    lle, spread
+        The LLE estimate and its uncertainty (max of stderr and probe spread).
+    predicted_iters
+        Newton iterations predicted at T (float; inf if the pilot met a non-finite iterate).
+    T
+        The length predicted for.
+    solver
+        The solver's class name.
+    parallel_pays
+        Finite LLE, converged pilot, and predicted_iters <= budget (module docstring).
+    reason
+        One or two sentences a user can act on.
+    budget
+        ``iters_per_log2T * log2(T)``, the iteration count above which parallel does not pay.
+    growth
+        "log" or "linear", the model used to extrapolate the pilot.
+    pilot_T, pilot_iters, pilot_result
+        The measured pilot solve (result: "converged", "max_iters" or "non-finite").
+    pilot_prefix
+        The states the pilot made exact.
+    lyapunov
+        The full LyapunovEstimate.
     """
 
     lle: float
@@ -118,13 +131,20 @@ def diagnose_recurrence(
 ) -> Diagnosis:
     """Estimate the LLE, run a parallel pilot solve, predict the iterations at T, and give the verdict.
 
-    inputs:      the pilot's inputs (leading axis T_in). The LLE is measured on all of them (a sequential
-                 scan is cheap: a few thousand steps give a standard error of about 0.01-0.02), the
-                 parallel pilot on the first T_p = min(pilot_steps, T_in, T) of them.
-    solver:      the parallel solver whose iterations are predicted (not Sequential).
-    T:           the chain length to predict for (default T_in).
-    iters_per_log2T: the budget constant c: parallel pays only if k(T) <= c * log2(T).
-    atol, rtol:  the tolerances of the pilot solve (solve's defaults by dtype).
+    Parameters
+    ----------
+    inputs
+        The pilot's inputs (leading axis T_in). The LLE is measured on all of them (a sequential scan is cheap: a
+        few thousand steps give a standard error of about 0.01-0.02), the parallel pilot on the first T_p =
+        min(pilot_steps, T_in, T) of them.
+    solver
+        The parallel solver whose iterations are predicted (not Sequential).
+    T
+        The chain length to predict for (default T_in).
+    iters_per_log2T
+        The budget constant c: parallel pays only if k(T) <= c * log2(T).
+    atol, rtol
+        The tolerances of the pilot solve (solve's defaults by dtype).
     """
     if not isinstance(solver, AbstractSolver) or not solver.parallel:
         raise TypeError(
