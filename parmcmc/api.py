@@ -93,48 +93,63 @@ def sample(
 ):
     """Sample `model` with `num_chains` chains of `num_samples` draws; returns an ArviZ DataTree.
 
-    model:       a NumPyro model function, or a log-density function of a (pytree) position, given
-                 with `initial_position`.
-    sampler:     "hmc" (default: 10 leapfrog steps, step size jittered by +-50% per draw), "mala", or a
-                 MALA/HMC instance (its settings are used as they are, with the model's log density;
-                 warmup then only burns in). With "mala"/"hmc", warmup adapts the step size by dual
-                 averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for HMC, a diagonal
-                 mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
-                 says which sampler for which model.
-    parallel:    True (default): each chain is solved in parallel over time by `solver` (default: DEER
-                 while its dense Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond);
-                 False: the sequential reference
-                 (lax.scan of the same step map; the same draws); "auto": the faster of the two on this
-                 device, predicted from timed probes (a batched sweep of the step map, a short
-                 sequential scan) and, when those leave parallel in the running, the predicted Newton
-                 iterations (parmcmc.diagnose.choose_solver; on a CPU with a cheap density: the
-                 sequential chain).
-    dense_mass:  warmup adapts a dense inverse mass matrix (HMC; NumPyro's name) or a dense linear
-                 preconditioner z = L^-1 (x - m) (MALA; L from the posterior's curvature at the warmup
-                 draws) instead of a diagonal one (HMC) or none (MALA). The preconditioner makes the
-                 step map's Jacobian near-diagonal, so QuasiDEER converges in few iterations on
-                 correlated posteriors. None: dense up to DENSE_MASS_MAX_DIM entries (0: off).
-    step_size_jitter: HMC only: draw t uses step_size * (1 + j (2 v_t - 1)), v_t uniform from the
-                 chain's pre-drawn noise (None: DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
-    solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve
-                 that fails continues sequentially from its exact prefix, with a warning: every returned
-                 chain is converged. Defaults here: max_iters = max(64, T // 8), patience = 16 (fail fast).
-    thinning:    keep every thinning-th draw (NumPyro's rule: num_samples // thinning draws are kept).
-    init_strategy: a NumPyro init strategy (numpyro.infer.init_to_median, init_to_value(values=...), ...)
-                 for the chains' starts; default init_to_uniform. NumPyro models only.
-    log_likelihood: compute the `log_likelihood` group (az.loo); None: yes, unless it is huge.
-    posterior_predictive: add a `posterior_predictive` group (one draw of each observed site per draw).
-    prior:       a number of prior draws: adds `prior` and `prior_predictive` groups (one chain).
-    mesh:        a jax.sharding.Mesh with axes "chain" and/or "time" (docs/scaling.md): chains are split
-                 over "chain" (num_chains must be a multiple of its size), the states of each chain's solve
-                 over "time". The draws are those without a mesh. The warmup is not split.
-    Chain k's start, warmup and draws depend on (rng_key, k) only, not on num_chains.
+    Parameters
+    ----------
+    model
+        A NumPyro model function, or a log-density function of a (pytree) position, given with `initial_position`.
+    sampler
+        "hmc" (default: 10 leapfrog steps, step size jittered by +-50% per draw), "mala", or a MALA/HMC instance
+        (its settings are used as they are, with the model's log density; warmup then only burns in). With
+        "mala"/"hmc", warmup adapts the step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC)
+        and, for HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
+        says which sampler for which model.
+    parallel
+        True (default): each chain is solved in parallel over time by `solver` (default: DEER while its dense
+        Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond); False: the sequential reference
+        (lax.scan of the same step map; the same draws); "auto": the faster of the two on this device, predicted
+        from timed probes (a batched sweep of the step map, a short sequential scan) and, when those leave parallel
+        in the running, the predicted Newton iterations (parmcmc.diagnose.choose_solver; on a CPU with a cheap
+        density: the sequential chain).
+    dense_mass
+        Warmup adapts a dense inverse mass matrix (HMC; NumPyro's name) or a dense linear preconditioner
+        ``z = L^-1 (x - m)`` (MALA; L from the posterior's curvature at the warmup draws) instead of a diagonal
+        one (HMC) or none (MALA). The preconditioner makes the step map's Jacobian near-diagonal, so QuasiDEER
+        converges in few iterations on correlated posteriors. None: dense up to DENSE_MASS_MAX_DIM entries (0: off).
+    step_size_jitter
+        HMC only: draw t uses ``step_size * (1 + j (2 v_t - 1))``, v_t uniform from the chain's pre-drawn noise (None:
+        DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
+    **solve_kwargs
+        Passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve that fails
+        continues sequentially from its exact prefix, with a warning: every returned chain is converged. Defaults
+        here: max_iters = max(64, T // 8), patience = 16 (fail fast).
+    thinning
+        Keep every thinning-th draw (NumPyro's rule: num_samples // thinning draws are kept).
+    init_strategy
+        A NumPyro init strategy (numpyro.infer.init_to_median, init_to_value(values=...), ...) for the chains'
+        starts; default init_to_uniform. NumPyro models only.
+    log_likelihood
+        Compute the `log_likelihood` group (az.loo); None: yes, unless it is huge.
+    posterior_predictive
+        Add a `posterior_predictive` group (one draw of each observed site per draw).
+    prior
+        A number of prior draws: adds `prior` and `prior_predictive` groups (one chain).
+    mesh
+        A jax.sharding.Mesh with axes "chain" and/or "time" (docs/scaling.md): chains are split over "chain"
+        (num_chains must be a multiple of its size), the states of each chain's solve over "time". The draws are
+        those without a mesh. The warmup is not split.
 
-    The tree holds `posterior` (constrained sites and deterministic sites), `sample_stats`
-    ((chain, draw) only: acceptance_rate, lp, step_size; diverging and energy for HMC),
-    `solver_stats` (per chain: solver_iterations, solver_residual, solver_converged,
-    solver_fell_back), `observed_data` and `log_likelihood` for NumPyro models with observations,
-    and `warmup_posterior`/`warmup_sample_stats` when keep_warmup=True.
+    Returns
+    -------
+    xarray.DataTree
+        The tree holds `posterior` (constrained sites and deterministic sites), `sample_stats`
+        ((chain, draw) only: acceptance_rate, lp, step_size; diverging and energy for HMC),
+        `solver_stats` (per chain: solver_iterations, solver_residual, solver_converged,
+        solver_fell_back), `observed_data` and `log_likelihood` for NumPyro models with observations,
+        and `warmup_posterior`/`warmup_sample_stats` when keep_warmup=True.
+
+    Notes
+    -----
+    Chain k's start, warmup and draws depend on (rng_key, k) only, not on num_chains.
     """
     settings = check_settings(
         model=model,

@@ -52,13 +52,22 @@ def _probe_states(T: int) -> int:
 class Choice(NamedTuple):
     """What parallel="auto" chose and why.
 
-    solver:              the solver to run (Sequential() or the candidate).
-    sequential_seconds:  predicted wall-clock of the sequential chain (one chain, compile excluded).
-    parallel_seconds:    predicted wall-clock of the parallel solve; a lower bound when stage 1 decided.
-    predicted_iters:     k(T) from the diagnosis (nan when stage 1 decided without it).
-    reason:              one sentence.
-    seconds:             what choosing cost (probes and pilots, their compilation included).
-    diagnosis:           the predictability Diagnosis, or None when stage 1 decided.
+    Attributes
+    ----------
+    solver
+        The solver to run (Sequential() or the candidate).
+    sequential_seconds
+        Predicted wall-clock of the sequential chain (one chain, compile excluded).
+    parallel_seconds
+        Predicted wall-clock of the parallel solve; a lower bound when stage 1 decided.
+    predicted_iters
+        k(T) from the diagnosis (nan when stage 1 decided without it).
+    reason
+        One sentence.
+    seconds
+        What choosing cost (probes and pilots, their compilation included).
+    diagnosis
+        The predictability Diagnosis, or None when stage 1 decided.
     """
 
     solver: AbstractSolver
@@ -148,11 +157,24 @@ def weigh(iteration_s: float, predicted_iters: float) -> float:
 def choose(fn: Callable, x0: Any, inputs: Any, solver: AbstractSolver, T: int, diagnose: Callable) -> Choice:
     """The faster of Sequential() and `solver` for a T-step solve of fn on this device.
 
-    fn, x0:    the step map and start (x0 a flat float vector, or a pytree: it is flattened).
-    inputs:    `n -> inputs` of n steps (drawn inside the probes' programs), or a sample of the inputs
-               (leading axis >= 1; cycled when shorter than a probe).
-    solver:    the parallel candidate.
-    diagnose:  () -> Diagnosis with `predicted_iters` and `parallel_pays`; called only in stage 2.
+    Parameters
+    ----------
+    fn, x0
+        The step map and start (x0 a flat float vector, or a pytree: it is flattened).
+    inputs
+        `n -> inputs` of n steps (drawn inside the probes' programs), or a sample of the inputs (leading axis >= 1;
+        cycled when shorter than a probe).
+    solver
+        The parallel candidate.
+    diagnose
+        () -> Diagnosis with `predicted_iters` and `parallel_pays`; called only in stage 2.
+    T
+        The number of steps of the chain to weigh.
+
+    Returns
+    -------
+    Choice
+        The solver to run, the predicted seconds of both and why.
     """
     if not isinstance(solver, AbstractIterativeSolver):  # Sequential has no iteration to time
         raise TypeError(f"choose: solver must be a parallel solver such as QuasiDEER() or DEER(); got {solver!r}.")

@@ -19,6 +19,7 @@ from jax.flatten_util import ravel_pytree
 from parmcmc.arguments import check_int
 from parmcmc.engine import sharding
 from parmcmc.engine.checks import check_tolerance, num_steps_of
+from parmcmc.engine.hoist import flatten_fn
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
 from parmcmc.engine.results import (
     MAX_ITERS,
@@ -35,7 +36,6 @@ from parmcmc.engine.results import (
 )
 from parmcmc.engine.solution import Solution, solution
 from parmcmc.engine.solvers import AbstractSolver, shift
-from parmcmc.jitcache import Program
 
 # The result names used to live here; callers still import them from this module.
 __all__ = [
@@ -81,33 +81,55 @@ def solve(
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
-    fn:       (state, input_t) -> state; a state is a float array or a pytree of them.
-    x0:       the state before the first step (not part of the output).
-    inputs:   pytree whose leaves share the leading axis T.
-    solver:   Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK().
-    max_iters: iteration budget (default T: Jacobi-type methods are exact after T sweeps).
-    atol, rtol: convergence tolerance per entry, |x_t - fn(x_{t-1})| <= atol + rtol |x_t|
-              (defaults by dtype: 1e-11 for float64, 1e-5 for float32).
-    window:   solve at most `window` states at a time, the window starting at the first state not yet
-              converged: Jacobians take memory O(window), not O(T). The answer equals the full solve.
-    throw:    False (default): an unconverged result is returned with converged=False and a
-              NotConvergedWarning naming the cause, iterations, residual and what to try. True: raise
-              SolveError instead. Under an outer jit/vmap the check runs when the computation does
-              (an io_callback): the error then surfaces as a JaxRuntimeError carrying the same text.
-    initial_guess: pytree like `states` to start from (default: x0 repeated).
-    fallback: "sequential" continues a failed solve step by step from its first unconverged state
-              (the states before it are exact), so the answer is always the exact sequence unless fn
-              itself is not finite there; `sequential_from` says where the sequential part began.
-    progress: called on the host after every evaluation as progress(iteration, residual, window_start)
-              (through jax.debug.callback; batched arrays under vmap). For progress displays.
-    mesh:     a jax.sharding.Mesh with an axis "time" (and/or "chain"): the T states, inputs and Jacobians
-              are split over the "time" devices and the scans run as two-level scans across them
-              (engine/sharding.py, docs/scaling.md). The answer equals the unsharded solve up to rounding.
-    patience: fail fast: every `patience` iterations, stop (result MAX_ITERS) if the exact prefix, at its
-              rate so far, would need more than 2 max_iters iterations and the residual has not fallen
-              100-fold since the last check. With fallback="sequential" the chain then continues step by
-              step from its exact prefix. None (default): run to convergence or max_iters.
+    Parameters
+    ----------
+    fn
+        (state, input_t) -> state; a state is a float array or a pytree of them.
+    x0
+        The state before the first step (not part of the output).
+    inputs
+        Pytree whose leaves share the leading axis T.
+    solver
+        Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK().
+    max_iters
+        Iteration budget (default T: Jacobi-type methods are exact after T sweeps).
+    atol, rtol
+        Convergence tolerance per entry, ``|x_t - fn(x_{t-1})| <= atol + rtol |x_t|`` (defaults by dtype: 1e-11 for
+        float64, 1e-5 for float32).
+    window
+        Solve at most `window` states at a time, the window starting at the first state not yet converged: Jacobians
+        take memory O(window), not O(T). The answer equals the full solve.
+    throw
+        False (default): an unconverged result is returned with converged=False and a NotConvergedWarning naming the
+        cause, iterations, residual and what to try. True: raise SolveError instead. Under an outer jit/vmap the
+        check runs when the computation does (an io_callback): the error then surfaces as a JaxRuntimeError carrying
+        the same text.
+    initial_guess
+        Pytree like `states` to start from (default: x0 repeated).
+    fallback
+        "sequential" continues a failed solve step by step from its first unconverged state (the states before it
+        are exact), so the answer is always the exact sequence unless fn itself is not finite there;
+        `sequential_from` says where the sequential part began.
+    progress
+        Called on the host after every evaluation as progress(iteration, residual, window_start) (through
+        jax.debug.callback; batched arrays under vmap). For progress displays.
+    mesh
+        A jax.sharding.Mesh with an axis "time" (and/or "chain"): the T states, inputs and Jacobians are split over
+        the "time" devices and the scans run as two-level scans across them (engine/sharding.py, docs/scaling.md).
+        The answer equals the unsharded solve up to rounding.
+    patience
+        Fail fast: every `patience` iterations, stop (result MAX_ITERS) if the exact prefix, at its rate so far,
+        would need more than 2 max_iters iterations and the residual has not fallen 100-fold since the last check.
+        With fallback="sequential" the chain then continues step by step from its exact prefix. None (default): run
+        to convergence or max_iters.
 
+    Returns
+    -------
+    Solution
+        The states, whether they converged, the result code and the solve's statistics.
+
+    Notes
+    -----
     Every iterative solver converges within T iterations when the sequential solution is finite: the
     state after the converged prefix is set to its exact value each iteration, and a non-finite update
     is rejected from its first non-finite step on instead of ending the solve (docs/convergence.md).
@@ -118,7 +140,7 @@ def solve(
     if not jnp.issubdtype(x0_flat.dtype, jnp.floating):
         raise TypeError(f"solve: x0 must hold floating-point arrays; got dtype {x0_flat.dtype}.")
     num_steps = num_steps_of(inputs)
-    hoisted, consts = _flatten_fn(fn, x0, x0_flat, unravel, inputs)
+    hoisted, consts = flatten_fn(fn, x0, x0_flat, unravel, inputs)
     tol = default_tolerance(x0_flat.dtype)
     atol = tol if atol is None else check_tolerance("atol", atol)
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
@@ -181,48 +203,6 @@ def solve(
     elif not _REPORTED_BY_CALLER.get():
         warn_if_unconverged(sol, solver)
     return sol
-
-
-def _flatten_fn(fn, x0, x0_flat, unravel, inputs):
-    """fn on flat vectors, after checking that it maps a state to a state of the same structure."""
-    one_input = jax.tree_util.tree_map(lambda leaf: leaf[0], inputs)
-    out = jax.eval_shape(fn, x0, one_input)
-    expected = jax.eval_shape(lambda x: x, x0)
-    if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(expected) or any(
-        a.shape != b.shape
-        for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected), strict=True)
-    ):
-        raise ValueError(f"solve: fn(x0, inputs[0]) must return a state shaped like x0; got {out} for x0 {expected}.")
-
-    def flat_fn(x, u):
-        return ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)
-
-    # Hoist the arrays fn closes over (data, parameters) into arguments of the jitted solve: as
-    # compile-time constants XLA may spend many seconds folding them into every batched evaluation.
-    # The compiled solve is keyed on the traced program (Python values fn reads are literals in it),
-    # never on the function object: a changed Python value is a new program, new data is not.
-    closed = jax.make_jaxpr(flat_fn)(x0_flat, one_input)
-    return _HoistedFn(Program(closed.jaxpr)), closed.consts
-
-
-class _HoistedFn:
-    """fn as a function of (consts, x, u), equal to another when their traced programs are equal.
-
-    So that jit reuses a compilation exactly when it computes the same thing; the closed-over arrays travel as
-    arguments.
-    """
-
-    def __init__(self, program: Program):
-        self.program = program
-
-    def __call__(self, consts, x, u):
-        return self.program(consts, x, *jax.tree_util.tree_leaves(u))[0]
-
-    def __hash__(self):
-        return hash(self.program)
-
-    def __eq__(self, other):
-        return isinstance(other, _HoistedFn) and self.program == other.program
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11, 12, 13))

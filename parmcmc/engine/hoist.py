@@ -1,0 +1,56 @@
+"""fn on flat vectors, with the arrays it closes over hoisted into arguments of the jitted solve.
+
+As compile-time constants XLA may spend many seconds folding closed-over data into every batched
+evaluation; as arguments they cost nothing to compile. The compiled solve is keyed on the traced program,
+never on the function object: a changed Python value that fn reads is a new program, new data is not.
+"""
+
+import jax
+from jax.flatten_util import ravel_pytree
+
+from parmcmc.jitcache import Program
+
+__all__ = ["HoistedFn", "flatten_fn"]
+
+
+def flatten_fn(fn, x0, x0_flat, unravel, inputs):
+    """fn on flat vectors, after checking that it maps a state to a state of the same structure."""
+    one_input = jax.tree_util.tree_map(lambda leaf: leaf[0], inputs)
+    out = jax.eval_shape(fn, x0, one_input)
+    expected = jax.eval_shape(lambda x: x, x0)
+    if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(expected) or any(
+        a.shape != b.shape
+        for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected), strict=True)
+    ):
+        raise ValueError(f"solve: fn(x0, inputs[0]) must return a state shaped like x0; got {out} for x0 {expected}.")
+
+    def flat_fn(x, u):
+        return ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)
+
+    # Hoist the arrays fn closes over (data, parameters) into arguments of the jitted solve: as
+    # compile-time constants XLA may spend many seconds folding them into every batched evaluation.
+    # The compiled solve is keyed on the traced program (Python values fn reads are literals in it),
+    # never on the function object: a changed Python value is a new program, new data is not.
+    closed = jax.make_jaxpr(flat_fn)(x0_flat, one_input)
+    return HoistedFn(Program(closed.jaxpr)), closed.consts
+
+
+class HoistedFn:
+    """fn as a function of (consts, x, u), equal to another when their traced programs are equal.
+
+    So that jit reuses a compilation exactly when it computes the same thing; the closed-over arrays travel as
+    arguments.
+    """
+
+    def __init__(self, program: Program):
+        self.program = program
+
+    def __call__(self, consts, x, u):
+        """fn(x, u) with the closed-over arrays `consts`."""
+        return self.program(consts, x, *jax.tree_util.tree_leaves(u))[0]
+
+    def __hash__(self):
+        return hash(self.program)
+
+    def __eq__(self, other):
+        return isinstance(other, HoistedFn) and self.program == other.program
