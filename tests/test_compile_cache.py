@@ -1,4 +1,4 @@
-"""Compiled code is reused exactly when it computes the same thing (issue 11, issue 12).
+"""Compiled code is reused exactly when it computes the same thing.
 
 A changed Python value that the step map reads is a different program and must never be served
 stale; changing only array values (data, keys, step sizes, starts of the same shapes) compiles
@@ -122,7 +122,7 @@ def _regression_density(X, y):
     ],
 )
 def test_closed_over_data_is_an_argument_not_a_constant(count_compiles, sampler):
-    """A log density closing over a data matrix (issue 11: 1,000,000 x 3 took minutes as an XLA
+    """A log density closing over a data matrix (1,000,000 x 3 took minutes as an XLA
     constant): a second data set of the same shapes, through warmup, checks and the solve, compiles
     nothing, which could not hold if the data were baked into the compiled programs."""
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""The engine's guards (issue 13, docs/convergence.md): guaranteed progress, rejection of non-finite
+"""The engine's guards (docs/convergence.md): guaranteed progress, rejection of non-finite
 updates, fail fast. Small T, small D, float64; every answer checked against the sequential solve."""
 
 import jax

@@ -45,7 +45,7 @@ def small_logistic_regression():
 
 # name: (target, MALA step size, solver, expected verdict). Measured: the chain of T_CHECK steps solved
 # with the budget of the definition, 8 log2(T) = 88 iterations, must converge iff the verdict says so.
-# The sixth target of issue 7, a chaotic map, is the logistic map of test_diagnostics.py.
+# The sixth target, a chaotic map, is the logistic map of test_diagnostics.py.
 TARGETS = {
     "well_conditioned_gaussian/DEER": (lambda: gaussian([1.0] * 5), 0.5, DEER(), True),
     # LLE ~ -1/condition is not clearly negative: the pilot is extrapolated linearly, and DEER (exact

@@ -1,4 +1,4 @@
-"""The engine's result codes and solver interface (issue 15): one RESULTS enumeration that carries its
+"""The engine's result codes and solver interface: one RESULTS enumeration that carries its
 messages and works with the int32 codes of a Solution, dispatch on `solver.parallel`, and ELK's
 linearizer built once."""
 

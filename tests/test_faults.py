@@ -1,4 +1,4 @@
-"""Fault injection: every user mistake and numerical failure of issue 11, with the exact behaviour asserted.
+"""Fault injection: every user mistake and numerical failure, with the exact behaviour asserted.
 
 Each test injects one fault (a bad argument, a bad log density, an unconverged solve, a chaotic chain) and
 asserts what parmcmc does: the error's type and that its message names the argument and the fix, or the

@@ -9,7 +9,7 @@ The rules below were fixed before the first run, with the seeds, and are not tun
 - An MCSE is only trusted with enough draws: the ESS it rests on (ArviZ's ESS of the draws for the
   mean, of the squared deviations for the sd) must be at least 100, else the test fails saying
   "too few draws" instead of comparing.
-- Low-dimensional targets (2-D Gaussian, Beta-Bernoulli): every |z| <= 2.33 (DESIGN.md). A correct
+- Low-dimensional targets (2-D Gaussian, Beta-Bernoulli): every |z| <= 2.33 (docs/design.md). A correct
   sampler fails one such comparison with probability 2%.
 - 100-D target: 100 comparisons per statistic, so about 2 exceed 2.33 by chance. The test allows at most
   6 (a correct sampler has more with probability 0.09%). A bias shared by many components, which no

@@ -1,4 +1,4 @@
-"""./dev.sh bench suite: the model suite (parmcmc.models.suite) through sample()'s machinery (issue 13).
+"""./dev.sh bench suite: the model suite (parmcmc.models.suite) through sample()'s machinery.
 
 Per model and sampler it runs the warmup, the parallel solve of every chain (the solver sample() picks,
 with the exact sequential fallback), the sequential reference with the same keys, and parmcmc.diagnose on

@@ -1,4 +1,4 @@
-"""ELK and quasi-ELK: DEER and quasi-DEER with a Levenberg–Marquardt damping λ (issue #3).
+"""ELK and quasi-ELK: DEER and quasi-DEER with a Levenberg–Marquardt damping λ.
 
 Each iteration linearises the recurrence exactly as DEER (dense A_t = ∂f/∂x) or quasi-DEER (diagonal
 A_t) does, and then, instead of solving the linear dynamical system x_t = A_t x_{t−1} + b_t outright,

@@ -2,7 +2,7 @@
 
 Every iterative solver linearises the recurrence around the current guess and solves the resulting
 linear dynamical system x_t = A_t x_{t-1} + b_t, b_t = f(x_{t-1}^(i)) - A_t x_{t-1}^(i). They differ
-only in A_t (DESIGN.md):
+only in A_t (docs/design.md):
 
     Jacobi     A_t = 0                      Picard     A_t = I
     QuasiDEER  A_t = diag(df/dx)            DEER       A_t = df/dx (dense)

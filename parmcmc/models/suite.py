@@ -1,4 +1,4 @@
-"""A suite of NumPyro posteriors with synthetic data generated in code (issue 13).
+"""A suite of NumPyro posteriors with synthetic data generated in code.
 
 The models people actually run, at the sizes they run them: hierarchies with funnels, correlated and
 ill-conditioned posteriors, sparse and high-dimensional regressions, time series. Each builder returns

@@ -19,11 +19,8 @@ temperature 1 puts the sigmoid's unit slope on the natural scale of the log
 ratio; large temperatures tend to the hard gate.
 
 The samplers default to the hard gate because it needs fewer Newton
-iterations: measured in docs/sampler_iterations.md, it wins 18 of 21
-hard/smooth comparisons (every DEER one, 2x to 30x fewer iterations; the smooth
-gate even diverged once where the hard one converged). The smooth gate won
-only with QuasiDEER for MALA on a correlated Gaussian (102 vs 122 iterations
-at T = 1000, 135 vs 195 at T = 100000).
+iterations on almost every target measured (docs/sampler_iterations.md has
+the comparison, with its date and sizes).
 """
 
 import math
