@@ -66,3 +66,23 @@ def test_elk_builds_its_linearizer_once_and_the_abstract_class_has_no_fields():
     assert elk.linearizer is elk.linearizer and elk.linearizer == DEER()
     assert quasi.linearizer == QuasiDEER(diagonal="hutchinson", num_probes=2, seed=3)
     assert ELK() == elk and hash(ELK()) == hash(elk) and "linearizer" not in repr(quasi)
+
+
+def test_solution_carries_its_statistics_in_one_mapping_and_chain_result_holds_the_solution():
+    """As optimistix's Solution: value, result code and a `stats` mapping; the old field names read from it.
+    A ChainResult holds the Solution (its states only once, as the positions) with the exactness figures."""
+    import jax
+
+    from parmcmc.chain import run_chain
+    from parmcmc.samplers import MALA
+
+    fn = lambda x, u: 0.5 * x + u
+    sol = solve(fn, jnp.zeros(2), jnp.ones((16, 2)), DEER())
+    assert set(sol.stats) == {"num_iters", "residual", "sequential_from", "fell_back"}
+    assert sol.num_iters is sol.stats["num_iters"] and sol.residual is sol.stats["residual"]
+    assert int(sol.sequential_from) == 16 and not bool(sol.fell_back) and bool(sol.converged)
+    chain = run_chain(MALA(lambda x: -0.5 * jnp.sum(x**2), 0.5), jnp.zeros(2), jax.random.key(0), 20)
+    assert chain.solution.states is None and chain.positions.shape == (20, 2)
+    assert set(chain.solution.stats) >= {"num_iters", "residual", "near_threshold", "lle"}
+    assert chain.num_iters is chain.solution.stats["num_iters"] and chain.converged is chain.solution.converged
+    assert int(chain.near_threshold) == 0 and bool(np.isfinite(chain.lle))
