@@ -14,17 +14,16 @@ import jax.numpy as jnp
 from parmcmc.arguments import check_int
 from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding, solve
 from parmcmc.engine.solvers import AbstractSolver
+from parmcmc.memory import check_memory, log_density_scratch_bytes
 from parmcmc.samplers.base import AbstractSampler, check_step_size
 from parmcmc.validate import (
     check_flags_and_names,
     check_float64_inputs,
     check_initial_position,
     check_mass_matrix_setting,
-    check_memory,
     check_model,
     check_rng_key,
     check_solve_options,
-    log_density_scratch_bytes,
     resolve_sampler,
     warn_ignored_arguments,
 )
