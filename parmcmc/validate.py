@@ -24,6 +24,11 @@ from parmcmc.samplers.metrics import check_inverse_mass_matrix
 SAMPLERS = {"mala": MALA, "hmc": HMC}
 
 
+def check_positive_int(name: str, value, *, allow_zero: bool = False, caller: str = "sample") -> int:
+    """A count of sample(): :func:`parmcmc.arguments.check_int` (``allow_zero``: 0 is allowed too)."""
+    return check_int(name, value, minimum=0 if allow_zero else 1, call=caller)
+
+
 def check_rng_key(rng_key, caller: str = "sample") -> None:
     """Raise TypeError unless ``rng_key`` is one JAX random key."""
     dtype = getattr(rng_key, "dtype", None)

@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-__all__ = ["check_tolerance", "num_steps_of"]
+from parmcmc.arguments import check_int
+
+__all__ = ["check_count", "check_tolerance", "num_steps_of"]
 
 
 def check_tolerance(name: str, value: Any) -> float:
@@ -22,6 +24,11 @@ def check_tolerance(name: str, value: Any) -> float:
             "by dtype (1e-11 in float64, 1e-5 in float32); tolerances must be >= 0 and not both 0."
         )
     return float(value)
+
+
+def check_count(name: str, value: Any) -> int:
+    """A positive count of solve(): :func:`parmcmc.arguments.check_int` with ``call="solve"``."""
+    return check_int(name, value, call="solve")
 
 
 def num_steps_of(inputs) -> int:

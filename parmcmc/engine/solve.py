@@ -16,9 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from parmcmc.arguments import check_int
 from parmcmc.engine import sharding
-from parmcmc.engine.checks import check_tolerance, num_steps_of
+from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
 from parmcmc.engine.hoist import flatten_fn
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
 from parmcmc.engine.results import (
@@ -146,8 +145,8 @@ def solve(
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    max_iters = num_steps if max_iters is None else check_int("max_iters", max_iters, call="solve")
-    window = num_steps if window is None else check_int("window", window, call="solve")
+    max_iters = num_steps if max_iters is None else check_count("max_iters", max_iters)
+    window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
     if not isinstance(throw, (bool, np.bool_)):
         raise TypeError(f"solve: throw={throw!r} must be True or False.")
@@ -168,7 +167,7 @@ def solve(
     if fallback not in (None, "sequential"):
         raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
     if patience is not None:
-        patience = check_int("patience", patience, call="solve")
+        patience = check_count("patience", patience)
     mesh = sharding.check_mesh(mesh)
     inputs = sharding.constrain_time(inputs, mesh)
     with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
