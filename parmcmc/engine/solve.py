@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from parmcmc.engine import sharding
+from parmcmc.engine import blocks, sharding
 from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
 from parmcmc.engine.results import (
@@ -104,6 +104,7 @@ def solve(
     progress: Callable | None = None,
     mesh: Any = None,
     patience: int | None = None,
+    block: int | None = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -133,6 +134,11 @@ def solve(
               rate so far, would need more than 2 max_iters iterations and the residual has not fallen
               100-fold since the last check. With fallback="sequential" the chain then continues step by
               step from its exact prefix. None (default): run to convergence or max_iters.
+    block:    multiple shooting (engine/blocks.py): the unknowns are the states at the ends of blocks of
+              `block` consecutive steps, each block run sequentially from its start; `solver` solves
+              the recurrence between block ends (max_iters, patience and num_iters count block
+              iterations; window is in steps), then every block is recomputed from its solved start.
+              Decisions of a discontinuous step map are then never linearised inside a block.
 
     Every iterative solver converges within T iterations when the sequential solution is finite: the
     state after the converged prefix is set to its exact value each iteration, and a non-finite update
@@ -150,7 +156,12 @@ def solve(
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    max_iters = num_steps if max_iters is None else check_count("max_iters", max_iters)
+    if block is not None:
+        block = min(check_count("block", block), num_steps)
+        if mesh is not None:
+            raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
+    num_unknowns = num_steps if block is None else -(-num_steps // block)
+    max_iters = num_unknowns if max_iters is None else check_count("max_iters", max_iters)
     window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
     if not isinstance(throw, (bool, np.bool_)):
@@ -177,7 +188,13 @@ def solve(
         patience = int(patience)
     mesh = sharding.check_mesh(mesh)
     inputs = sharding.constrain_time(inputs, mesh)
-    with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
+    if block is not None and solver.parallel:
+        out = blocks.solve_blocked(
+            _solve_jit, hoisted, consts, x0_flat, inputs, guess, solver, block, max_iters,
+            None if window == num_steps else window, atol, rtol, fallback, progress, patience,
+        )
+    else:
+      with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
         out = _solve_jit(
             hoisted,
             consts,

@@ -1,0 +1,97 @@
+"""Multiple shooting, solve(..., block=B) (engine/blocks.py, docs/convergence.md): the answer is the
+sequential one, and a contracting chain with accept decisions converges in a number of block iterations
+that does not grow with T. Small T, small D, float64."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from systems import switching_map, tanh_rnn
+
+from parmcmc.engine import DEER, MAX_ITERS, NONFINITE, Jacobi, NotConvergedWarning, QuasiDEER, Sequential, solve
+from parmcmc.engine.blocks import BLOCK_DEFAULT, BLOCK_MAX, BLOCK_MIN, block_size
+
+
+def _sequential(fn, x0, u):
+    return solve(fn, x0, u, Sequential()).states
+
+
+@pytest.mark.parametrize("solver", [Jacobi(), QuasiDEER(), DEER()], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("block", [16, 120])  # 16 does not divide T = 120; 120: one block
+def test_block_solve_returns_the_sequential_states(solver, block):
+    fn, x0, u = switching_map(T=120)
+    sol = solve(fn, x0, u, solver, block=block, atol=1e-13, rtol=1e-13)
+    assert bool(sol.converged) and int(sol.sequential_from) == 120
+    assert sol.states.shape == (120, 3)
+    assert float(jnp.max(jnp.abs(sol.states - _sequential(fn, x0, u)))) <= 1e-12
+    step = jax.vmap(fn)(sol.states[:-1], jax.tree.map(lambda a: a[1:], u))
+    assert float(jnp.max(jnp.abs(sol.states[1:] - step))) <= float(sol.residual) + 1e-15
+
+
+def test_iterations_of_a_contracting_metropolis_chain_do_not_grow_with_T():
+    # switching_map forgets its start within a few dozen steps (common noise): with B = 64 every block
+    # end is right after a few block-Jacobi sweeps, whatever the number of blocks.
+    iters = []
+    for T in (256, 1024, 4096):
+        fn, x0, u = switching_map(T=T)
+        sol = solve(fn, x0, u, Jacobi(), block=64)
+        assert bool(sol.converged) and float(jnp.max(jnp.abs(sol.states - _sequential(fn, x0, u)))) <= 1e-10
+        iters.append(int(sol.num_iters))
+    assert max(iters) <= 6 and iters[-1] <= iters[0] + 1, iters
+
+
+def test_padded_steps_never_reach_fn_with_garbage():
+    # fn is NaN for any input it was not given: the padding of the last block repeats the last real
+    # input (and keeps the state), so nothing non-finite appears.
+    fn0, x0, u = tanh_rnn(T=100)
+    real = jnp.ones(100)
+    fn = lambda x, ut: jnp.where(ut[1] == 1.0, fn0(x, ut[0]), jnp.nan)
+    sol = solve(fn, x0, (u, real), DEER(), block=32)
+    assert bool(sol.converged) and float(jnp.max(jnp.abs(sol.states - _sequential(fn, x0, (u, real))))) <= 1e-10
+
+
+def test_vmap_over_chains_equals_each_chain_alone():
+    fn, _, u = switching_map(T=200)
+    starts = jnp.array([[2.0, 2.0, 2.0], [-1.0, 0.5, 3.0]])
+    sols = jax.vmap(lambda x: solve(fn, x, u, Jacobi(), block=32))(starts)
+    for c in range(2):
+        assert float(jnp.max(jnp.abs(sols.states[c] - _sequential(fn, starts[c], u)))) <= 1e-10
+    assert bool(jnp.all(sols.converged))
+
+
+def test_fallback_continues_from_the_exact_blocks_and_window_composes():
+    fn, x0, u = switching_map(T=300)
+    ref = _sequential(fn, x0, u)
+    sol = solve(fn, x0, u, Jacobi(), block=16, max_iters=1, fallback="sequential")
+    assert int(sol.result) == MAX_ITERS and bool(sol.fell_back) and bool(sol.converged)
+    assert int(sol.sequential_from) % 16 == 0 and 16 <= int(sol.sequential_from) < 300
+    assert float(jnp.max(jnp.abs(sol.states - ref))) <= 1e-10
+    windowed = solve(fn, x0, u, DEER(), block=16, window=64)
+    assert bool(windowed.converged) and float(jnp.max(jnp.abs(windowed.states - ref))) <= 1e-10
+
+
+def test_a_nonfinite_chain_is_reported_not_converged():
+    fn0, x0, u = tanh_rnn(T=200)
+    flags = jnp.zeros(200).at[120].set(1.0)
+    fn = lambda x, ut: jnp.where(ut[1] > 0, jnp.nan, fn0(x, ut[0]))
+    with pytest.warns(NotConvergedWarning, match="not finite"):
+        sol = solve(fn, x0, (u, flags), DEER(), block=32, fallback="sequential")
+    assert not bool(sol.converged) and int(sol.result) == NONFINITE
+    assert int(sol.sequential_from) <= 120
+
+
+def test_progress_counts_block_iterations_and_block_is_checked():
+    fn, x0, u = tanh_rnn(T=100)
+    seen = []
+    sol = solve(fn, x0, u, DEER(), block=25, progress=lambda it, res, s: seen.append(int(it)))
+    jax.effects_barrier()
+    assert seen == list(range(int(sol.num_iters) + 1))
+    with pytest.raises(ValueError, match="block=0"):
+        solve(fn, x0, u, DEER(), block=0)
+
+
+def test_block_size_from_the_lle():
+    assert block_size(None, 2000) == BLOCK_DEFAULT
+    assert block_size(0.05, 2000) == BLOCK_DEFAULT  # not contracting: no coupling time to aim at
+    assert block_size(-0.275, 2000) == 93  # ln(1e11) / 0.275
+    assert block_size(-0.01, 2000) == BLOCK_MAX and block_size(-5.0, 2000) == BLOCK_MIN
+    assert block_size(-0.01, 100) == 100
