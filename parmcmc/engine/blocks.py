@@ -100,15 +100,32 @@ class _BlockMap:
         return _run_block(functools.partial(self.hoisted, consts), x, u, m)[0]
 
 
-def solve_blocked(solve_jit, hoisted, consts, x0, inputs, guess, solver, block, max_iters, window, atol, rtol,
-                  fallback, progress, patience):
-    """The driver's flat solve (`solve_jit`, passed in to keep the import graph one-way) by multiple
-    shooting over blocks of `block` steps; returns the driver's tuple over all T steps.
+def solve_blocked(
+    solve_jit,
+    block,
+    hoisted,
+    consts,
+    x0,
+    inputs,
+    guess,
+    solver,
+    max_iters,
+    window,
+    atol,
+    rtol,
+    fallback,
+    progress,
+    mesh,
+    patience,
+):
+    """The driver's flat solve `solve_jit` (passed in to keep the import graph one-way; same arguments
+    after `block`) by multiple shooting over blocks of `block` steps; the driver's tuple over all T steps.
 
-    window and progress are in steps and are translated to blocks; max_iters counts block iterations.
-    num_iters counts block iterations; sequential_from is a step index (the start of the first block
+    window (in steps) and progress's window start are translated to blocks; max_iters counts block
+    iterations, and so does num_iters; sequential_from is a step index (the start of the first block
     that did not converge); residual is the largest |s_k - F_k(s_{k-1})| over the block ends (the states
-    inside a block are recomputed sequentially from its solved start, so their residual is 0)."""
+    inside a block are recomputed sequentially from its solved start, so their residual is 0).
+    """
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     n = -(-T // block)
     blocked, mask = _blocked_inputs(inputs, block, n)
@@ -116,12 +133,24 @@ def solve_blocked(solve_jit, hoisted, consts, x0, inputs, guess, solver, block, 
     if guess is not None:  # the guessed state at each block end (the last block ends at step T)
         ends = jnp.minimum(jnp.arange(1, n + 1) * block, T) - 1
         block_guess = guess[ends]
-    window = n if window is None else min(n, -(-window // block))
+    window = -(-window // block)
     progress = None if progress is None else _BlockProgress(progress, block)
     block_map = _BlockMap(hoisted)
     ends, converged, it, residual, code, seq_from, fell_back = solve_jit(
-        block_map, consts, x0, (blocked, mask), block_guess, solver, max_iters, window, atol, rtol, fallback,
-        progress, None, patience,
+        block_map,
+        consts,
+        x0,
+        (blocked, mask),
+        block_guess,
+        solver,
+        max_iters,
+        window,
+        atol,
+        rtol,
+        fallback,
+        progress,
+        None,
+        patience,
     )
     states = _all_states(hoisted, consts, x0, ends, blocked, mask)[:T]
     seq_from = jnp.minimum(seq_from * block, T).astype(jnp.int32)

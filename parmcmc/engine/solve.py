@@ -134,11 +134,11 @@ def solve(
               rate so far, would need more than 2 max_iters iterations and the residual has not fallen
               100-fold since the last check. With fallback="sequential" the chain then continues step by
               step from its exact prefix. None (default): run to convergence or max_iters.
-    block:    multiple shooting (engine/blocks.py): the unknowns are the states at the ends of blocks of
-              `block` consecutive steps, each block run sequentially from its start; `solver` solves
-              the recurrence between block ends (max_iters, patience and num_iters count block
-              iterations; window is in steps), then every block is recomputed from its solved start.
-              Decisions of a discontinuous step map are then never linearised inside a block.
+    block:    multiple shooting (engine/blocks.py, docs/convergence.md): the unknowns are the states at
+              the ends of blocks of `block` consecutive steps, each block run sequentially from its start,
+              and `solver` solves the recurrence between block ends (max_iters, patience and num_iters
+              count block iterations; window stays in steps); then every block is recomputed from its
+              solved start. No decision of a discontinuous step map is linearised inside a block.
 
     Every iterative solver converges within T iterations when the sequential solution is finite: the
     state after the converged prefix is set to its exact value each iteration, and a non-finite update
@@ -156,11 +156,12 @@ def solve(
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    if block is not None:
-        block = min(check_count("block", block), num_steps)
-        if mesh is not None:
-            raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
-    num_unknowns = num_steps if block is None else -(-num_steps // block)
+    solve_jit, num_unknowns = _solve_jit, num_steps
+    block = None if block is None else min(check_count("block", block), num_steps)
+    if block is not None and mesh is not None:
+        raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
+    if block is not None and solver.parallel:  # the sequential reference ignores it
+        solve_jit, num_unknowns = functools.partial(blocks.solve_blocked, _solve_jit, block), -(-num_steps // block)
     max_iters = num_unknowns if max_iters is None else check_count("max_iters", max_iters)
     window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
@@ -188,14 +189,8 @@ def solve(
         patience = int(patience)
     mesh = sharding.check_mesh(mesh)
     inputs = sharding.constrain_time(inputs, mesh)
-    if block is not None and solver.parallel:
-        out = blocks.solve_blocked(
-            _solve_jit, hoisted, consts, x0_flat, inputs, guess, solver, block, max_iters,
-            None if window == num_steps else window, atol, rtol, fallback, progress, patience,
-        )
-    else:
-      with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
-        out = _solve_jit(
+    with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
+        out = solve_jit(
             hoisted,
             consts,
             x0_flat,
