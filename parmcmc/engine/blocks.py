@@ -23,12 +23,14 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["BLOCK_DEFAULT", "block_size", "solve_blocked"]
+from parmcmc.engine.solvers import AbstractSolver, Jacobi
+
+__all__ = ["BLOCK_DEFAULT", "Shooting", "block_size", "solve_blocked"]
 
 BLOCK_DEFAULT = 128  # the block length when nothing is known about the chain's contraction
 BLOCK_MIN, BLOCK_MAX = 16, 512
@@ -48,6 +50,32 @@ def block_size(lle: float | None, num_steps: int, tol: float = 1e-11, scale: flo
         b = math.ceil(math.log(max(scale, tol * 10) / tol) / -lle)
     b = min(max(b, BLOCK_MIN), BLOCK_MAX)
     return max(1, min(b, num_steps))
+
+
+@dataclasses.dataclass(frozen=True)
+class Shooting(AbstractSolver):
+    """`solver` over blocks of `block` steps: solve(fn, x0, inputs, Shooting(s, B)) is
+    solve(fn, x0, inputs, s, block=B), as one solver object for callers that pick a solver (sample()).
+
+    solver: the iterative solver of the recurrence between block ends (default Jacobi(): once the
+        decisions have coupled, a sweep shrinks every block end's error by e^(LLE B), and it needs no
+        Jacobian). block: the block length; None picks `block_size(None, T)` = BLOCK_DEFAULT, clipped to T.
+    """
+
+    parallel: ClassVar[bool] = True
+    solver: AbstractSolver = dataclasses.field(default_factory=Jacobi)
+    block: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.solver, AbstractSolver) or not self.solver.parallel or isinstance(self.solver, Shooting):
+            raise TypeError(
+                f"Shooting(solver={self.solver!r}): the solver of the block ends must be an iterative solver "
+                "such as Jacobi() or DEER()."
+            )
+        if self.block is not None and (
+            isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1
+        ):
+            raise ValueError(f"Shooting(block={self.block!r}): the block length must be an integer >= 1, or None.")
 
 
 def _blocked_inputs(inputs, block: int, num_blocks: int):

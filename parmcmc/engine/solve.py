@@ -111,7 +111,8 @@ def solve(
     fn:       (state, input_t) -> state; a state is a float array or a pytree of them.
     x0:       the state before the first step (not part of the output).
     inputs:   pytree whose leaves share the leading axis T.
-    solver:   Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK().
+    solver:   Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK(), or Shooting(s, B)
+              (the same as s with block=B).
     max_iters: iteration budget (default T: Jacobi-type methods are exact after T sweeps).
     atol, rtol: convergence tolerance per entry, |x_t - fn(x_{t-1})| <= atol + rtol |x_t|
               (defaults by dtype: 1e-11 for float64, 1e-5 for float32).
@@ -157,6 +158,8 @@ def solve(
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
     solve_jit, num_unknowns = _solve_jit, num_steps
+    if isinstance(solver, blocks.Shooting):  # the same solve as solver=solver.solver, block=solver.block
+        solver, block = solver.solver, blocks.block_size(None, num_steps) if solver.block is None else solver.block
     block = None if block is None else min(check_count("block", block), num_steps)
     if block is not None and mesh is not None:
         raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
