@@ -22,6 +22,7 @@ from parmcmc.engine import (
 )
 from parmcmc.engine.blocks import BLOCK_DEFAULT, BLOCK_MAX, BLOCK_MIN, block_size
 from parmcmc.models.builtin import eight_schools
+from parmcmc.predictability import predict_block_iterations
 
 
 def _sequential(fn, x0, u):
@@ -142,3 +143,11 @@ def test_sample_with_the_block_solve_gives_the_sequential_draws():
     stats = par["solver_stats"]
     assert bool(stats["solver_converged"].all()) and not bool(stats["solver_fell_back"].any())
     assert int(stats["solver_iterations"].max()) < 300 // 32
+
+
+def test_predicted_block_iterations():
+    # ln(1e11) / (0.1 x 64) = 3.96: four sweeps; the pin caps it at the number of blocks.
+    assert predict_block_iterations(-0.1, 64, 2000) == 4.0
+    assert predict_block_iterations(-0.1, 256, 2000) == 1.0
+    assert predict_block_iterations(-0.001, 64, 200) == 4.0  # ceil(200 / 64) blocks
+    assert predict_block_iterations(float("nan"), 64, 2000) == predict_block_iterations(0.1, 64, 2000) == 32.0

@@ -135,7 +135,7 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
         if row["blocked"]:  # the block solve's verdict: its predicted depth at the B it ran with within T / 2
             from parmcmc.predictability import predict_block_iterations
 
-            B = block_used(solver, kwargs.get("block"), T)
+            B = block_used(solver, kwargs.get("block"), T) or T
             lle = d.lle if d.growth == "log" or d.lle + 2 * d.spread < 0 else float("nan")
             k = predict_block_iterations(lle, B, T)
             row["predicted_blocks"] = f"B={B}: {k:.0f} it., depth/T {(k + 2) * B / T:.2f}"
