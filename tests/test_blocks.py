@@ -136,7 +136,7 @@ def test_sample_with_the_block_solve_gives_the_sequential_draws():
         num_chains=2,
         progress_bar=False,
     )
-    par = parmcmc.sample(ex.model, parallel=True, solver=Shooting(Jacobi(), 32), **kw)
+    par = parmcmc.sample(ex.model, parallel=True, solver=parmcmc.Shooting(Jacobi(), 32), **kw)
     seq = parmcmc.sample(ex.model, parallel=False, **kw)
     for name in ("mu", "tau", "theta"):
         assert np.max(np.abs(par.posterior[name].values - seq.posterior[name].values)) <= 1e-8
