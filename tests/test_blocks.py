@@ -151,3 +151,14 @@ def test_predicted_block_iterations():
     assert predict_block_iterations(-0.1, 256, 2000) == 1.0
     assert predict_block_iterations(-0.001, 64, 200) == 4.0  # ceil(200 / 64) blocks
     assert predict_block_iterations(float("nan"), 64, 2000) == predict_block_iterations(0.1, 64, 2000) == 32.0
+
+
+def test_sample_picks_the_block_solve_from_512_draws():
+    from types import SimpleNamespace
+
+    from parmcmc.api import pick_solver
+
+    prepared = SimpleNamespace(positions=jnp.zeros((2, 10)))  # two chains of a 10-D position
+    settings = lambda T: SimpleNamespace(parallel=True, solver=None, num_samples=T, num_chains=2, mesh=None)
+    assert pick_solver(settings(2000), prepared) == Shooting(DEER(), 32)  # pyright: ignore[reportArgumentType]
+    assert pick_solver(settings(300), prepared) == DEER()  # pyright: ignore[reportArgumentType]
