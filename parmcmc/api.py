@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from parmcmc import jitcache, progress
 from parmcmc.chain import run_chain
-from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding
+from parmcmc.engine import DEER, QuasiDEER, Sequential, Shooting, sharding
 from parmcmc.engine.results import warn_if_fell_back
 from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
@@ -105,7 +105,8 @@ def sample(
         says which sampler for which model.
     parallel
         True (default): each chain is solved in parallel over time by `solver` (default: DEER while its dense
-        Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond); False: the sequential reference
+        Jacobians fit in memory, see settings.dense_jacobian_fits, QuasiDEER beyond; from 512 draws on, that
+        solver on blocks of 32 draws: Shooting(DEER(), 32), docs/convergence.md); False: the sequential reference
         (lax.scan of the same step map; the same draws); "auto": the faster of the two on this device, predicted
         from timed probes (a batched sweep of the step map, a short sequential scan) and, when those leave parallel
         in the running, the predicted Newton iterations (parmcmc.diagnose.choose_solver; on a CPU with a cheap
@@ -276,6 +277,8 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
     if solver is None:
         flat = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0]
         solver = DEER() if dense_jacobian_fits(flat.size, s.num_samples, s.num_chains, flat.dtype) else QuasiDEER()
+        if parallel is True and s.mesh is None and s.num_samples >= SHOOTING_MIN_STEPS:
+            solver = Shooting(solver, SHOOTING_BLOCK)  # multiple shooting where blocks pay (docs/convergence.md)
     if parallel == "auto":
         from parmcmc.predictability.diagnose import choose_solver  # timed probes on this device, then a pilot if needed
 
@@ -285,6 +288,13 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
             print(choice, flush=True)
         return choice.solver
     return solver
+
+
+# sample(parallel=True)'s default from SHOOTING_MIN_STEPS draws on: the block solve with DEER (QuasiDEER) on blocks
+# of SHOOTING_BLOCK steps (docs/convergence.md: eight schools, 4 x 2000, MALA and HMC: depth 0.14-0.21 T where
+# every plain DEER solve fell back). Below, the plain solve: blocks pay when T is many blocks long.
+SHOOTING_BLOCK = 32
+SHOOTING_MIN_STEPS = 512
 
 
 def _one_chain(prepared: Prepared, c: int):

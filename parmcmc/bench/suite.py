@@ -33,6 +33,7 @@ COLUMNS = [
     "solver",
     "T",
     "iterations",
+    "depth_over_T",
     "fell_back",
     "seq_from",
     "max_abs_diff",
@@ -41,6 +42,7 @@ COLUMNS = [
     "verdict",
     "outcome",
     "predicted",
+    "predicted_blocks",
     "iter_over_sweep",
     "compile_s",
     "parallel_s",
@@ -53,7 +55,7 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
     """One (model, sampler) row of the table; solve_kwargs (window, patience, ...) go to sample()'s solve."""
     from parmcmc.api import _one_chain, check_settings, pick_solver, prepare, run_chains
     from parmcmc.diagnose import diagnose
-    from parmcmc.engine import Sequential
+    from parmcmc.engine import Sequential, Shooting
     from parmcmc.models.suite import build
 
     ex = build(name)
@@ -112,11 +114,14 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
         sequential_s=seq.seconds,
         accept=float(jnp.mean(seq.chains.stats.is_accepted)),
     )
+    row["depth_over_T"] = depth(solver, kwargs.get("block"), T, iters, row["seq_from"]) / T
+    row["blocked"] = isinstance(solver, Shooting) or kwargs.get("block") is not None
     row["iter_over_sweep"] = _iteration_over_sweep(prepared, xs, settings, par, iters)
     if diagnose_pilot:
         one, x0 = _one_chain(prepared, 0)
+        plain = solver.solver if isinstance(solver, Shooting) else solver  # the verdict is the plain solve's
         d = diagnose(
-            one, x0, jax.random.key(seed + 1), T, solver=solver, lle_steps=min(T, 2048), pilot_steps=min(T // 2, 1024)
+            one, x0, jax.random.key(seed + 1), T, solver=plain, lle_steps=min(T, 2048), pilot_steps=min(T // 2, 1024)
         )
         row.update(
             lle=d.lle,
@@ -125,8 +130,38 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
             predicted=d.predicted_iters,
             pilot_iters=d.pilot_iters,
             pilot_result=d.pilot_result,
+            predicted_blocks=f"B={d.block}: {d.block_iters:.0f} it., depth/T {d.block_depth / T:.2f}",
         )
+        if row["blocked"]:  # the block solve's verdict: its predicted depth at the B it ran with within T / 2
+            from parmcmc.predictability import predict_block_iterations
+
+            B = block_used(solver, kwargs.get("block"), T) or T
+            lle = d.lle if d.growth == "log" or d.lle + 2 * d.spread < 0 else float("nan")
+            k = predict_block_iterations(lle, B, T)
+            row["predicted_blocks"] = f"B={B}: {k:.0f} it., depth/T {(k + 2) * B / T:.2f}"
+            row["verdict_plain"] = row["verdict"]
+            row["verdict"] = "parallel" if (k + 2) * B <= T / 2 else "sequential"
     return row
+
+
+def depth(solver, block, T, iters, seq_from):
+    """The sequential depth of the slowest chain, in steps of the step map: a plain solve's iterations
+    (one batched evaluation each, plus its scan), a block solve's (iterations + 2) x B (the evaluation at
+    the guess, the iterations, the pass that records every block), plus the steps of a sequential
+    fallback; to set against T, the depth of the sequential chain."""
+    block = block_used(solver, block, T)
+    per = (lambda k: k) if block is None else (lambda k: (k + 2) * block)
+    return max(per(k) + (T - f) for k, f in zip(iters, seq_from, strict=True))
+
+
+def block_used(solver, block, T):
+    """The block length a solve ran with (None: not a block solve)."""
+    from parmcmc.engine import Shooting
+    from parmcmc.engine.blocks import block_size
+
+    if isinstance(solver, Shooting):
+        block = block_size(None, T) if solver.block is None else solver.block
+    return None if block is None else min(block, T)
 
 
 def _solver_name(solver):
@@ -162,6 +197,8 @@ def markdown(rows):
         v = r.get(c, "")
         if c == "iterations":
             return "/".join(str(i) for i in v)
+        if c == "depth_over_T" and v != "":
+            return f"{v:.2f}"
         if c == "seq_from":
             return "" if not r.get("fell_back") else "/".join(str(i) for i in v)
         if c == "lle" and v != "":
@@ -186,6 +223,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--max-iters", type=int, default=None, help="solve budget (default T)")
     parser.add_argument("--window", type=int, default=None, help="sliding window of the solve")
+    parser.add_argument("--block", type=int, default=None, help="multiple shooting with blocks of this length")
     parser.add_argument("--float32", action="store_true", help="float32 instead of float64")
     parser.add_argument("--no-diagnose", action="store_true")
     parser.add_argument("--out", default="docs")
@@ -197,7 +235,7 @@ def main(argv=None):
     info = versions()
     header = (
         f"parmcmc bench suite '{args.tag}': T={args.T}, {args.chains} chains, warmup {args.warmup}, {dtype}, "
-        f"max_iters {args.max_iters or 'default'}, window {args.window}; "
+        f"max_iters {args.max_iters or 'default'}, window {args.window}, block {args.block}; "
         f"{info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}"
     )
     print(header, flush=True)
@@ -216,6 +254,7 @@ def main(argv=None):
                     args.max_iters,
                     diagnose_pilot=not args.no_diagnose,
                     **({} if args.window is None else {"window": args.window}),
+                    **({} if args.block is None else {"block": args.block}),
                 )
             except Exception as err:  # a failing pair is a row of the table, not the end of the run
                 row = dict(model=name, sampler=sampler.upper(), T=args.T, error=f"{type(err).__name__}: {err}"[:300])
@@ -229,12 +268,14 @@ def measured_outcome(row, iters_per_log2T=8.0):
     """The outcome diagnose's verdict predicts: 'parallel' or 'sequential'.
 
     'parallel' when no chain fell back and every chain converged within diagnose's budget
-    (iters_per_log2T * log2 T iterations), else 'sequential'.
+    (iters_per_log2T * log2 T iterations; for a block solve: a sequential depth of at most T / 2), else
+    'sequential'.
     """
     import math
 
     budget = iters_per_log2T * math.log2(row["T"])
-    return "parallel" if row["fell_back"] == 0 and max(row["iterations"]) <= budget else "sequential"
+    fast = row["depth_over_T"] <= 0.5 if row.get("blocked") else max(row["iterations"]) <= budget
+    return "parallel" if row["fell_back"] == 0 and fast else "sequential"
 
 
 def agreement(rows):

@@ -3,6 +3,7 @@
 It knows nothing about MCMC; samplers hand it a step map.
 """
 
+from parmcmc.engine.blocks import Shooting
 from parmcmc.engine.elk import ELK, AbstractELK, QuasiELK
 from parmcmc.engine.kalman import lm_step, parallel_filter, parallel_smoother
 from parmcmc.engine.results import RESULTS
@@ -54,6 +55,7 @@ __all__ = [
     "QuasiDEER",
     "QuasiELK",
     "Sequential",
+    "Shooting",
     "Solution",
     "SolveError",
     "affine_scan",

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from parmcmc.engine import sharding
+from parmcmc.engine import blocks, sharding
 from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
 from parmcmc.engine.hoist import flatten_fn
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
@@ -77,6 +77,7 @@ def solve(
     progress: Callable | None = None,
     mesh: Any = None,
     patience: int | None = None,
+    block: int | None = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -89,7 +90,8 @@ def solve(
     inputs
         Pytree whose leaves share the leading axis T.
     solver
-        Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK().
+        Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK(), or Shooting(s, B) (the same as s
+        with block=B).
     max_iters
         Iteration budget (default T: Jacobi-type methods are exact after T sweeps).
     atol, rtol
@@ -121,6 +123,12 @@ def solve(
         would need more than 2 max_iters iterations and the residual has not fallen 100-fold since the last check.
         With fallback="sequential" the chain then continues step by step from its exact prefix. None (default): run
         to convergence or max_iters.
+    block
+        Multiple shooting (engine/blocks.py, docs/convergence.md): the unknowns are the states at the ends of blocks
+        of `block` consecutive steps, each block run sequentially from its start, and `solver` solves the recurrence
+        between block ends (max_iters, patience and num_iters count block iterations; window stays in steps); then
+        every block is recomputed from its solved start. No decision of a discontinuous step map is linearised
+        inside a block.
 
     Returns
     -------
@@ -145,7 +153,15 @@ def solve(
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    max_iters = num_steps if max_iters is None else check_count("max_iters", max_iters)
+    solve_jit, num_unknowns = _solve_jit, num_steps
+    if isinstance(solver, blocks.Shooting):  # the same solve as solver=solver.solver, block=solver.block
+        solver, block = solver.solver, blocks.block_size(None, num_steps) if solver.block is None else solver.block
+    block = None if block is None else min(check_count("block", block), num_steps)
+    if block is not None and mesh is not None:
+        raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
+    if block is not None and solver.parallel:  # the sequential reference ignores it
+        solve_jit, num_unknowns = functools.partial(blocks.solve_blocked, _solve_jit, block), -(-num_steps // block)
+    max_iters = num_unknowns if max_iters is None else check_count("max_iters", max_iters)
     window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
     if not isinstance(throw, (bool, np.bool_)):
@@ -171,7 +187,7 @@ def solve(
     mesh = sharding.check_mesh(mesh)
     inputs = sharding.constrain_time(inputs, mesh)
     with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
-        out = _solve_jit(
+        out = solve_jit(
             hoisted,
             consts,
             x0_flat,

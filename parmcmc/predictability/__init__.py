@@ -15,6 +15,7 @@ from parmcmc.predictability.verdict import (
     Diagnosis,
     diagnose_recurrence,
     iteration_budget,
+    predict_block_iterations,
     predict_iterations,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "diagnose_recurrence",
     "iteration_budget",
     "lyapunov_exponent",
+    "predict_block_iterations",
     "predict_iterations",
 ]

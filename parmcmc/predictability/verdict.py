@@ -31,14 +31,23 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.flatten_util
 
 from parmcmc.arguments import check_int
+from parmcmc.engine.blocks import block_size
 from parmcmc.engine.results import RESULTS
-from parmcmc.engine.solve import solve, unconverged_reported_by_caller
+from parmcmc.engine.solve import default_tolerance, solve, unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.predictability.lyapunov import LyapunovEstimate, _num_steps, lyapunov_exponent
 
-__all__ = ["DEFAULT_ITERS_PER_LOG2T", "Diagnosis", "diagnose_recurrence", "iteration_budget", "predict_iterations"]
+__all__ = [
+    "DEFAULT_ITERS_PER_LOG2T",
+    "Diagnosis",
+    "diagnose_recurrence",
+    "iteration_budget",
+    "predict_block_iterations",
+    "predict_iterations",
+]
 
 DEFAULT_ITERS_PER_LOG2T = 8.0
 _Z = 2.0  # how many uncertainties below zero an LLE must lie to count as "clearly negative"
@@ -71,6 +80,10 @@ class Diagnosis(NamedTuple):
         The states the pilot made exact.
     lyapunov
         The full LyapunovEstimate.
+    block, block_iters, block_depth
+        The multiple-shooting solve (solve(..., block=B), engine/blocks.py) with B from the LLE (`block_size`): its
+        predicted block iterations (`predict_block_iterations`) and sequential depth (block_iters + 2) * B, in
+        steps, to set against T (the sequential chain) and predicted_iters (a plain solve).
     """
 
     lle: float
@@ -87,6 +100,9 @@ class Diagnosis(NamedTuple):
     pilot_result: str
     pilot_prefix: int
     lyapunov: LyapunovEstimate
+    block: int = 0
+    block_iters: float = float("nan")
+    block_depth: float = float("nan")
 
     def predicted_at(self, T: int) -> float:
         """The same model's prediction for another chain length T (the pilot is not rerun)."""
@@ -177,9 +193,45 @@ def diagnose_recurrence(
     pays = math.isfinite(est.lle) and converged and predicted <= budget
     name = type(solver).__name__
     reason = _reason(est, predictable, pays, name, T_p, k_p, pilot_budget, result, prefix, T, predicted, growth, budget)
+    tol = default_tolerance(jax.flatten_util.ravel_pytree(x0)[0].dtype) if atol is None else max(atol, 1e-300)
+    block = block_size(est.lle if predictable else None, T, tol=tol)
+    block_iters = predict_block_iterations(est.lle if predictable else float("nan"), block, T, tol=tol)
     return Diagnosis(
-        est.lle, est.uncertainty, predicted, T, name, pays, reason, budget, growth, T_p, k_p, result, prefix, est
+        est.lle,
+        est.uncertainty,
+        predicted,
+        T,
+        name,
+        pays,
+        reason,
+        budget,
+        growth,
+        T_p,
+        k_p,
+        result,
+        prefix,
+        est,
+        block,
+        block_iters,
+        (block_iters + 2) * block,
     )
+
+
+def predict_block_iterations(lle: float, block: int, T: int, *, tol: float = 1e-11, scale: float = 1.0) -> float:
+    """Block iterations of a multiple-shooting solve with blocks of `block` steps (engine/blocks.py).
+
+    Once the accept decisions of a chain started elsewhere have coupled with the true chain's, an error
+    of a block's start shrinks by e^(lle B) over the block, so each block-Jacobi sweep multiplies the
+    error of every block end by that factor: ceil(ln(scale / tol) / (|lle| B)) sweeps take an O(scale)
+    guess to the tolerance. The pin makes one more block exact per sweep, so never more than the
+    ceil(T / B) blocks. An LLE that is not negative (or NaN) predicts ceil(T / B): block-Jacobi's floor.
+    Measured (docs/convergence.md): eight schools, HMC, B = 64 / 128 / 256, 2-5 / 1-2 / 1 iterations.
+    """
+    num_blocks = -(-T // block)
+    if not math.isfinite(lle) or lle >= 0:
+        return float(num_blocks)
+    sweeps = math.ceil(math.log(max(scale, 10 * tol) / tol) / (-lle * block))
+    return float(min(num_blocks, max(1, sweeps)))
 
 
 def _extrapolate(result, k_p, T_p, prefix, growth, T):

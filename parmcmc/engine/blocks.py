@@ -1,0 +1,199 @@
+"""Multiple shooting: solve a recurrence over blocks of B consecutive steps (docs/convergence.md).
+
+The T steps are cut into n = ceil(T / B) blocks. The unknowns are only the states at the block ends,
+s_k = x_{kB}, and they obey the n-step recurrence s_k = F_k(s_{k-1}), where the block map F_k runs B
+steps of fn sequentially (a `lax.scan`) with block k's inputs. Any iterative solver of the driver
+solves that recurrence (Jacobi on blocks is s_k <- F_k(s_{k-1}) of the previous guess; QuasiDEER and
+DEER take the Jacobian of F_k by forward mode through the inner scan), with all its guards: the pin
+makes at least one more block exact per iteration, so at most n iterations are needed. A final
+vmapped pass runs every block from its solved start and records all T states.
+
+Why: inside a block every decision of a discontinuous step map (an MCMC accept/reject) is taken
+sequentially from the block's start, so the iteration never linearises across a wrong decision
+within a block; the only error is the start, and a contracting chain forgets it within its coupling
+time. With B above that time, block-Jacobi converges in a few iterations whatever T is.
+
+Cost: an iteration evaluates fn T times (as one batched sweep; DEER's block Jacobians cost D forward
+passes more, like DEER's), but its sequential depth is B steps, not one. The padded steps of a last,
+shorter block repeat the last real input and keep the state unchanged: fn is never evaluated on
+anything but real inputs at real states.
+"""
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from parmcmc.engine.solvers import AbstractSolver, Jacobi
+
+__all__ = ["BLOCK_DEFAULT", "Shooting", "block_size", "solve_blocked"]
+
+BLOCK_DEFAULT = 128  # the block length when nothing is known about the chain's contraction
+BLOCK_MIN, BLOCK_MAX = 16, 512
+
+
+def block_size(lle: float | None, num_steps: int, tol: float = 1e-11, scale: float = 1.0) -> int:
+    """The block length B for a chain of `num_steps` steps whose largest Lyapunov exponent is `lle`.
+
+    A chain that contracts at rate |lle| per step forgets an error of size `scale` down to `tol` in
+    ln(scale / tol) / |lle| steps: with B at least that, one block-Jacobi sweep puts every block end
+    within tolerance of the true chain once the accept decisions have coupled. Clipped to
+    [BLOCK_MIN, BLOCK_MAX] and to num_steps; BLOCK_DEFAULT when lle is unknown (None, NaN) or >= 0.
+    """
+    if lle is None or not math.isfinite(lle) or lle >= 0:
+        b = BLOCK_DEFAULT
+    else:
+        b = math.ceil(math.log(max(scale, tol * 10) / tol) / -lle)
+    b = min(max(b, BLOCK_MIN), BLOCK_MAX)
+    return max(1, min(b, num_steps))
+
+
+@dataclasses.dataclass(frozen=True)
+class Shooting(AbstractSolver):
+    """`solver` over blocks of `block` steps: solve(fn, x0, inputs, Shooting(s, B)) is
+    solve(fn, x0, inputs, s, block=B), as one solver object for callers that pick a solver (sample()).
+
+    solver: the iterative solver of the recurrence between block ends (default Jacobi(): once the
+        decisions have coupled, a sweep shrinks every block end's error by e^(LLE B), and it needs no
+        Jacobian). block: the block length; None picks `block_size(None, T)` = BLOCK_DEFAULT, clipped to T.
+    """
+
+    parallel: ClassVar[bool] = True
+    solver: AbstractSolver = dataclasses.field(default_factory=Jacobi)
+    block: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.solver, AbstractSolver) or not self.solver.parallel or isinstance(self.solver, Shooting):
+            raise TypeError(
+                f"Shooting(solver={self.solver!r}): the solver of the block ends must be an iterative solver "
+                "such as Jacobi() or DEER()."
+            )
+        if self.block is not None and (
+            isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1
+        ):
+            raise ValueError(f"Shooting(block={self.block!r}): the block length must be an integer >= 1, or None.")
+
+
+def _blocked_inputs(inputs, block: int, num_blocks: int):
+    """inputs (T, ...) as (n, B, ...), the missing steps of the last block filled with the last real
+    input, and the mask (n, B) of the real steps."""
+    T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
+    pad = num_blocks * block - T
+
+    def one(a):
+        a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]) if pad else a
+        return a.reshape((num_blocks, block, *a.shape[1:]))
+
+    mask = (jnp.arange(num_blocks * block) < T).reshape(num_blocks, block)
+    return jax.tree_util.tree_map(one, inputs), mask
+
+
+def _run_block(fn, x, block_inputs, mask):
+    """B steps of fn from x (masked steps keep the state); all B states."""
+
+    def body(x, um):
+        u, m = um
+        y = fn(x, u)
+        y = jax.tree_util.tree_map(lambda a, b: jnp.where(m, a, b), y, x)
+        return y, y
+
+    return jax.lax.scan(body, x, (block_inputs, mask))
+
+
+@dataclasses.dataclass(frozen=True)
+class _BlockProgress:
+    """progress(iteration, residual, window_start) with the window start in steps, not blocks; hashable,
+    so that a compiled solve is reused for the same callback."""
+
+    progress: Callable
+    block: int
+
+    def __call__(self, it, residual, start):
+        return self.progress(it, residual, start * self.block)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BlockMap:
+    """F(consts, s, (inputs, mask)) = the state after B steps of fn from s: the driver's hoisted step map
+    over blocks. Hashable through the hoisted fn, so compiled block solves are reused like plain ones."""
+
+    hoisted: Any
+
+    def __call__(self, consts, x, block_inputs_and_mask):
+        u, m = block_inputs_and_mask
+        return _run_block(functools.partial(self.hoisted, consts), x, u, m)[0]
+
+
+def solve_blocked(
+    solve_jit,
+    block,
+    hoisted,
+    consts,
+    x0,
+    inputs,
+    guess,
+    solver,
+    max_iters,
+    window,
+    atol,
+    rtol,
+    fallback,
+    progress,
+    mesh,
+    patience,
+):
+    """The driver's flat solve `solve_jit` (passed in to keep the import graph one-way; same arguments
+    after `block`) by multiple shooting over blocks of `block` steps; the driver's tuple over all T steps.
+
+    window (in steps) and progress's window start are translated to blocks; max_iters counts block
+    iterations, and so does num_iters; sequential_from is a step index (the start of the first block
+    that did not converge); residual is the largest |s_k - F_k(s_{k-1})| over the block ends (the states
+    inside a block are recomputed sequentially from its solved start, so their residual is 0).
+    """
+    T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
+    n = -(-T // block)
+    blocked, mask = _blocked_inputs(inputs, block, n)
+    block_guess = None
+    if guess is not None:  # the guessed state at each block end (the last block ends at step T)
+        ends = jnp.minimum(jnp.arange(1, n + 1) * block, T) - 1
+        block_guess = guess[ends]
+    window = -(-window // block)
+    progress = None if progress is None else _BlockProgress(progress, block)
+    block_map = _BlockMap(hoisted)
+    ends, converged, it, residual, code, seq_from, fell_back = solve_jit(
+        block_map,
+        consts,
+        x0,
+        (blocked, mask),
+        block_guess,
+        solver,
+        max_iters,
+        window,
+        atol,
+        rtol,
+        fallback,
+        progress,
+        None,
+        patience,
+    )
+    states = _all_states(hoisted, consts, x0, ends, blocked, mask)[:T]
+    seq_from = jnp.minimum(seq_from * block, T).astype(jnp.int32)
+    return states, converged, it, residual, code, seq_from, fell_back
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _all_states(hoisted, consts, x0, ends, blocked, mask):
+    """Every block run from its solved start; the last state of block k is its solved end s_k, so that
+    the residual at a block end is the block solve's and the next block starts where it says."""
+    starts = jnp.concatenate([x0[None], ends[:-1]])
+    fn = functools.partial(hoisted, consts)
+
+    def one(x, e, u, m):
+        return _run_block(fn, x, u, m)[1].at[-1].set(e)
+
+    xs = jax.vmap(one)(starts, ends, blocked, mask)
+    return xs.reshape((-1, *xs.shape[2:]))
