@@ -9,6 +9,7 @@ import inspect
 import time
 import warnings
 from collections.abc import Callable
+from math import inf, nan
 from typing import Any, NamedTuple
 
 import jax
@@ -37,12 +38,14 @@ from parmcmc.settings import (
     Settings,
 )
 from parmcmc.validate import (
+    IgnoredArgumentWarning,
     check_dims_and_coords,
     check_memory,
     check_model,
     log_density_scratch_bytes,
 )
 from parmcmc.warmup import hmc_warmup, mala_warmup
+from parmcmc.weigh import Choice, cost_model_choice
 
 
 class Prepared(NamedTuple):
@@ -56,6 +59,10 @@ class Prepared(NamedTuple):
     warmup: Any  # WarmupResult or None
     warmup_seconds: float
     preconditioner: Any = None  # {"loc": (chain, D), "scale": (chain, D, D)} for preconditioned MALA, else None
+    # seconds of one sequential step of one chain, from the warmup's run (execution only; nan without a warmup):
+    # parallel="auto" prices the sequential chain with it instead of a probe of its own
+    step_seconds: float = float("nan")
+    parallel_fits: bool = True  # whether the parallel solve fits in memory (parallel="auto" checks it)
 
 
 def sample(
@@ -66,7 +73,7 @@ def sample(
     num_warmup: int = 1000,
     num_chains: int = 4,
     sampler: Any = "hmc",
-    parallel: Any = True,
+    parallel: Any = "auto",
     solver: AbstractSolver | None = None,
     model_args: tuple = (),
     model_kwargs: dict | None = None,
@@ -99,14 +106,17 @@ def sample(
                  averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for HMC, a diagonal
                  mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
                  says which sampler for which model.
-    parallel:    True (default): each chain is solved in parallel over time by `solver` (default: DEER
-                 while its dense Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond);
-                 False: the sequential reference
-                 (lax.scan of the same step map; the same draws); "auto": the faster of the two on this
-                 device, predicted from timed probes (a batched sweep of the step map, a short
-                 sequential scan) and, when those leave parallel in the running, the predicted Newton
-                 iterations (parmcmc.diagnose.choose_solver; on a CPU with a cheap density: the
-                 sequential chain).
+    parallel:    "auto" (default): the faster on this device of the sequential chain and the parallel
+                 solve (parmcmc.weigh; the sequential chain priced from the warmup's own steps, the
+                 parallel solve by a cost model where that decides, else by timed probes and the
+                 predicted Newton iterations). On a CPU that is the sequential chain; the tree's attrs
+                 `auto_choice`, `auto_reason`, `auto_seconds` say what it chose, why and what choosing
+                 cost. True: each chain is solved in parallel over time by `solver` (default: DEER
+                 while its dense Jacobians fit in memory, see api.dense_jacobian_fits, QuasiDEER beyond).
+                 False: the sequential reference (lax.scan of the same step map; the same draws).
+    solver:      the parallel solver. With parallel="auto" it is the candidate weighed against the
+                 sequential chain; when auto declines it (and any max_iters=, atol=, ... given), an
+                 IgnoredArgumentWarning says so: pass parallel=True to run it regardless.
     dense_mass:  warmup adapts a dense inverse mass matrix (HMC; NumPyro's name) or a dense linear
                  preconditioner z = L^-1 (x - m) (MALA; L from the posterior's curvature at the warmup
                  draws) instead of a diagonal one (HMC) or none (MALA). The preconditioner makes the
@@ -137,8 +147,9 @@ def sample(
     settings = check_settings(**locals())
     with progress.phases():  # an error or Ctrl-C stops the progress display's clock
         prepared = prepare(settings)
-        solver = pick_solver(settings, prepared)
-        run = run_chains(settings, prepared, solver)
+        choice = auto_choice(settings, prepared) if settings.parallel == "auto" else None
+        solver = pick_solver(settings, prepared) if choice is None else choice.solver
+        run = run_chains(settings, prepared, solver)._replace(choice=choice)
     return datatree_from_run(prepared, run, settings)
 
 
@@ -175,17 +186,20 @@ def prepare(s: Settings) -> Prepared:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
     # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
     template = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
-    _check_memory(s, template, target.initial_positions)
+    parallel_fits = _check_memory(s, template, target.initial_positions)
     dense = s.dense_mass if s.dense_mass is not None else template.dim <= DENSE_MASS_MAX_DIM
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains, *jnp.shape(imm)))
     t0 = time.perf_counter()
-    with model_errors_named(target.name, "sample (warmup)"):
+    with model_errors_named(target.name, "sample (warmup)"), jitcache.timed_runs() as clock:
         positions, eps, imm, warm, pre = _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense)
         jax.block_until_ready(positions)
     progress.end_phase()
-    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre)
+    # the adapting warmups run the chains one after another (lax.map), the burn-in vmaps them
+    steps = s.num_warmup * (s.num_chains if warm is not None else 1)
+    step_s = clock.seconds / steps if steps and clock.runs else float("nan")
+    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre, step_s, parallel_fits)
 
 
 def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
@@ -227,24 +241,36 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
     return positions, eps, imm, warm, pre
 
 
-def _check_memory(s: Settings, bound, prepared_positions) -> None:
-    """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent."""
+def _check_memory(s: Settings, bound, prepared_positions) -> bool:
+    """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent. With
+    parallel="auto" only the sequential chain must fit; returns whether the parallel solve fits too
+    (auto_choice runs the sequential chain when it does not)."""
     dim = bound.dim
     dense = dense_jacobian_fits(dim, s.num_samples, s.num_chains, bound.layout.dtype)
-    solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dense else QuasiDEER()))
+    parallel_solver = s.solver or (DEER() if dense else QuasiDEER())
     x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
     scratch = log_density_scratch_bytes(bound.logdensity, x0)
-    check_memory(
-        s.num_chains,
-        s.num_samples,
-        dim,
-        bound.layout.dtype,
-        solver,
-        s.solve_kwargs.get("window"),
-        scratch,
-        num_warmup=s.num_warmup,
-        keep_warmup=s.keep_warmup,
-    )
+
+    def check(solver):
+        check_memory(
+            s.num_chains,
+            s.num_samples,
+            dim,
+            bound.layout.dtype,
+            solver,
+            s.solve_kwargs.get("window"),
+            scratch,
+            num_warmup=s.num_warmup,
+            keep_warmup=s.keep_warmup,
+        )
+
+    check(Sequential() if s.parallel is False or s.parallel == "auto" else parallel_solver)
+    if s.parallel == "auto":
+        try:
+            check(parallel_solver)
+        except MemoryError:
+            return False
+    return True
 
 
 def _target(model, key, num_chains, model_args, model_kwargs, initial_position, init_strategy=None) -> Target:
@@ -256,22 +282,47 @@ def _target(model, key, num_chains, model_args, model_kwargs, initial_position, 
 
 
 def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
-    """The solver the settings ask for; "auto" asks parmcmc.diagnose for its verdict."""
+    """The solver the settings ask for; "auto" weighs the device (auto_choice)."""
     parallel, solver = s.parallel, s.solver
     if parallel is False:
         return Sequential()
-    if solver is None:
-        flat = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0]
-        solver = DEER() if dense_jacobian_fits(flat.size, s.num_samples, s.num_chains, flat.dtype) else QuasiDEER()
     if parallel == "auto":
-        from parmcmc.predictability.diagnose import choose_solver  # timed probes on this device, then a pilot if needed
-
-        sampler, x0 = _one_chain(prepared, 0)
-        choice = choose_solver(sampler, x0, s.rng_key, s.num_samples, solver=solver)
-        if s.progress_bar:
-            print(choice, flush=True)
-        return choice.solver
+        return auto_choice(s, prepared).solver
+    if solver is None:
+        dim, dtype = prepared.template.dim, prepared.template.layout.dtype  # the bound sampler's: no eager slicing
+        solver = DEER() if dense_jacobian_fits(dim, s.num_samples, s.num_chains, dtype) else QuasiDEER()
     return solver
+
+
+def auto_choice(s: Settings, prepared: Prepared):
+    """parallel="auto": the faster on this device of the sequential chain and the solver parallel=True would
+    run (parmcmc.weigh.choose, via parmcmc.diagnose.choose_solver), the sequential chain priced from the
+    warmup's own steps. Returns the `Choice` (solver, predictions, reason, what choosing cost)."""
+    from parmcmc.predictability.diagnose import choose_solver  # a cost model, timed probes, then a pilot if needed
+
+    candidate = pick_solver(s._replace(parallel=True), prepared)
+    T, step_s, dim = s.num_samples, prepared.step_seconds, prepared.template.dim
+    if not prepared.parallel_fits:
+        choice = Choice(Sequential(), T * step_s, inf, nan, f"{candidate!r} would not fit in memory", 0.0, None)
+    elif not candidate.parallel:
+        choice = Choice(candidate, T * step_s, nan, nan, f"solver={candidate!r} was given", 0.0, None)
+    else:  # the cost model first: it needs no chain of its own, and on a CPU it decides
+        choice = cost_model_choice(candidate, dim, T, step_s)
+        if choice is None:
+            sampler, x0 = _one_chain(prepared, 0)
+            choice = choose_solver(sampler, x0, s.rng_key, T, solver=candidate, sequential_step_seconds=step_s)
+    if s.progress_bar:
+        print(choice, flush=True)
+    given = [f"{k}=" for k in ("max_iters", "atol", "rtol", "window", "patience") if s.solve_kwargs.get(k) is not None]
+    given = [f"solver={s.solver!r}"] * bool(s.solver is not None and s.solver.parallel) + given
+    if given and not choice.solver.parallel:
+        warnings.warn(
+            f"sample: {', '.join(given)} set the parallel solve, which parallel='auto' (the default) weighed and did "
+            f"not run: {choice.reason}. Pass parallel=True to run it anyway.",
+            IgnoredArgumentWarning,
+            stacklevel=3,
+        )
+    return choice
 
 
 # The dense Jacobians of a DEER solve (T x D x D per chain, and about as much again in the scan's
@@ -320,6 +371,7 @@ class Run(NamedTuple):
     seconds: float  # wall-clock of the sampling run (compiled, excluding compilation)
     compile_seconds: float
     solver: AbstractSolver
+    choice: Any = None  # parallel="auto"'s parmcmc.weigh.Choice, else None
 
 
 def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_offset: int = 0) -> Run:
