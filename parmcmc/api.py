@@ -9,14 +9,13 @@ import inspect
 import time
 import warnings
 from collections.abc import Callable
-from math import inf, nan
 from typing import Any, NamedTuple
 
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
-from parmcmc import jitcache, progress, settings
+from parmcmc import jitcache, progress, settings, weigh
 from parmcmc.chain import run_chain
 from parmcmc.engine import DEER, QuasiDEER, Sequential, sharding
 from parmcmc.engine.results import warn_if_fell_back
@@ -38,14 +37,13 @@ from parmcmc.settings import (
     Settings,
 )
 from parmcmc.validate import (
-    IgnoredArgumentWarning,
     check_dims_and_coords,
     check_memory,
     check_model,
     log_density_scratch_bytes,
 )
 from parmcmc.warmup import hmc_warmup, mala_warmup
-from parmcmc.weigh import Choice, cost_model_choice
+from parmcmc.weigh import Choice
 
 
 class Prepared(NamedTuple):
@@ -294,34 +292,20 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
     return solver
 
 
-def auto_choice(s: Settings, prepared: Prepared):
+def auto_choice(s: Settings, prepared: Prepared) -> Choice:
     """parallel="auto": the faster on this device of the sequential chain and the solver parallel=True would
-    run (parmcmc.weigh.choose, via parmcmc.diagnose.choose_solver), the sequential chain priced from the
-    warmup's own steps. Returns the `Choice` (solver, predictions, reason, what choosing cost)."""
-    from parmcmc.predictability.diagnose import choose_solver  # a cost model, timed probes, then a pilot if needed
+    run (parmcmc.weigh.auto), the sequential chain priced from the warmup's own steps; the Choice says why."""
+    from parmcmc.predictability.diagnose import choose_solver  # timed probes, then a pilot if needed
 
-    candidate = pick_solver(s._replace(parallel=True), prepared)
-    T, step_s, dim = s.num_samples, prepared.step_seconds, prepared.template.dim
-    if not prepared.parallel_fits:
-        choice = Choice(Sequential(), T * step_s, inf, nan, f"{candidate!r} would not fit in memory", 0.0, None)
-    elif not candidate.parallel:
-        choice = Choice(candidate, T * step_s, nan, nan, f"solver={candidate!r} was given", 0.0, None)
-    else:  # the cost model first: it needs no chain of its own, and on a CPU it decides
-        choice = cost_model_choice(candidate, dim, T, step_s)
-        if choice is None:
-            sampler, x0 = _one_chain(prepared, 0)
-            choice = choose_solver(sampler, x0, s.rng_key, T, solver=candidate, sequential_step_seconds=step_s)
+    def probe():
+        sampler, x0 = _one_chain(prepared, 0)
+        return choose_solver(sampler, x0, s.rng_key, s.num_samples, solver=candidate, sequential_step_seconds=step_s)
+
+    candidate, step_s = pick_solver(s._replace(parallel=True), prepared), prepared.step_seconds
+    choice = weigh.auto(candidate, s.num_samples, step_s, prepared.template.dim, prepared.parallel_fits, probe)
     if s.progress_bar:
         print(choice, flush=True)
-    given = [f"{k}=" for k in ("max_iters", "atol", "rtol", "window", "patience") if s.solve_kwargs.get(k) is not None]
-    given = [f"solver={s.solver!r}"] * bool(s.solver is not None and s.solver.parallel) + given
-    if given and not choice.solver.parallel:
-        warnings.warn(
-            f"sample: {', '.join(given)} set the parallel solve, which parallel='auto' (the default) weighed and did "
-            f"not run: {choice.reason}. Pass parallel=True to run it anyway.",
-            IgnoredArgumentWarning,
-            stacklevel=3,
-        )
+    weigh.warn_if_declined(choice, s.solver, s.solve_kwargs, stacklevel=4)
     return choice
 
 

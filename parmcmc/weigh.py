@@ -6,18 +6,20 @@ costs well under a microsecond on a CPU and tens of microseconds of launch laten
 batched sweep over T states costs about T times a step on a CPU and about one launch on a GPU. So
 `choose` times short probes on the device at hand and predicts the wall-clock of both:
 
-    sequential  = T * (seconds per step of a timed lax.scan of fn)
+    sequential  = T * (seconds per step: of the warmup's own run, or of a timed lax.scan of fn)
     parallel    = k(T) * (seconds of one iteration: a batched evaluation of fn and its Jacobian
                   approximation at T states, and the solver's scan)
 
 Stage 0 needs no probe at all: on a CPU a batched evaluation at T states saves at most
-`DeviceModel.batch_gain` per state over a sequential step (measured on this project's models: at most
-1.33, docs/performance.md), and any parallel solve linearises the chain at least MIN_ITERS times (f and
-its Jacobian approximation: one tangent per column of a dense or exact-diagonal Jacobian, one per
-Hutchinson probe, each costing at least TANGENT_WEIGHT of an evaluation). When that lower bound already
-costs more than the sequential chain, the sequential chain wins whatever the iteration count, and no
-program is compiled. The sequential chain's price comes from the warmup's own run (api.prepare times
-its execution: `sequential_step_seconds`); a timed scan is the fallback when there was no warmup.
+`DeviceModel.batch_gain` (2) per state over a sequential step (measured on this project's models: at
+most 1.33, docs/performance.md), and any parallel solve linearises the chain at least MIN_ITERS times
+(f and its Jacobian approximation: one tangent per column of a dense or exact-diagonal Jacobian, one
+per Hutchinson probe, each costing at least TANGENT_WEIGHT of an evaluation). When that lower bound
+already costs more than the sequential chain, the sequential chain wins whatever the iteration count,
+and no program is compiled. On a CPU it always does (two linearisations at a gain of at most 2 already
+cost the chain), so the probes and the pilot below run on accelerators only. The sequential chain's
+price comes from the warmup's own run (api.prepare times its execution: `sequential_step_seconds`); a
+timed scan is the fallback when there was no warmup.
 Stage 1 (no pilot solve either): if even two batched sweeps of fn alone (a lower bound on any parallel
 solve: the first linearisation and one iteration) cost more than the sequential chain, the sequential
 chain wins whatever k(T) is; it costs one small compilation (two without a warmup figure).
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -43,8 +46,9 @@ from jax.flatten_util import ravel_pytree
 
 from parmcmc.engine.solvers import DEER, AbstractIterativeSolver, AbstractSolver, QuasiDEER, Sequential, shift
 from parmcmc.jitcache import Program, compiled_call
+from parmcmc.validate import IgnoredArgumentWarning
 
-__all__ = ["Choice", "DeviceModel", "choose", "cost_model_choice", "device_model", "weigh"]
+__all__ = ["Choice", "DeviceModel", "auto", "choose", "cost_model_choice", "device_model", "warn_if_declined", "weigh"]
 
 MIN_ITERS = 2  # any parallel solve evaluates fn at T states at least this many times
 PROBE_STATES = 16384  # batched probes on an accelerator run at min(T, this) states (fewer for large Jacobians)
@@ -53,12 +57,13 @@ PROBE_STEPS = 256  # the sequential probe's length
 _REPEATS = 3  # each probe is timed this many times after compiling; the fastest counts
 MIN_TIMED = 0.02  # seconds: a timed batch of probe runs lasts at least this long
 # The most a batched evaluation of the step map at T states saves per state over one sequential step on
-# a CPU. Measured (docs/performance.md, "parallel=auto"): 0.35-1.33 on this project's models; the bound
-# keeps a margin above the largest.
+# a CPU. Measured (docs/performance.md, "parallel=auto, the default"): 0.14-1.33 on seven of this
+# project's models; the bound keeps a margin of 1.5 above the largest.
 CPU_BATCH_GAIN = 2.0
 # The least one tangent (a column of the Jacobian, or a Hutchinson probe) costs, in evaluations of the
-# step map, when batched at every state (measured: 0.09-3.1).
-TANGENT_WEIGHT = 0.05
+# step map, when batched at every state (measured: 0.03-3.1). With MIN_ITERS / CPU_BATCH_GAIN = 1 a CPU
+# needs no tangent to decide; they only widen the margin.
+TANGENT_WEIGHT = 0.02
 
 
 class DeviceModel(NamedTuple):
@@ -280,3 +285,32 @@ def choose(
         return Choice(solver, seq, par, k, reason, time.perf_counter() - t_start, diagnosis)
     reason = f"{name}'s predicted {k:.0f} iterations cost more than the sequential chain on {platform}"
     return Choice(Sequential(), seq, par, k, reason, time.perf_counter() - t_start, diagnosis)
+
+
+def auto(
+    candidate: AbstractSolver, T: int, step_seconds: float, dim: int, fits: bool, probe: Callable[[], Choice]
+) -> Choice:
+    """sample(parallel="auto")'s choice between the sequential chain and `candidate` (what parallel=True runs):
+    the sequential chain when the candidate does not fit in memory (`fits`), the candidate when it is
+    sequential itself, the cost model's verdict when it decides (stage 0: nothing compiled), else `probe()`
+    (`choose` with the probes and the pilot)."""
+    seq = T * step_seconds
+    if not fits:
+        return Choice(Sequential(), seq, math.inf, math.nan, f"{candidate!r} would not fit in memory", 0.0, None)
+    if not candidate.parallel:
+        return Choice(candidate, seq, math.nan, math.nan, f"solver={candidate!r} was given", 0.0, None)
+    return cost_model_choice(candidate, dim, T, step_seconds) or probe()
+
+
+def warn_if_declined(choice: Choice, solver: AbstractSolver | None, solve_kwargs: dict, stacklevel: int) -> None:
+    """An IgnoredArgumentWarning when "auto" did not run the parallel solve that `solver=` or the solve
+    options (max_iters=, atol=, ...) set: they were weighed, not used."""
+    given = [f"{k}=" for k in ("max_iters", "atol", "rtol", "window", "patience") if solve_kwargs.get(k) is not None]
+    given = [f"solver={solver!r}"] * bool(solver is not None and solver.parallel) + given
+    if given and not choice.solver.parallel:
+        warnings.warn(
+            f"sample: {', '.join(given)} set the parallel solve, which parallel='auto' (the default) weighed and did "
+            f"not run: {choice.reason}. Pass parallel=True to run it anyway.",
+            IgnoredArgumentWarning,
+            stacklevel=stacklevel,
+        )
