@@ -19,7 +19,9 @@ already costs more than the sequential chain, the sequential chain wins whatever
 and no program is compiled. On a CPU it always does (two linearisations at a gain of at most 2 already
 cost the chain), so the probes and the pilot below run on accelerators only. The sequential chain's
 price comes from the warmup's own run (api.prepare times its execution: `sequential_step_seconds`); a
-timed scan is the fallback when there was no warmup.
+timed scan is the fallback when there was no warmup. The warmup's step (adaptation included) bounds a
+sampling step from above: it may rule the parallel solve out, but before the parallel solve is chosen
+(stage 3) a timed scan prices the chain itself.
 Stage 1 (no pilot solve either): if even two batched sweeps of fn alone (a lower bound on any parallel
 solve: the first linearisation and one iteration) cost more than the sequential chain, the sequential
 chain wins whatever k(T) is; it costs one small compilation (two without a warmup figure).
@@ -280,10 +282,16 @@ def choose(
     par = weigh(iteration, k)
     if not diagnosis.parallel_pays:
         return Choice(Sequential(), seq, par, k, diagnosis.reason, time.perf_counter() - t_start, diagnosis)
+    if par < seq and measured:
+        # The warmup's steps (with their adaptation) bound a sampling step from above (measured: 2-9x a plain
+        # step on a CPU): enough to rule the parallel solve out, not to choose it. Time the chain itself.
+        seq, source = min(seq, sequential_seconds(flat_fn, x_flat, inputs, T)), "a timed scan"
     if par < seq:
-        reason = f"{name}'s predicted {k:.0f} iterations beat the sequential chain on {platform}"
+        reason = f"{name}'s predicted {k:.0f} iterations beat the sequential chain on {platform} (priced from {source})"
         return Choice(solver, seq, par, k, reason, time.perf_counter() - t_start, diagnosis)
-    reason = f"{name}'s predicted {k:.0f} iterations cost more than the sequential chain on {platform}"
+    reason = (
+        f"{name}'s predicted {k:.0f} iterations cost more than the sequential chain on {platform} (priced from {source})"
+    )
     return Choice(Sequential(), seq, par, k, reason, time.perf_counter() - t_start, diagnosis)
 
 

@@ -96,10 +96,12 @@ def test_the_choice_flips_to_the_parallel_solve_where_batched_sweeps_are_cheap(m
     solve is chosen; on the CPU model the cost model had refused it without a probe."""
     monkeypatch.setattr(weigh, "sweep_seconds", lambda *a: 0.001)
     monkeypatch.setattr(weigh, "iteration_seconds", lambda *a: 0.01)
+    monkeypatch.setattr(weigh, "sequential_seconds", lambda *a: 0.5)  # the chain itself, timed before choosing it
     diagnosis = SimpleNamespace(predicted_iters=12.0, parallel_pays=True, reason="the pilot converged")
     step = dict(sequential_step_seconds=1e-3)
     on_accelerator = weigh.choose(FN, X0, INPUTS, DEER(), 1000, lambda: diagnosis, device=ACCELERATOR, **step)
     assert isinstance(on_accelerator.solver, DEER) and on_accelerator.parallel_seconds == pytest.approx(0.13)
+    assert on_accelerator.sequential_seconds == 0.5 and "timed scan" in on_accelerator.reason
     on_cpu = weigh.choose(FN, X0, INPUTS, DEER(), 1000, _never, device=CPU, **step)
     assert isinstance(on_cpu.solver, Sequential) and "cost model" in on_cpu.reason
 
@@ -110,3 +112,12 @@ def test_a_probe_is_timed_once_per_process(monkeypatch):
     first = weigh.sweep_seconds(fn, X0, INPUTS, 1000)
     monkeypatch.setattr(weigh, "compiled_call", lambda *a: pytest.fail("timed again"))
     assert weigh.sweep_seconds(fn, X0, INPUTS, 1000) == first
+
+
+def test_the_warmups_price_rules_parallel_out_but_a_timed_scan_must_confirm_it_wins(monkeypatch):
+    """The warmup's step (adaptation included) only bounds a sampling step from above: when the timed chain
+    is cheaper than the predicted solve after all, the sequential chain is kept."""
+    _stub(monkeypatch, seq=0.1, sweep=0.001, iteration=0.01)
+    diagnosis = SimpleNamespace(predicted_iters=12.0, parallel_pays=True, reason="the pilot converged")
+    choice = weigh.choose(FN, X0, INPUTS, DEER(), 1000, lambda: diagnosis, sequential_step_seconds=1e-3)
+    assert isinstance(choice.solver, Sequential) and choice.sequential_seconds == 0.1
