@@ -289,9 +289,8 @@ def choose(
     if par < seq:
         reason = f"{name}'s predicted {k:.0f} iterations beat the sequential chain on {platform} (priced from {source})"
         return Choice(solver, seq, par, k, reason, time.perf_counter() - t_start, diagnosis)
-    reason = (
-        f"{name}'s predicted {k:.0f} iterations cost more than the sequential chain on {platform} (priced from {source})"
-    )
+    reason = f"{name}'s predicted {k:.0f} iterations cost more than the sequential chain on {platform}"
+    reason += f" (priced from {source})"
     return Choice(Sequential(), seq, par, k, reason, time.perf_counter() - t_start, diagnosis)
 
 
