@@ -212,9 +212,17 @@ _clocks: list[RunClock] = []  # the active timed_runs() blocks
 
 @contextlib.contextmanager
 def timed_runs():
-    """Inside this block every compiled program that `program_jit` runs is waited for, and its wall-clock
-    (execution alone: no tracing, no compilation) is added to the yielded `RunClock`. parallel="auto"
-    prices a sequential step from the warmup's run this way, without a probe of its own."""
+    """Clock the execution of the compiled programs that `program_jit` runs inside this block.
+
+    Each run is waited for, and its wall-clock (execution alone: no tracing, no compilation) is added
+    to the yielded `RunClock`. parallel="auto" prices a sequential step from the warmup's run this
+    way, without a probe of its own.
+
+    Yields
+    ------
+    RunClock
+        `seconds` and `runs` so far, updated as programs run.
+    """
     clock = RunClock()
     with _lock:
         _clocks.append(clock)

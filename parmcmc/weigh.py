@@ -207,9 +207,27 @@ def cost_model_choice(
     t_start: float | None = None,
     source: str = "the warmup's steps",
 ) -> Choice | None:
-    """Stage 0: Sequential() when the device's cost model alone proves that `solver` cannot beat T sequential
-    steps of `step_seconds` each (measured: sample() passes its warmup's; `source` says where it came from),
-    else None (the probes decide). No program is compiled and nothing runs on the device."""
+    """Stage 0: the sequential chain when the device's cost model alone proves that `solver` cannot win.
+
+    No program is compiled and nothing runs on the device.
+
+    Parameters
+    ----------
+    solver
+        The parallel candidate; its tangents per linearisation come from `num_tangents`.
+    dim, T
+        The flat state's size and the chain's length.
+    step_seconds
+        Seconds of one sequential step (sample() passes its warmup's).
+    device
+        The `DeviceModel` to assume (default: `device_model()`).
+    t_start, source
+        When choosing began (for `Choice.seconds`) and where `step_seconds` came from (for the reason).
+
+    Returns
+    -------
+    A `Choice` of `Sequential()`, or None when the cost model does not decide (the probes must).
+    """
     t_start = time.perf_counter() if t_start is None else t_start
     device = device_model() if device is None else device
     if device.batch_gain is None or not (step_seconds and math.isfinite(step_seconds)):
@@ -297,10 +315,24 @@ def choose(
 def auto(
     candidate: AbstractSolver, T: int, step_seconds: float, dim: int, fits: bool, probe: Callable[[], Choice]
 ) -> Choice:
-    """sample(parallel="auto")'s choice between the sequential chain and `candidate` (what parallel=True runs):
-    the sequential chain when the candidate does not fit in memory (`fits`), the candidate when it is
-    sequential itself, the cost model's verdict when it decides (stage 0: nothing compiled), else `probe()`
-    (`choose` with the probes and the pilot)."""
+    """sample(parallel="auto")'s choice between the sequential chain and `candidate`.
+
+    Parameters
+    ----------
+    candidate
+        The solver parallel=True would run.
+    T, step_seconds, dim
+        The chain's length, the warmup's seconds per sequential step, the flat state's size.
+    fits
+        Whether the candidate's solve fits in memory (the sequential chain is chosen when it does not).
+    probe
+        `() -> Choice` with the probes and the pilot (`choose`), called only when the cost model does
+        not decide.
+
+    Returns
+    -------
+    The `Choice`: the candidate itself when it is sequential, else the cost model's or the probes' verdict.
+    """
     seq = T * step_seconds
     if not fits:
         return Choice(Sequential(), seq, math.inf, math.nan, f"{candidate!r} would not fit in memory", 0.0, None)
@@ -310,8 +342,18 @@ def auto(
 
 
 def warn_if_declined(choice: Choice, solver: AbstractSolver | None, solve_kwargs: dict, stacklevel: int) -> None:
-    """An IgnoredArgumentWarning when "auto" did not run the parallel solve that `solver=` or the solve
-    options (max_iters=, atol=, ...) set: they were weighed, not used."""
+    """Warn (IgnoredArgumentWarning) when "auto" did not run the parallel solve that was set.
+
+    Parameters
+    ----------
+    choice
+        What "auto" chose.
+    solver, solve_kwargs
+        sample()'s `solver=` and engine options (max_iters=, atol=, rtol=, window=, patience=): weighed,
+        not used, when the choice is sequential.
+    stacklevel
+        Passed to `warnings.warn` (the user's call of sample()).
+    """
     given = [f"{k}=" for k in ("max_iters", "atol", "rtol", "window", "patience") if solve_kwargs.get(k) is not None]
     given = [f"solver={solver!r}"] * bool(solver is not None and solver.parallel) + given
     if given and not choice.solver.parallel:
