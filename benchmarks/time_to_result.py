@@ -4,7 +4,8 @@
     ./dev.sh python benchmarks/time_to_result.py table [rounds]
 
 `table` runs every mode in a fresh process (first call, then a second call in the same process), the
-modes interleaved round by round so that a loaded machine's drift hits all of them alike: eight schools
+modes interleaved round by round (the order rotated each round) so that a loaded machine's drift hits
+all of them alike: eight schools
 (HMC, sample()'s default sampler) with parallel=False, True and "auto", NumPyro's NUTS, and the README's
 first example (logistic regression, MALA, the default parallel) against NUTS on the same model; then
 the median of each and the ratios.
@@ -103,7 +104,7 @@ def table(rounds: int) -> None:
     ]
     times: dict = {}
     for r in range(rounds):
-        for case, par, sampler in modes:
+        for case, par, sampler in modes[r % len(modes) :] + modes[: r % len(modes)]:  # each mode leads a round
             out = subprocess.run(
                 [sys.executable, __file__, case, par, sampler, "1" if sampler == "nuts" else "2"],
                 capture_output=True,
