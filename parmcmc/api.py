@@ -13,7 +13,7 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
-from parmcmc import jitcache, progress
+from parmcmc import jitcache, progress, weigh
 from parmcmc.chain import run_chain
 from parmcmc.engine import DEER, QuasiDEER, Sequential, Shooting, sharding
 from parmcmc.engine.results import warn_if_fell_back
@@ -45,6 +45,7 @@ from parmcmc.settings import (
 )
 from parmcmc.validate import check_dims_and_coords
 from parmcmc.warmup import hmc_warmup, mala_warmup
+from parmcmc.weigh import Choice
 
 
 class Prepared(NamedTuple):
@@ -58,6 +59,10 @@ class Prepared(NamedTuple):
     warmup: Any  # WarmupResult or None
     warmup_seconds: float
     preconditioner: Any = None  # {"loc": (chain, D), "scale": (chain, D, D)} for preconditioned MALA, else None
+    # seconds of one sequential step of one chain, from the warmup's run (execution only; nan without a warmup):
+    # parallel="auto" prices the sequential chain with it instead of a probe of its own
+    step_seconds: float = float("nan")
+    parallel_fits: bool = True  # whether the parallel solve fits in memory (parallel="auto" checks it)
 
 
 def sample(
@@ -68,7 +73,7 @@ def sample(
     num_warmup: int = 1000,
     num_chains: int = 4,
     sampler: Any = "hmc",
-    parallel: Any = True,
+    parallel: Any = "auto",
     solver: AbstractSolver | None = None,
     model_args: tuple = (),
     model_kwargs: dict | None = None,
@@ -104,13 +109,18 @@ def sample(
         and, for HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
         says which sampler for which model.
     parallel
-        True (default): each chain is solved in parallel over time by `solver` (default: DEER while its dense
-        Jacobians fit in memory, see settings.dense_jacobian_fits, QuasiDEER beyond; from 512 draws on, that
-        solver on blocks of 32 draws: Shooting(DEER(), 32), docs/convergence.md); False: the sequential reference
-        (lax.scan of the same step map; the same draws); "auto": the faster of the two on this device, predicted
-        from timed probes (a batched sweep of the step map, a short sequential scan) and, when those leave parallel
-        in the running, the predicted Newton iterations (parmcmc.diagnose.choose_solver; on a CPU with a cheap
-        density: the sequential chain).
+        "auto" (default): the faster on this device of the sequential chain and the parallel solve
+        (parmcmc.weigh; the sequential chain priced from the warmup's own steps, the parallel solve by a cost model
+        where that decides, else by timed probes and the predicted Newton iterations). On a CPU that is the
+        sequential chain; the tree's attrs `auto_choice`, `auto_reason`, `auto_seconds` say what it chose, why and
+        what choosing cost. True: each chain is solved in parallel over time by `solver` (default: DEER while its
+        dense Jacobians fit in memory, see settings.dense_jacobian_fits, QuasiDEER beyond; from 512 draws on, that
+        solver on blocks of 32 draws: Shooting(DEER(), 32), docs/convergence.md). False: the sequential reference
+        (lax.scan of the same step map; the same draws).
+    solver
+        The parallel solver. With parallel="auto" it is the candidate weighed against the sequential chain; when
+        auto declines it (and any max_iters=, atol=, ... given), an IgnoredArgumentWarning says so: pass
+        parallel=True to run it regardless.
     dense_mass
         Warmup adapts a dense inverse mass matrix (HMC; NumPyro's name) or a dense linear preconditioner
         ``z = L^-1 (x - m)`` (MALA; L from the posterior's curvature at the warmup draws) instead of a diagonal
@@ -184,8 +194,9 @@ def sample(
     )
     with progress.phases():  # an error or Ctrl-C stops the progress display's clock
         prepared = prepare(settings)
-        solver = pick_solver(settings, prepared)
-        run = run_chains(settings, prepared, solver)
+        choice = auto_choice(settings, prepared) if settings.parallel == "auto" else None
+        solver = pick_solver(settings, prepared) if choice is None else choice.solver
+        run = run_chains(settings, prepared, solver)._replace(choice=choice)
     return datatree_from_run(prepared, run, settings)
 
 
@@ -217,17 +228,20 @@ def prepare(s: Settings) -> Prepared:
         template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
     # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
     template = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
-    check_run_memory(s, template, target.initial_positions)
+    parallel_fits = check_run_memory(s, template, target.initial_positions)
     dense = s.dense_mass if s.dense_mass is not None else template.dim <= DENSE_MASS_MAX_DIM
     eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
     imm = getattr(template, "inverse_mass_matrix", None)
     imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains, *jnp.shape(imm)))
     t0 = time.perf_counter()
-    with model_errors_named(target.name, "sample (warmup)"):
+    with model_errors_named(target.name, "sample (warmup)"), jitcache.timed_runs() as clock:
         positions, eps, imm, warm, pre = _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense)
         jax.block_until_ready(positions)
     progress.end_phase()
-    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre)
+    # the adapting warmups run the chains one after another (lax.map), the burn-in vmaps them
+    steps = s.num_warmup * (s.num_chains if warm is not None else 1)
+    step_s = clock.seconds / steps if steps and clock.runs else float("nan")
+    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre, step_s, parallel_fits)
 
 
 def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
@@ -270,23 +284,17 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
 
 
 def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
-    """The solver the settings ask for; "auto" asks parmcmc.diagnose for its verdict."""
+    """The solver the settings ask for; "auto" weighs the device (auto_choice)."""
     parallel, solver = s.parallel, s.solver
     if parallel is False:
         return Sequential()
+    if parallel == "auto":
+        return auto_choice(s, prepared).solver
     if solver is None:
-        flat = jax.flatten_util.ravel_pytree(jax.tree_util.tree_map(lambda a: a[0], prepared.positions))[0]
-        solver = DEER() if dense_jacobian_fits(flat.size, s.num_samples, s.num_chains, flat.dtype) else QuasiDEER()
+        dim, dtype = prepared.template.dim, prepared.template.layout.dtype  # the bound sampler's: no eager slicing
+        solver = DEER() if dense_jacobian_fits(dim, s.num_samples, s.num_chains, dtype) else QuasiDEER()
         if parallel is True and s.mesh is None and s.num_samples >= SHOOTING_MIN_STEPS:
             solver = Shooting(solver, SHOOTING_BLOCK)  # multiple shooting where blocks pay (docs/convergence.md)
-    if parallel == "auto":
-        from parmcmc.predictability.diagnose import choose_solver  # timed probes on this device, then a pilot if needed
-
-        sampler, x0 = _one_chain(prepared, 0)
-        choice = choose_solver(sampler, x0, s.rng_key, s.num_samples, solver=solver)
-        if s.progress_bar:
-            print(choice, flush=True)
-        return choice.solver
     return solver
 
 
@@ -295,6 +303,23 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
 # every plain DEER solve fell back). Below, the plain solve: blocks pay when T is many blocks long.
 SHOOTING_BLOCK = 32
 SHOOTING_MIN_STEPS = 512
+
+
+def auto_choice(s: Settings, prepared: Prepared) -> Choice:
+    """parallel="auto": the faster on this device of the sequential chain and the solver parallel=True would
+    run (parmcmc.weigh.auto), the sequential chain priced from the warmup's own steps; the Choice says why."""
+    from parmcmc.predictability.diagnose import choose_solver  # timed probes, then a pilot if needed
+
+    def probe():
+        sampler, x0 = _one_chain(prepared, 0)
+        return choose_solver(sampler, x0, s.rng_key, s.num_samples, solver=candidate, sequential_step_seconds=step_s)
+
+    candidate, step_s = pick_solver(s._replace(parallel=True), prepared), prepared.step_seconds
+    choice = weigh.auto(candidate, s.num_samples, step_s, prepared.template.dim, prepared.parallel_fits, probe)
+    if s.progress_bar:
+        print(choice, flush=True)
+    weigh.warn_if_declined(choice, s.solver, s.solve_kwargs, stacklevel=4)
+    return choice
 
 
 def _one_chain(prepared: Prepared, c: int):
@@ -334,6 +359,7 @@ class Run(NamedTuple):
     seconds: float  # wall-clock of the sampling run (compiled, excluding compilation)
     compile_seconds: float
     solver: AbstractSolver
+    choice: Any = None  # parallel="auto"'s parmcmc.weigh.Choice, else None
 
 
 def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_offset: int = 0) -> Run:

@@ -35,7 +35,7 @@ import jax.core
 import jax.extend
 import numpy as np
 
-__all__ = ["CacheStats", "Program", "program_jit", "stats"]
+__all__ = ["CacheStats", "Program", "RunClock", "program_jit", "stats", "timed_runs"]
 
 _MAX_ENTRIES = 64  # compiled executables kept (least recently used dropped): bounds memory in long sessions
 
@@ -175,6 +175,8 @@ def program_jit(fn: Callable) -> Callable:
         consts, flat = list(closed.consts), jax.tree_util.tree_leaves(args)
         if any(isinstance(x, jax.core.Tracer) for x in (*consts, *flat)):
             out = _run(program, consts, flat)
+        elif _clocks:
+            out = _timed(_compiled_for(program, consts, flat), consts, flat)
         else:
             out = _compiled_for(program, consts, flat)(consts, flat)
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), out)
@@ -200,6 +202,52 @@ def _compiled_for(program: Program, consts, flat):
         while len(_compiled) > _MAX_ENTRIES:
             _compiled.popitem(last=False)
     return compiled
+
+
+class RunClock:
+    """Execution seconds of the compiled programs run through `program_jit` inside `timed_runs()`."""
+
+    __slots__ = ("runs", "seconds")
+
+    def __init__(self):
+        self.seconds, self.runs = 0.0, 0
+
+
+_clocks: list[RunClock] = []  # the active timed_runs() blocks
+
+
+@contextlib.contextmanager
+def timed_runs():
+    """Clock the execution of the compiled programs that `program_jit` runs inside this block.
+
+    Each run is waited for, and its wall-clock (execution alone: no tracing, no compilation) is added
+    to the yielded `RunClock`. parallel="auto" prices a sequential step from the warmup's run this
+    way, without a probe of its own.
+
+    Yields
+    ------
+    RunClock
+        `seconds` and `runs` so far, updated as programs run.
+    """
+    clock = RunClock()
+    with _lock:
+        _clocks.append(clock)
+    try:
+        yield clock
+    finally:
+        with _lock:
+            _clocks.remove(clock)
+
+
+def _timed(compiled, consts, flat):
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(consts, flat))
+    seconds = time.perf_counter() - t0
+    with _lock:
+        for clock in _clocks:
+            clock.seconds += seconds
+            clock.runs += 1
+    return out
 
 
 def compiled_call(fn: Callable, *args) -> Callable[[], Any]:

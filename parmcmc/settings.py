@@ -100,7 +100,7 @@ def check_settings(
     num_warmup: int = 1000,
     num_chains: int = 4,
     sampler: Any = "hmc",
-    parallel: Any = True,
+    parallel: Any = "auto",
     solver: AbstractSolver | None = None,
     model_args: tuple = (),
     model_kwargs: dict | None = None,
@@ -275,21 +275,35 @@ def dense_jacobian_fits(dim: int, num_steps: int, num_chains: int, dtype) -> boo
     return 4 * num_chains * num_steps * dim * dim * jnp.dtype(dtype).itemsize <= DENSE_MEMORY_BYTES
 
 
-def check_run_memory(s: Settings, bound, prepared_positions) -> None:
-    """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent."""
+def check_run_memory(s: Settings, bound, prepared_positions) -> bool:
+    """Refuse a run that cannot fit, with the figure and what to do, before the warmup is spent.
+
+    With parallel="auto" only the sequential chain must fit; returns whether the parallel solve fits too
+    (auto then runs the sequential chain when it does not).
+    """
     dim = bound.dim
     dense = dense_jacobian_fits(dim, s.num_samples, s.num_chains, bound.layout.dtype)
-    solver = Sequential() if s.parallel is False else (s.solver or (DEER() if dense else QuasiDEER()))
+    parallel_solver = s.solver or (DEER() if dense else QuasiDEER())
     x0 = bound.ravel(jax.tree_util.tree_map(lambda a: a[0], prepared_positions))
     scratch = log_density_scratch_bytes(bound.logdensity, x0)
-    check_memory(
-        s.num_chains,
-        s.num_samples,
-        dim,
-        bound.layout.dtype,
-        solver,
-        s.solve_kwargs.get("window"),
-        scratch,
-        num_warmup=s.num_warmup,
-        keep_warmup=s.keep_warmup,
-    )
+
+    def check(solver):
+        check_memory(
+            s.num_chains,
+            s.num_samples,
+            dim,
+            bound.layout.dtype,
+            solver,
+            s.solve_kwargs.get("window"),
+            scratch,
+            num_warmup=s.num_warmup,
+            keep_warmup=s.keep_warmup,
+        )
+
+    check(Sequential() if s.parallel is False or s.parallel == "auto" else parallel_solver)
+    if s.parallel == "auto":
+        try:
+            check(parallel_solver)
+        except MemoryError:
+            return False
+    return True

@@ -130,6 +130,7 @@ def sample_checks(out):
         num_warmup=20,
         num_chains=2,
         initial_position=jnp.zeros(2),
+        parallel=True,
         progress_bar=False,
     )
     ref = sample(logdensity, **kw)

@@ -1,5 +1,8 @@
 """sample() and compare(): NumPyro models in, ArviZ out, the sequential reference alongside."""
 
+import inspect
+import warnings
+
 import arviz as az
 import jax
 import jax.numpy as jnp
@@ -222,12 +225,13 @@ def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chai
 def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(
     monkeypatch, step_size, parallel_expected
 ):
-    """parallel="auto" on a device where batched sweeps are nearly free (probes stubbed): MALA on N(0, I)
-    with eps = 0.5 contracts (parallel pays); with eps = 2.2 every accepted step overshoots and expands
-    (|1 - eps| > 1), so sample() runs the chains sequentially. Either way the draws are the sequential
-    chain's."""
+    """parallel="auto" (the default) on a model device where batched sweeps are nearly free (an accelerator:
+    no CPU cost model, probes stubbed): MALA on N(0, I) with eps = 0.5 contracts (parallel pays); with eps = 2.2
+    every accepted step overshoots and expands (|1 - eps| > 1), so sample() runs the chains sequentially and
+    says that the solver= it was given was not run. Either way the draws are the sequential chain's."""
     import parmcmc.weigh
 
+    monkeypatch.setattr(parmcmc.weigh, "device_model", lambda: parmcmc.weigh.DeviceModel("gpu", None))
     monkeypatch.setattr(parmcmc.weigh, "sequential_seconds", lambda *a: 1.0)
     monkeypatch.setattr(parmcmc.weigh, "sweep_seconds", lambda *a: 0.0)
     monkeypatch.setattr(parmcmc.weigh, "iteration_seconds", lambda *a: 0.0)
@@ -243,38 +247,49 @@ def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(
         progress_bar=False,
         sampler="mala",
     )
-    auto = parmcmc.sample(gaussian, parallel="auto", **kwargs)
-    with pytest.warns(parmcmc.IgnoredArgumentWarning, match="solver= is ignored"):
-        reference = parmcmc.sample(gaussian, parallel=False, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", parmcmc.IgnoredArgumentWarning)
+        auto = parmcmc.sample(gaussian, **kwargs)
+    declined = [w for w in caught if issubclass(w.category, parmcmc.IgnoredArgumentWarning)]
+    assert len(declined) == (0 if parallel_expected else 1)
+    assert all("solver=DEER" in str(w.message) and "parallel=True" in str(w.message) for w in declined)
+    reference = parmcmc.sample(gaussian, parallel=False, **{k: v for k, v in kwargs.items() if k != "solver"})
     iterations = auto["solver_stats"]["solver_iterations"].values
     assert bool(np.all(iterations > 0)) == parallel_expected and bool(np.all(iterations == 0)) != parallel_expected  # pyright: ignore[reportOperatorIssue] (tree[group][var] is a DataArray; typed | DataTree)
     assert np.max(np.abs(auto.posterior["x"].values - reference.posterior["x"].values)) <= 1e-8
+    assert auto.attrs["solver"].startswith("DEER") == parallel_expected and auto.attrs["auto_reason"]
 
 
-def test_parallel_auto_takes_the_sequential_chain_for_a_cheap_density_on_the_cpu():
-    """On a CPU two batched sweeps of a cheap step map over T states cost more than the whole sequential
-    chain, so "auto" runs it sequentially without a pilot solve, and says what it cost."""
-    from parmcmc.diagnose import choose_solver
+def test_parallel_defaults_to_auto():
+    assert inspect.signature(parmcmc.sample).parameters["parallel"].default == "auto"
 
+
+def test_auto_on_the_cpu_takes_the_sequential_chain_and_compiles_nothing_more_than_parallel_false(count_compiles):
+    """On a CPU "auto" prices the sequential chain from the warmup's own steps and decides by the cost
+    model (parmcmc.weigh, stage 0): no probe, no pilot, so its first call compiles exactly the programs of
+    a parallel=False call (two fresh shapes, one per mode), and the tree says what it chose and why.
+    A solver= passed with the default is weighed, declined here, and an IgnoredArgumentWarning says so."""
     if jax.devices()[0].platform != "cpu":
         pytest.skip("the verdict is the CPU's")
-    sampler = parmcmc.MALA(lambda x: -0.5 * jnp.sum(x**2), 0.5)
-    choice = choose_solver(sampler, jnp.ones(5), jax.random.key(0), 4096, solver=parmcmc.DEER())
-    assert isinstance(choice.solver, parmcmc.Sequential) and choice.diagnosis is None
-    assert choice.parallel_seconds >= choice.sequential_seconds > 0 and choice.seconds > 0
-    assert "sequential chain" in choice.reason
-    tree = parmcmc.sample(
-        lambda x: -0.5 * jnp.sum(x**2),
-        initial_position=jnp.ones(5),
-        rng_key=jax.random.key(1),
-        num_samples=256,
-        num_warmup=0,
-        num_chains=2,
-        step_size=0.5,
-        parallel="auto",
-        progress_bar=False,
-    )
-    assert bool(np.all(tree["solver_stats"]["solver_iterations"].values == 0))
+    gaussian = lambda x: -0.5 * jnp.sum((x - 1.0) ** 2)
+    common = dict(rng_key=jax.random.key(3), num_samples=97, num_warmup=23, num_chains=2, sampler="mala")
+    counts, trees = {}, {}
+    # shapes no other test uses, so both modes compile from scratch; the first run compiles what any shape shares
+    for parallel, dim in ((False, 11), ("auto", 7), (False, 9)):
+        with count_compiles() as n:
+            trees[parallel] = parmcmc.sample(
+                gaussian, initial_position=jnp.zeros(dim), parallel=parallel, progress_bar=False, **common
+            )
+            counts[parallel] = n()
+    assert counts["auto"] == counts[False] > 0
+    auto = trees["auto"]
+    assert auto.attrs["solver"] == "Sequential()" and "cost model" in auto.attrs["auto_reason"]
+    assert auto.attrs["auto_predicted_parallel_seconds"] >= auto.attrs["auto_predicted_sequential_seconds"] > 0
+    assert bool(np.all(auto["solver_stats"]["solver_iterations"].values == 0))
+    with count_compiles() as n, pytest.warns(parmcmc.IgnoredArgumentWarning, match=r"solver=DEER\(.*parallel=True"):
+        again = parmcmc.sample(gaussian, initial_position=jnp.zeros(7), solver=parmcmc.DEER(), **common)
+        assert n() == 0  # the second call: the same programs, and auto's choice costs no compilation
+    assert np.array_equal(again.posterior["x"].values, auto.posterior["x"].values)
 
 
 def test_sample_passes_every_option_to_check_settings_with_the_same_default():

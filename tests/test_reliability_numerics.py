@@ -168,6 +168,7 @@ def test_plus_inf_log_density_is_accepted_as_in_blackjax_and_sample_warns():
             num_warmup=0,
             num_chains=1,
             step_size=0.5,
+            parallel=True,
             solver=parmcmc.DEER(),
             max_iters=MAX_ITERS,
             progress_bar=False,

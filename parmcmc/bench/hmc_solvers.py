@@ -44,6 +44,7 @@ def main():
                 tree = parmcmc.sample(
                     rng_key=jax.random.key(3),
                     sampler="hmc",
+                    parallel=True,
                     progress_bar=False,
                     num_samples=1000,
                     num_warmup=300,

@@ -114,6 +114,15 @@ def datatree_from_run(prepared, run, settings):
         "jax_version": jax.__version__,
         "device": str(jax.devices()[0]),
     }
+    choice = getattr(run, "choice", None)
+    if choice is not None:  # parallel="auto": what it chose, why, what it predicted and what choosing cost
+        attrs.update(
+            auto_choice=str(choice),
+            auto_reason=choice.reason,
+            auto_seconds=choice.seconds,
+            auto_predicted_sequential_seconds=choice.sequential_seconds,
+            auto_predicted_parallel_seconds=choice.parallel_seconds,
+        )
     posterior = target.postprocess(chains.positions)
     num_draws = int(np.prod(np.shape(next(iter(posterior.values())))[:2]))
     return to_datatree(

@@ -13,7 +13,7 @@ from parmcmc.engine import QuasiDEER
 from parmcmc.engine.solvers import AbstractSolver
 from parmcmc.predictability.verdict import DEFAULT_ITERS_PER_LOG2T, Diagnosis, diagnose_recurrence
 from parmcmc.samplers.base import AbstractSampler
-from parmcmc.weigh import Choice, choose
+from parmcmc.weigh import Choice, DeviceModel, choose
 
 __all__ = ["choose_solver", "diagnose"]
 
@@ -94,13 +94,15 @@ def choose_solver(
     num_steps: int,
     *,
     solver: AbstractSolver | None = None,
+    sequential_step_seconds: float | None = None,
+    device: DeviceModel | None = None,
     **diagnose_kwargs,
 ) -> Choice:
-    """The faster of the sequential chain and `solver` for a `num_steps` chain on this device.
-
-    Timed probes first (parmcmc.weigh), the predictability diagnosis only when they leave parallel in the
-    running. This is sample(parallel="auto")'s choice; `Choice.seconds` is what it cost.
-    """
+    """The faster of the sequential chain and `solver` for a `num_steps` chain on this device
+    (parmcmc.weigh): timed probes first, the predictability diagnosis only when they leave parallel
+    in the running. This is sample(parallel="auto")'s choice; `Choice.seconds` is what it cost.
+    sequential_step_seconds: a measured sequential step (sample() passes its warmup's), else a probe times one;
+    device: the parmcmc.weigh.DeviceModel to assume (default: this process's device)."""
     solver = QuasiDEER() if solver is None else solver
     sampler, x0 = sampler.bound_at(initial_position)
     return choose(
@@ -110,4 +112,6 @@ def choose_solver(
         solver,
         num_steps,
         lambda: diagnose(sampler, x0, rng_key, num_steps, solver=solver, **diagnose_kwargs),
+        sequential_step_seconds=sequential_step_seconds,
+        device=device,
     )
