@@ -6,6 +6,7 @@ The data flow: model -> Target (log density on unconstrained space) -> warmup (s
 """
 
 import inspect
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from parmcmc.settings import (
     DENSE_MASS_MAX_DIM,
     TARGET_ACCEPTANCE,
     Settings,
+    hmc_adaptation,
+    hmc_integration_steps_jitter,
 )
 from parmcmc.validate import (
     check_dims_and_coords,
@@ -42,7 +45,7 @@ from parmcmc.validate import (
     check_model,
     log_density_scratch_bytes,
 )
-from parmcmc.warmup import hmc_warmup, mala_warmup
+from parmcmc.warmup import CHEES_TARGET_ACCEPTANCE, chees_warmup, hmc_warmup, mala_warmup
 
 
 class Prepared(NamedTuple):
@@ -87,6 +90,8 @@ def sample(
     mesh: Any = None,
     dense_mass: Any = None,
     step_size_jitter: Any = None,
+    adaptation: str | None = None,
+    integration_steps_jitter: Any = None,
     **solve_kwargs,
 ):
     """Sample `model` with `num_chains` chains of `num_samples` draws; returns an ArviZ DataTree.
@@ -114,6 +119,13 @@ def sample(
                  correlated posteriors. None: dense up to DENSE_MASS_MAX_DIM entries (0: off).
     step_size_jitter: HMC only: draw t uses step_size * (1 + j (2 v_t - 1)), v_t uniform from the
                  chain's pre-drawn noise (None: DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
+    adaptation:  HMC only: "window" (Stan's windowed adaptation, chain by chain) or "chees" (ChEES:
+                 step size, trajectory length and diagonal mass matrix from all chains together; draws
+                 then take ceil(v L) leapfrog steps, L adapted; needs num_chains >= 2, and chain k's
+                 warmup then depends on every chain). None: DEFAULT_ADAPTATION. See docs/samplers.md.
+    integration_steps_jitter: HMC only: draw t takes ceil((1 - a + a v_t) L) leapfrog steps, L =
+                 num_integration_steps (or ChEES's), v_t uniform from the chain's pre-drawn noise; a in
+                 (0, 1]. None: DEFAULT_INTEGRATION_STEPS_JITTER (1 with adaptation="chees").
     solve_kwargs: passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve
                  that fails continues sequentially from its exact prefix, with a warning: every returned
                  chain is converged. Defaults here: max_iters = max(64, T // 8), patience = 16 (fail fast).
@@ -169,6 +181,7 @@ def prepare(s: Settings) -> Prepared:
                 s.num_integration_steps,
                 s.inverse_mass_matrix,
                 step_size_jitter=jitter or None,
+                integration_steps_jitter=hmc_integration_steps_jitter(s),
             )
         adapt = s.step_size is None
     else:
@@ -183,6 +196,8 @@ def prepare(s: Settings) -> Prepared:
     t0 = time.perf_counter()
     with model_errors_named(target.name, "sample (warmup)"):
         positions, eps, imm, warm, pre = _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense)
+        if warm is not None and warm.num_integration_steps is not None:  # ChEES adapted the trajectory length
+            template = template.replace(num_integration_steps=max(1, math.ceil(float(warm.num_integration_steps))))
         jax.block_until_ready(positions)
     progress.end_phase()
     return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre)
@@ -195,7 +210,17 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
             f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)", s.progress_bar
         )
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
-        if name == "mala":
+        if name == "hmc" and hmc_adaptation(s) == "chees":
+            warm = chees_warmup(
+                target.logdensity_fn,
+                positions,
+                warm_key,
+                s.num_warmup,
+                target_acceptance=CHEES_TARGET_ACCEPTANCE if s.target_acceptance is None else s.target_acceptance,
+                keep_draws=s.keep_warmup,
+            )
+            imm = warm.inverse_mass_matrix
+        elif name == "mala":
             warm = mala_warmup(
                 target.logdensity_fn,
                 positions,

@@ -32,6 +32,38 @@ TARGET_ACCEPTANCE = {"mala": MALA_TARGET_ACCEPTANCE, "hmc": HMC_TARGET_ACCEPTANC
 DENSE_MASS_MAX_DIM = 0
 # step_size_jitter=None: HMC's default jitter of the step size per draw (docs/samplers.md).
 DEFAULT_STEP_SIZE_JITTER = 0.5
+# adaptation=None and integration_steps_jitter=None: HMC's default warmup and jitter of the number of
+# leapfrog steps per draw (docs/samplers.md).
+DEFAULT_ADAPTATION = "window"
+DEFAULT_INTEGRATION_STEPS_JITTER = None
+ADAPTATIONS = ("window", "chees")
+
+
+def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, num_warmup) -> None:
+    """adaptation= and integration_steps_jitter=: settings of sampler='hmc' (checked before any work)."""
+    if adaptation is None and jitter is None:
+        return
+    if name != "hmc" or instance is not None:
+        raise ValueError(
+            "sample: adaptation= and integration_steps_jitter= are settings of sampler='hmc' (an HMC "
+            "instance takes HMC(..., integration_steps_jitter=...) and is not adapted)."
+        )
+    if adaptation is not None and adaptation not in ADAPTATIONS:
+        raise ValueError(f"sample: adaptation must be one of {ADAPTATIONS} (or None: the default); got {adaptation!r}.")
+    if adaptation == "chees" and num_chains < 2:
+        raise ValueError(
+            "sample: adaptation='chees' adapts from cross-chain statistics and needs num_chains >= 2; "
+            "use num_chains=4 or more, or adaptation='window'."
+        )
+    if adaptation == "chees" and num_warmup < 1:
+        raise ValueError("sample: adaptation='chees' needs num_warmup >= 1 (it adapts during warmup).")
+    if jitter is not None and (
+        isinstance(jitter, bool) or not isinstance(jitter, numbers.Real) or not (0.0 < jitter <= 1.0)  # pyright: ignore[reportOperatorIssue]
+    ):
+        raise ValueError(
+            "sample: integration_steps_jitter must lie in (0, 1] (the fraction of num_integration_steps drawn "
+            f"at random per draw; 1: uniform on 1..L); got {jitter!r}."
+        )
 
 
 def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None:
@@ -84,6 +116,8 @@ class Settings(NamedTuple):
     mesh: Any = None
     dense_mass: Any = None
     step_size_jitter: Any = None
+    adaptation: str | None = None
+    integration_steps_jitter: Any = None
 
 
 def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
@@ -118,6 +152,11 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     kw.setdefault("dense_mass", None)
     kw.setdefault("step_size_jitter", None)
     _check_sampler_options(name, instance, kw["dense_mass"], kw["step_size_jitter"])
+    kw.setdefault("adaptation", None)
+    kw.setdefault("integration_steps_jitter", None)
+    _check_trajectory_options(
+        name, instance, kw["adaptation"], kw["integration_steps_jitter"], kw["num_chains"], kw["num_warmup"]
+    )
     accept = kw["target_acceptance"]
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
@@ -182,3 +221,16 @@ def _check_output_settings(kw: dict) -> None:
             "sample: prior= and posterior_predictive= draw from a NumPyro model; a log density "
             "given with initial_position= has no prior or observations to draw."
         )
+
+
+def hmc_adaptation(s: Settings) -> str:
+    """HMC's warmup: the setting, else the default."""
+    return DEFAULT_ADAPTATION if s.adaptation is None else s.adaptation
+
+
+def hmc_integration_steps_jitter(s: Settings):
+    """HMC's jitter of the number of leapfrog steps: the setting, else 1 under ChEES (its kernel's), else
+    the default."""
+    if s.integration_steps_jitter is not None:
+        return s.integration_steps_jitter
+    return 1.0 if hmc_adaptation(s) == "chees" else DEFAULT_INTEGRATION_STEPS_JITTER
