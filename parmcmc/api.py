@@ -240,7 +240,7 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
                 template.num_integration_steps,
                 target_acceptance=accept,
                 keep_draws=s.keep_warmup,
-                dense_mass=bool(dense),
+                dense_mass=dense if dense == "low_rank" else bool(dense),
             )
             imm = warm.inverse_mass_matrix
         positions, eps = warm.positions, warm.step_size

@@ -39,7 +39,7 @@ DEFAULT_INTEGRATION_STEPS_JITTER = None
 ADAPTATIONS = ("window", "chees")
 
 
-def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, num_warmup) -> None:
+def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, num_warmup, dense_mass) -> None:
     """adaptation= and integration_steps_jitter=: settings of sampler='hmc' (checked before any work)."""
     if adaptation is None and jitter is None:
         return
@@ -55,6 +55,11 @@ def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, nu
             "sample: adaptation='chees' adapts from cross-chain statistics and needs num_chains >= 2; "
             "use num_chains=4 or more, or adaptation='window'."
         )
+    if adaptation == "chees" and dense_mass not in (None, False):
+        raise ValueError(
+            "sample: adaptation='chees' adapts a diagonal mass matrix; dense_mass= is a setting of "
+            "adaptation='window'. Leave one of them out."
+        )
     if adaptation == "chees" and num_warmup < 1:
         raise ValueError("sample: adaptation='chees' needs num_warmup >= 1 (it adapts during warmup).")
     if jitter is not None and (
@@ -67,8 +72,12 @@ def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, nu
 
 
 def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None:
-    if dense_mass not in (None, True, False):
-        raise TypeError(f"sample: dense_mass must be True, False or None (by dimension); got {dense_mass!r}.")
+    if dense_mass not in (None, True, False, "low_rank"):
+        raise TypeError(
+            f"sample: dense_mass must be True, False, 'low_rank' (HMC) or None (by dimension); got {dense_mass!r}."
+        )
+    if dense_mass == "low_rank" and (name != "hmc" or instance is not None):
+        raise ValueError("sample: dense_mass='low_rank' is a setting of sampler='hmc' (its window adaptation).")
     if step_size_jitter is None:
         return
     if name != "hmc" or instance is not None:
@@ -155,7 +164,13 @@ def check_settings(*, sampler, solve_kwargs, **kw) -> Settings:
     kw.setdefault("adaptation", None)
     kw.setdefault("integration_steps_jitter", None)
     _check_trajectory_options(
-        name, instance, kw["adaptation"], kw["integration_steps_jitter"], kw["num_chains"], kw["num_warmup"]
+        name,
+        instance,
+        kw["adaptation"],
+        kw["integration_steps_jitter"],
+        kw["num_chains"],
+        kw["num_warmup"],
+        kw["dense_mass"],
     )
     accept = kw["target_acceptance"]
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):  # pyright: ignore[reportOperatorIssue]

@@ -263,11 +263,16 @@ def hmc_warmup(
     initial_step_size: float = 1.0,
     target_acceptance: float = HMC_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
-    dense_mass: bool = False,
+    dense_mass: bool | str = False,
 ) -> WarmupResult:
     """Tune HMC's step size and diagonal (dense with dense_mass=True) inverse mass matrix per chain with Stan's windowed
     adaptation (`blackjax.window_adaptation` over `blackjax.hmc` with `num_integration_steps`
     leapfrog steps). `initial_positions` carries a leading chain axis.
+
+    dense_mass="low_rank": `blackjax.window_adaptation_low_rank` instead (nutpie's metric: a diagonal
+    scaling and up to 10 eigen-directions fitted to draws and gradients by minimising a Fisher
+    divergence), returned as the dense matrix diag(s) (I + U (Lambda - I) U^T) diag(s) it stands for;
+    each chain then starts from the adaptation's mean estimate mu*, as BlackJAX's run returns it.
 
     The schedule is BlackJAX's `build_schedule` (Stan's: a fast window, doubling slow windows
     whose draws estimate the variances, a final fast window); a short warmup means short slow
@@ -286,15 +291,24 @@ def hmc_warmup(
         info_keys={"acceptance_rate", "is_divergent", "energy"},
         adapt_state_keys={"step_size"},
     )
-    adaptation = blackjax.window_adaptation(
-        blackjax.hmc,
-        logdensity_fn,
-        is_mass_matrix_diagonal=not dense_mass,
-        initial_step_size=initial_step_size,
-        target_acceptance_rate=target_acceptance,
-        adaptation_info_fn=keep,
-        num_integration_steps=num_integration_steps,
-    )
+    if dense_mass == "low_rank":
+        adaptation = blackjax.window_adaptation_low_rank(
+            blackjax.hmc,
+            logdensity_fn,
+            initial_step_size=initial_step_size,
+            target_acceptance_rate=target_acceptance,
+            num_integration_steps=num_integration_steps,
+        )
+    else:
+        adaptation = blackjax.window_adaptation(
+            blackjax.hmc,
+            logdensity_fn,
+            is_mass_matrix_diagonal=not dense_mass,
+            initial_step_size=initial_step_size,
+            target_acceptance_rate=target_acceptance,
+            adaptation_info_fn=keep,
+            num_integration_steps=num_integration_steps,
+        )
 
     def one_chain(key, position):
         # blackjax annotates AdaptationAlgorithm.run as (key, position); window_adaptation's takes num_steps too.
@@ -312,7 +326,11 @@ def hmc_warmup(
             "energy": info.info.energy,
         }
         draws = info.state.position if keep_draws else None
-        return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], draws, stats
+        imm = parameters["inverse_mass_matrix"]
+        if dense_mass == "low_rank":  # LowRankInverseMassMatrix(sigma, U, lam) as the dense M^-1 it stands for
+            sigma, u, lam = imm
+            imm = sigma[:, None] * (jnp.eye(sigma.size, dtype=sigma.dtype) + (u * (lam - 1.0)) @ u.T) * sigma[None, :]
+        return state.position, parameters["step_size"], imm, draws, stats
 
     # Jitted as a whole: run eagerly, BlackJAX's set-up outside its scan compiles one primitive at a time.
     # One chain after another (lax.map), not vmapped: XLA's batched kernels round differently for 1 and for
@@ -362,7 +380,8 @@ def chees_warmup(
 
     def run(key, positions):
         # blackjax annotates AdaptationAlgorithm.run as (key, position); chees's takes more.
-        (states, parameters), info = adaptation.run(  # pyright: ignore[reportCallIssue]
+        run_adaptation: Callable = adaptation.run
+        (states, parameters), info = run_adaptation(
             key, positions, initial_step_size, optax.adam(learning_rate), num_steps
         )
         step = info.info  # HMCInfo with leaves (num_steps, chain)
@@ -385,4 +404,3 @@ def chees_warmup(
     return WarmupResult(
         positions, step_size, imm, draws, stats, num_integration_steps=parameters["integration_steps_params"][0]
     )
-

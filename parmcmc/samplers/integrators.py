@@ -95,4 +95,3 @@ def integrate_until(
 
     zero = jnp.zeros_like(num_steps)
     return jax.lax.while_loop(lambda carry: carry[0] < num_steps, body, (zero, state))[1]
-

@@ -17,7 +17,15 @@ import operator
 import jax
 from jax import Array
 
-__all__ = ["JITTER_STREAM", "TRAJECTORY_STREAM", "check_num_steps", "side_keys", "standard_normal", "step_keys", "uniform"]
+__all__ = [
+    "JITTER_STREAM",
+    "TRAJECTORY_STREAM",
+    "check_num_steps",
+    "side_keys",
+    "standard_normal",
+    "step_keys",
+    "uniform",
+]
 
 # Noise BlackJAX's kernels do not draw (HMC's step-size jitter) comes from streams of its own,
 # ``fold_in(rng_key, stream)``, so that BlackJAX's keys and draws stay exactly as they are.
