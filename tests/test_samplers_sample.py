@@ -63,6 +63,14 @@ def test_dense_adaptation_samples_the_target(sampler):
     np.testing.assert_allclose(x.std(axis=0), SCALES, rtol=0.15)
 
 
+def test_low_rank_adaptation_samples_the_target():
+    """dense_mass="low_rank": BlackJAX's low-rank window adaptation, its metric used as the dense M^-1 it
+    stands for; the draws have the target's scales (as above)."""
+    tree = run(dense_mass="low_rank")
+    x = np.asarray(tree["posterior"]["x"]).reshape(-1, 3)
+    np.testing.assert_allclose(x.std(axis=0), SCALES, rtol=0.15)
+
+
 def test_sampler_options_are_checked():
     with pytest.raises(ValueError, match="step_size_jitter= is a setting of sampler='hmc'"):
         run(sampler="mala", step_size_jitter=0.5)
@@ -106,3 +114,7 @@ def test_trajectory_options_are_checked(monkeypatch):
         run(integration_steps_jitter=0.0)
     with pytest.raises(ValueError, match="settings of sampler='hmc'"):
         run(sampler="mala", adaptation="chees")
+    with pytest.raises(ValueError, match="dense_mass='low_rank' is a setting of sampler='hmc'"):
+        run(sampler="mala", dense_mass="low_rank")
+    with pytest.raises(ValueError, match="adaptation='chees' adapts a diagonal mass matrix"):
+        run(adaptation="chees", dense_mass=True)
