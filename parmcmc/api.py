@@ -45,7 +45,8 @@ from parmcmc.validate import (
     check_model,
     log_density_scratch_bytes,
 )
-from parmcmc.warmup import CHEES_TARGET_ACCEPTANCE, chees_warmup, hmc_warmup, mala_warmup
+from parmcmc.warmup import hmc_warmup, mala_warmup
+from parmcmc.warmup_chees import CHEES_TARGET_ACCEPTANCE, chees_warmup
 
 
 class Prepared(NamedTuple):

@@ -140,14 +140,32 @@ def compare(names_a, a, names_b, b) -> float:
     return float(np.max(z)) if z else float("nan")
 
 
-def table(models=MODELS, configs=tuple(CONFIGS), out=None) -> list[dict]:
+def _cached_nuts(ex, model: str, cache: str | None):
+    """run_nuts, its result kept in `cache`/model.pkl (NUTS's draws do not change between runs; its seconds
+    are those of the run that filled the cache)."""
+    import os
+    import pickle
+
+    path = None if cache is None else os.path.join(cache, f"{model}.pkl")
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    result = run_nuts(ex)
+    if path:
+        os.makedirs(cache, exist_ok=True)  # pyright: ignore[reportArgumentType] (path set only with a cache)
+        with open(path, "wb") as f:
+            pickle.dump(result, f)
+    return result
+
+
+def table(models=MODELS, configs=tuple(CONFIGS), out=None, nuts_cache=None) -> list[dict]:
     from parmcmc.models.suite import build
 
     jax.config.update("jax_enable_x64", True)
     rows = []
     for model in models:
         ex = build(model)
-        nuts_names, nuts = run_nuts(ex)
+        nuts_names, nuts = _cached_nuts(ex, model, nuts_cache)
         runs = [("NUTS (NumPyro)", nuts_names, nuts)]
         for name in configs:
             try:
@@ -195,8 +213,9 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--out", default=None)
+    parser.add_argument("--nuts-cache", default=None, help="a folder keeping NUTS's results between runs")
     args = parser.parse_args()
-    rows = table(args.models.split(","), args.configs.split(","), args.out)
+    rows = table(args.models.split(","), args.configs.split(","), args.out, args.nuts_cache)
     print(markdown(rows))
 
 
