@@ -5,6 +5,7 @@ The data flow: model -> Target (log density on unconstrained space) -> warmup (s
 -> postprocess (constrained values, deterministic sites) -> DataTree.
 """
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -42,9 +43,12 @@ from parmcmc.settings import (
     check_run_memory,
     check_settings,
     dense_jacobian_fits,
+    hmc_adaptation,
+    hmc_integration_steps_jitter,
 )
 from parmcmc.validate import check_dims_and_coords
 from parmcmc.warmup import hmc_warmup, mala_warmup
+from parmcmc.warmup_chees import CHEES_TARGET_ACCEPTANCE, chees_warmup
 from parmcmc.weigh import Choice
 
 
@@ -94,6 +98,8 @@ def sample(
     mesh: Any = None,
     dense_mass: Any = None,
     step_size_jitter: Any = None,
+    adaptation: str | None = None,
+    integration_steps_jitter: Any = None,
     **solve_kwargs,
 ):
     """Sample `model` with `num_chains` chains of `num_samples` draws; returns an ArviZ DataTree.
@@ -129,6 +135,15 @@ def sample(
     step_size_jitter
         HMC only: draw t uses ``step_size * (1 + j (2 v_t - 1))``, v_t uniform from the chain's pre-drawn noise (None:
         DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
+    adaptation
+        HMC only: "window" (Stan's windowed adaptation, chain by chain) or "chees" (ChEES: step size, trajectory
+        length and diagonal mass matrix from all chains together; draws then take ceil(v L) leapfrog steps, L
+        adapted; needs num_chains >= 2, and chain k's warmup then depends on every chain). None:
+        DEFAULT_ADAPTATION. See docs/samplers.md.
+    integration_steps_jitter
+        HMC only: draw t takes ceil((1 - a + a v_t) L) leapfrog steps, L = num_integration_steps (or ChEES's),
+        v_t uniform from the chain's pre-drawn noise; a in (0, 1]. None: DEFAULT_INTEGRATION_STEPS_JITTER (1 with
+        adaptation="chees").
     **solve_kwargs
         Passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve that fails
         continues sequentially from its exact prefix, with a warning: every returned chain is converged. Defaults
@@ -190,6 +205,8 @@ def sample(
         mesh=mesh,
         dense_mass=dense_mass,
         step_size_jitter=step_size_jitter,
+        adaptation=adaptation,
+        integration_steps_jitter=integration_steps_jitter,
         solve_kwargs=solve_kwargs,
     )
     with progress.phases():  # an error or Ctrl-C stops the progress display's clock
@@ -222,6 +239,7 @@ def prepare(s: Settings) -> Prepared:
                 s.num_integration_steps,
                 s.inverse_mass_matrix,
                 step_size_jitter=jitter or None,
+                integration_steps_jitter=hmc_integration_steps_jitter(s),
             )
         adapt = s.step_size is None
     else:
@@ -236,6 +254,8 @@ def prepare(s: Settings) -> Prepared:
     t0 = time.perf_counter()
     with model_errors_named(target.name, "sample (warmup)"), jitcache.timed_runs() as clock:
         positions, eps, imm, warm, pre = _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense)
+        if warm is not None and warm.num_integration_steps is not None:  # ChEES adapted the trajectory length
+            template = template.replace(num_integration_steps=max(1, math.ceil(float(warm.num_integration_steps))))
         jax.block_until_ready(positions)
     progress.end_phase()
     # the adapting warmups run the chains one after another (lax.map), the burn-in vmaps them
@@ -251,7 +271,17 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
             f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)", s.progress_bar
         )
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
-        if name == "mala":
+        if name == "hmc" and hmc_adaptation(s) == "chees":
+            warm = chees_warmup(
+                target.logdensity_fn,
+                positions,
+                warm_key,
+                s.num_warmup,
+                target_acceptance=CHEES_TARGET_ACCEPTANCE if s.target_acceptance is None else s.target_acceptance,
+                keep_draws=s.keep_warmup,
+            )
+            imm = warm.inverse_mass_matrix
+        elif name == "mala":
             warm = mala_warmup(
                 target.logdensity_fn,
                 positions,
@@ -271,7 +301,7 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
                 template.num_integration_steps,
                 target_acceptance=accept,
                 keep_draws=s.keep_warmup,
-                dense_mass=bool(dense),
+                dense_mass=dense if dense == "low_rank" else bool(dense),
             )
             imm = warm.inverse_mass_matrix
         positions, eps = warm.positions, warm.step_size

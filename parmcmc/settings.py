@@ -34,11 +34,52 @@ TARGET_ACCEPTANCE = {"mala": MALA_TARGET_ACCEPTANCE, "hmc": HMC_TARGET_ACCEPTANC
 DENSE_MASS_MAX_DIM = 0
 # step_size_jitter=None: HMC's default jitter of the step size per draw (docs/samplers.md).
 DEFAULT_STEP_SIZE_JITTER = 0.5
+# adaptation=None and integration_steps_jitter=None: HMC's default warmup and jitter of the number of
+# leapfrog steps per draw (docs/samplers.md).
+DEFAULT_ADAPTATION = "window"
+DEFAULT_INTEGRATION_STEPS_JITTER = None
+ADAPTATIONS = ("window", "chees")
+
+
+def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, num_warmup, dense_mass) -> None:
+    """adaptation= and integration_steps_jitter=: settings of sampler='hmc' (checked before any work)."""
+    if adaptation is None and jitter is None:
+        return
+    if name != "hmc" or instance is not None:
+        raise ValueError(
+            "sample: adaptation= and integration_steps_jitter= are settings of sampler='hmc' (an HMC "
+            "instance takes HMC(..., integration_steps_jitter=...) and is not adapted)."
+        )
+    if adaptation is not None and adaptation not in ADAPTATIONS:
+        raise ValueError(f"sample: adaptation must be one of {ADAPTATIONS} (or None: the default); got {adaptation!r}.")
+    if adaptation == "chees" and num_chains < 2:
+        raise ValueError(
+            "sample: adaptation='chees' adapts from cross-chain statistics and needs num_chains >= 2; "
+            "use num_chains=4 or more, or adaptation='window'."
+        )
+    if adaptation == "chees" and dense_mass not in (None, False):
+        raise ValueError(
+            "sample: adaptation='chees' adapts a diagonal mass matrix; dense_mass= is a setting of "
+            "adaptation='window'. Leave one of them out."
+        )
+    if adaptation == "chees" and num_warmup < 1:
+        raise ValueError("sample: adaptation='chees' needs num_warmup >= 1 (it adapts during warmup).")
+    if jitter is not None and (
+        isinstance(jitter, bool) or not isinstance(jitter, numbers.Real) or not (0.0 < jitter <= 1.0)  # pyright: ignore[reportOperatorIssue]
+    ):
+        raise ValueError(
+            "sample: integration_steps_jitter must lie in (0, 1] (the fraction of num_integration_steps drawn "
+            f"at random per draw; 1: uniform on 1..L); got {jitter!r}."
+        )
 
 
 def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None:
-    if dense_mass not in (None, True, False):
-        raise TypeError(f"sample: dense_mass must be True, False or None (by dimension); got {dense_mass!r}.")
+    if dense_mass not in (None, True, False, "low_rank"):
+        raise TypeError(
+            f"sample: dense_mass must be True, False, 'low_rank' (HMC) or None (by dimension); got {dense_mass!r}."
+        )
+    if dense_mass == "low_rank" and (name != "hmc" or instance is not None):
+        raise ValueError("sample: dense_mass='low_rank' is a setting of sampler='hmc' (its window adaptation).")
     if step_size_jitter is None:
         return
     if name != "hmc" or instance is not None:
@@ -86,6 +127,8 @@ class Settings(NamedTuple):
     mesh: Any = None
     dense_mass: Any = None
     step_size_jitter: Any = None
+    adaptation: str | None = None
+    integration_steps_jitter: Any = None
 
 
 # The options of sample() that compare() and parmcmc.infer.MCMC pass on by name (the rest go to the engine's solve).
@@ -121,6 +164,8 @@ def check_settings(
     mesh: Any = None,
     dense_mass: Any = None,
     step_size_jitter: Any = None,
+    adaptation: str | None = None,
+    integration_steps_jitter: Any = None,
     solve_kwargs: dict | None = None,
 ) -> Settings:
     """Check every argument of sample() before any heavy work (each error names the argument and the fix).
@@ -160,6 +205,7 @@ def check_settings(
         raise ValueError("sample: num_warmup=0 leaves nothing to adapt the step size with; give step_size=.")
     check_mass_matrix_setting(inverse_mass_matrix, name, instance, step_size)
     _check_sampler_options(name, instance, dense_mass, step_size_jitter)
+    _check_trajectory_options(name, instance, adaptation, integration_steps_jitter, num_chains, num_warmup, dense_mass)
     accept = target_acceptance
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
@@ -226,6 +272,8 @@ def check_settings(
         mesh=mesh,
         dense_mass=dense_mass,
         step_size_jitter=step_size_jitter,
+        adaptation=adaptation,
+        integration_steps_jitter=integration_steps_jitter,
     )
 
 
@@ -307,3 +355,16 @@ def check_run_memory(s: Settings, bound, prepared_positions) -> bool:
         except MemoryError:
             return False
     return True
+
+
+def hmc_adaptation(s: Settings) -> str:
+    """HMC's warmup: the setting, else the default."""
+    return DEFAULT_ADAPTATION if s.adaptation is None else s.adaptation
+
+
+def hmc_integration_steps_jitter(s: Settings):
+    """HMC's jitter of the number of leapfrog steps: the setting, else 1 under ChEES (its kernel's), else
+    the default."""
+    if s.integration_steps_jitter is not None:
+        return s.integration_steps_jitter
+    return 1.0 if hmc_adaptation(s) == "chees" else DEFAULT_INTEGRATION_STEPS_JITTER

@@ -10,6 +10,7 @@ run. It is adaptive, so its draws are not a Markov chain and are not solved in p
     hmc_warmup    Stan's windowed adaptation (blackjax.window_adaptation): step size by dual averaging
                   toward 0.8 and a diagonal (or, with dense_mass=True, dense) inverse mass matrix
                   from the draws of slow windows
+    (ChEES, which adapts the trajectory length from all chains together: parmcmc/warmup_chees.py)
 
 It lives outside `parmcmc.samplers` because it uses BlackJAX's kernels, not parmcmc's step maps; the
 step maps' chains equal BlackJAX's for the same key, so the tuned parameters carry over unchanged.
@@ -52,7 +53,9 @@ class WarmupResult(NamedTuple):
                          step (unconstrained), or None when keep_draws=False
     stats                dict of (chain, num_steps) per-step statistics under ArviZ names:
                          acceptance_rate, lp (log density after the step), step_size (the step size
-                         the step used), and for HMC diverging and energy
+                         the step used), and for HMC diverging and energy (chees_warmup: and n_steps)
+    num_integration_steps  chees_warmup only: the adapted trajectory length over the step size, the
+                         maximum L of draws that take ceil(v L) leapfrog steps, v uniform on [0, 1)
     """
 
     positions: PyTree
@@ -62,6 +65,7 @@ class WarmupResult(NamedTuple):
     stats: dict
     loc: jax.Array | None = None
     scale: jax.Array | None = None
+    num_integration_steps: jax.Array | None = None  # chees_warmup: the adapted maximum L (float) of the jitter
 
 
 def _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance) -> int:
@@ -252,13 +256,18 @@ def hmc_warmup(
     initial_step_size: float = 1.0,
     target_acceptance: float = HMC_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
-    dense_mass: bool = False,
+    dense_mass: bool | str = False,
 ) -> WarmupResult:
     """Tune HMC's step size and inverse mass matrix per chain with Stan's windowed adaptation.
 
     The mass matrix is diagonal (dense with dense_mass=True); the adaptation is `blackjax.window_adaptation`
     over `blackjax.hmc` with `num_integration_steps` leapfrog steps. `initial_positions` carries a leading
     chain axis.
+
+    dense_mass="low_rank": `blackjax.window_adaptation_low_rank` instead (nutpie's metric: a diagonal
+    scaling and up to 10 eigen-directions fitted to draws and gradients by minimising a Fisher
+    divergence), returned as the dense matrix diag(s) (I + U (Lambda - I) U^T) diag(s) it stands for;
+    each chain then starts from the adaptation's mean estimate mu*, as BlackJAX's run returns it.
 
     The schedule is BlackJAX's `build_schedule` (Stan's: a fast window, doubling slow windows
     whose draws estimate the variances, a final fast window); a short warmup means short slow
@@ -272,15 +281,24 @@ def hmc_warmup(
         info_keys={"acceptance_rate", "is_divergent", "energy"},
         adapt_state_keys={"step_size"},
     )
-    adaptation = blackjax.window_adaptation(
-        blackjax.hmc,
-        logdensity_fn,
-        is_mass_matrix_diagonal=not dense_mass,
-        initial_step_size=initial_step_size,
-        target_acceptance_rate=target_acceptance,
-        adaptation_info_fn=keep,
-        num_integration_steps=num_integration_steps,
-    )
+    if dense_mass == "low_rank":
+        adaptation = blackjax.window_adaptation_low_rank(
+            blackjax.hmc,
+            logdensity_fn,
+            initial_step_size=initial_step_size,
+            target_acceptance_rate=target_acceptance,
+            num_integration_steps=num_integration_steps,
+        )
+    else:
+        adaptation = blackjax.window_adaptation(
+            blackjax.hmc,
+            logdensity_fn,
+            is_mass_matrix_diagonal=not dense_mass,
+            initial_step_size=initial_step_size,
+            target_acceptance_rate=target_acceptance,
+            adaptation_info_fn=keep,
+            num_integration_steps=num_integration_steps,
+        )
 
     def one_chain(key, position):
         # blackjax annotates AdaptationAlgorithm.run as (key, position); window_adaptation's takes num_steps too.
@@ -298,7 +316,11 @@ def hmc_warmup(
             "energy": info.info.energy,
         }
         draws = info.state.position if keep_draws else None
-        return state.position, parameters["step_size"], parameters["inverse_mass_matrix"], draws, stats
+        imm = parameters["inverse_mass_matrix"]
+        if dense_mass == "low_rank":  # LowRankInverseMassMatrix(sigma, U, lam) as the dense M^-1 it stands for
+            sigma, u, lam = imm
+            imm = sigma[:, None] * (jnp.eye(sigma.size, dtype=sigma.dtype) + (u * (lam - 1.0)) @ u.T) * sigma[None, :]
+        return state.position, parameters["step_size"], imm, draws, stats
 
     # Jitted as a whole: run eagerly, BlackJAX's set-up outside its scan compiles one primitive at a time.
     # One chain after another (lax.map), not vmapped: XLA's batched kernels round differently for 1 and for

@@ -16,6 +16,8 @@ import pytest
 from _sampler_targets import TARGETS, correlated_gaussian, sequential_chain
 
 from parmcmc.samplers import HMC, MALA
+from parmcmc.samplers import noise as _noise
+from parmcmc.samplers.hmc import jittered_integration_steps
 
 NUM_STEPS = 2000
 NUM_LEAPFROG = 6
@@ -155,6 +157,61 @@ def test_jittered_hmc_matches_blackjax_with_the_same_per_draw_step_sizes(make_ta
     assert plain_noise.step_scale is None
     np.testing.assert_array_equal(plain_noise.momentum, noise.momentum)
     np.testing.assert_array_equal(plain_noise.uniform, noise.uniform)
+
+
+def blackjax_dynamic_hmc(target, rng_key, num_steps, max_steps, jitter):
+    """``blackjax.dynamic_hmc`` whose per-draw generator is the draw's index and whose
+    ``integration_steps_fn`` draws L_t from the trajectory stream's key of that draw."""
+    stream = _noise.side_keys(rng_key, num_steps, _noise.TRAJECTORY_STREAM)
+    dtype = jnp.result_type(float)
+
+    def integration_steps_fn(i, max_steps):
+        return jittered_integration_steps(jax.random.uniform(stream[i], (), dtype), jitter, max_steps)
+
+    algorithm = blackjax.dynamic_hmc(
+        target.logdensity_fn,
+        target.hmc_step,
+        target.inverse_mass_matrix,
+        next_random_arg_fn=lambda i: i + 1,
+        integration_steps_fn=integration_steps_fn,
+        integration_steps_params=(max_steps,),
+    )
+    _, (states, infos) = blackjax.util.run_inference_algorithm(
+        rng_key, algorithm, num_steps, initial_state=algorithm.init(target.initial_position, 0)
+    )
+    return states, infos
+
+
+@pytest.mark.parametrize("make_target", TARGETS, ids=lambda f: f.__name__)
+def test_jittered_trajectory_length_matches_blackjax_dynamic_hmc(make_target):
+    target = make_target()
+    key, max_steps = jax.random.key(99), 12
+    bj_states, bj_infos = blackjax_dynamic_hmc(target, key, NUM_STEPS, max_steps, 1.0)
+    sampler = HMC(
+        target.logdensity_fn, target.hmc_step, max_steps, target.inverse_mass_matrix, integration_steps_jitter=1.0
+    )
+    bound, states, stats = our_chain(sampler, target.initial_position, key, NUM_STEPS)
+    assert_same_chain(bound, states, stats, bj_states, bj_infos)
+    np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    # jitter 1: every count 1..L is drawn, about equally often (2000 draws over 12 values)
+    counts = np.bincount(np.asarray(stats.num_integration_steps), minlength=max_steps + 1)
+    assert counts[0] == 0 and counts[1:].min() > 100
+    # the counts have a key stream of their own: the momenta and uniforms are the fixed-length chain's
+    plain = HMC(target.logdensity_fn, target.hmc_step, max_steps, target.inverse_mass_matrix)
+    plain_noise = plain.bind(target.initial_position).noise(key, NUM_STEPS)
+    assert plain_noise.num_steps is None
+    noise = bound.noise(key, NUM_STEPS)
+    np.testing.assert_array_equal(plain_noise.momentum, noise.momentum)
+    np.testing.assert_array_equal(plain_noise.uniform, noise.uniform)
+
+
+def test_partial_trajectory_jitter_draws_the_top_of_the_range():
+    target = correlated_gaussian()
+    sampler = HMC(target.logdensity_fn, 0.5, 10, integration_steps_jitter=0.4).bind(target.initial_position)
+    steps = np.asarray(sampler.noise(jax.random.key(5), 500).num_steps)
+    assert steps.min() == 7 and steps.max() == 10  # ceil((0.6 + 0.4 v) 10) with v uniform on [0, 1)
+    with pytest.raises(ValueError, match="integration_steps_jitter must lie in"):
+        HMC(target.logdensity_fn, 0.5, 10, integration_steps_jitter=0.0)
 
 
 def test_hmc_energy_is_the_hamiltonian_of_the_draw():

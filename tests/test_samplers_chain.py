@@ -79,6 +79,19 @@ def test_every_solver_gives_the_blackjax_chain(kind, solver, num_steps):
         assert 1 <= int(result.num_iters) <= num_steps
 
 
+def test_jittered_trajectory_length_through_deer():
+    """A per-draw number of leapfrog steps (a while_loop in the step map) linearises and solves in parallel
+    to the sequential chain."""
+    target = correlated_gaussian()
+    sampler = HMC(target.logdensity_fn, target.hmc_step, 8, target.inverse_mass_matrix, integration_steps_jitter=1.0)
+    sequential = run_chain(sampler, target.initial_position, KEY, 200, solver=Sequential())
+    result = run_chain(sampler, target.initial_position, KEY, 200, solver=DEER())
+    assert bool(result.converged)
+    assert max_abs_diff(result.positions, sequential.positions) <= 1e-8
+    assert int(jnp.sum(result.stats.is_accepted != sequential.stats.is_accepted)) == 0
+    assert len(np.unique(np.asarray(result.stats.num_integration_steps))) == 8
+
+
 def test_pytree_position_and_smooth_gate_through_deer():
     target = pytree_gaussian()
     algorithm = blackjax.mala(target.logdensity_fn, target.mala_step)

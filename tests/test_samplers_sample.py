@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import parmcmc
+import parmcmc.api
 
 SCALES = jnp.array([1.0, 3.0, 0.5])
 
@@ -62,10 +63,58 @@ def test_dense_adaptation_samples_the_target(sampler):
     np.testing.assert_allclose(x.std(axis=0), SCALES, rtol=0.15)
 
 
+def test_low_rank_adaptation_samples_the_target():
+    """dense_mass="low_rank": BlackJAX's low-rank window adaptation, its metric used as the dense M^-1 it
+    stands for; the draws have the target's scales (as above)."""
+    tree = run(dense_mass="low_rank")
+    x = np.asarray(tree["posterior"]["x"]).reshape(-1, 3)
+    np.testing.assert_allclose(x.std(axis=0), SCALES, rtol=0.15)
+
+
 def test_sampler_options_are_checked():
     with pytest.raises(ValueError, match="step_size_jitter= is a setting of sampler='hmc'"):
         run(sampler="mala", step_size_jitter=0.5)
     with pytest.raises(ValueError, match=r"step_size_jitter must lie in \[0, 1\)"):
         run(sampler="hmc", step_size_jitter=1.5)
-    with pytest.raises(TypeError, match="dense_mass must be True, False or None"):
+    with pytest.raises(TypeError, match="dense_mass must be True, False"):
         run(sampler="hmc", dense_mass="yes")
+
+
+def test_chees_adaptation_samples_the_target():
+    """adaptation="chees": one step size and trajectory length for all chains, a diagonal mass matrix from
+    the pooled draws; every draw takes ceil(v L) leapfrog steps. The draws have the target's scales (sd
+    within 15%, as above) and use every count from 1 to L."""
+    tree = run(adaptation="chees")
+    x = np.asarray(tree["posterior"]["x"]).reshape(-1, 3)
+    np.testing.assert_allclose(x.std(axis=0), SCALES, rtol=0.15)
+    steps = np.asarray(tree["sample_stats"]["n_steps"])
+    assert steps.min() == 1 and steps.max() >= 3
+    assert len(np.unique(steps)) == steps.max()
+
+
+def test_trajectory_options_are_checked(monkeypatch):
+    def reached(*args, **kwargs):
+        raise AssertionError("the bad input was not caught before warmup")
+
+    monkeypatch.setattr(parmcmc.api, "chees_warmup", reached)
+    monkeypatch.setattr(parmcmc.api, "hmc_warmup", reached)
+    with pytest.raises(ValueError, match="adaptation must be one of"):
+        run(adaptation="nuts")
+    with pytest.raises(ValueError, match="needs num_chains >= 2"):
+        parmcmc.sample(
+            gaussian,
+            rng_key=jax.random.key(0),
+            initial_position=jnp.zeros(3),
+            num_samples=10,
+            num_chains=1,
+            adaptation="chees",
+            progress_bar=False,
+        )
+    with pytest.raises(ValueError, match=r"integration_steps_jitter must lie in \(0, 1\]"):
+        run(integration_steps_jitter=0.0)
+    with pytest.raises(ValueError, match="settings of sampler='hmc'"):
+        run(sampler="mala", adaptation="chees")
+    with pytest.raises(ValueError, match="dense_mass='low_rank' is a setting of sampler='hmc'"):
+        run(sampler="mala", dense_mass="low_rank")
+    with pytest.raises(ValueError, match="adaptation='chees' adapts a diagonal mass matrix"):
+        run(adaptation="chees", dense_mass=True)

@@ -21,7 +21,7 @@ from parmcmc.samplers import integrators, metrics
 from parmcmc.samplers import noise as _noise
 from parmcmc.samplers.base import AbstractSampler, _as_float_array, _is_traced
 
-__all__ = ["HMC", "HMCInfo", "HMCNoise"]
+__all__ = ["HMC", "HMCInfo", "HMCNoise", "jittered_integration_steps"]
 
 
 class HMCNoise(NamedTuple):
@@ -36,11 +36,16 @@ class HMCNoise(NamedTuple):
         ``(T,)`` factor of each draw's step size, ``1 + jitter (2 v - 1)`` with ``v`` uniform on
         [0, 1) from a key stream of its own (``fold_in(rng_key, JITTER_STREAM)``), so BlackJAX's
         keys and draws are untouched; ``None`` without jitter.
+    num_steps
+        ``(T,)`` int32 leapfrog steps of each draw with ``integration_steps_jitter``
+        (:func:`jittered_integration_steps` of a uniform from the stream
+        ``fold_in(rng_key, TRAJECTORY_STREAM)``); ``None`` for a fixed number.
     """
 
     momentum: Array
     uniform: Array
     step_scale: Array | None = None
+    num_steps: Array | None = None
 
 
 class HMCInfo(NamedTuple):
@@ -109,6 +114,13 @@ class HMC(AbstractSampler):
         on average and mixes directions a fixed trajectory would rotate by about pi
         (docs/samplers.md). The chain equals BlackJAX's ``hmc`` kernel called step by step with the
         same keys and these per-draw step sizes.
+    integration_steps_jitter
+        ``None`` (every draw takes ``num_integration_steps`` leapfrog steps) or a fraction a in (0, 1]:
+        draw t takes ``L_t = ceil((1 - a + a v_t) L)`` steps, L = ``num_integration_steps`` (the
+        maximum), v_t uniform from a key stream of its own (:func:`jittered_integration_steps`);
+        a = 1 draws L_t uniformly from 1..L, as ``blackjax.chees_adaptation``'s kernel does. The
+        chain equals ``blackjax.dynamic_hmc`` with that ``integration_steps_fn`` (a ``while_loop``
+        runs the L_t steps: a single chain pays its own L_t, a batch the largest of its L_t).
     loc, scale
         An optional linear preconditioner, as for :class:`~parmcmc.samplers.mala.MALA`.
 
@@ -118,10 +130,11 @@ class HMC(AbstractSampler):
     carries it in its state) and one per leapfrog step.
     """
 
-    _leaves = (*AbstractSampler._leaves, "inverse_mass_matrix", "step_size_jitter")
+    _leaves = (*AbstractSampler._leaves, "inverse_mass_matrix", "step_size_jitter", "integration_steps_jitter")
     _static = (*AbstractSampler._static, "num_integration_steps", "divergence_threshold")
     inverse_mass_matrix: Array  # None only before bind(), which fills in the identity
     step_size_jitter: Array | None
+    integration_steps_jitter: Array | None
     num_integration_steps: int
     divergence_threshold: float
 
@@ -138,6 +151,7 @@ class HMC(AbstractSampler):
         step_size_jitter=None,
         loc=None,
         scale=None,
+        integration_steps_jitter=None,
     ):
         super().__init__(logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale)
         self._set(
@@ -145,6 +159,7 @@ class HMC(AbstractSampler):
             inverse_mass_matrix=_check_imm(inverse_mass_matrix),
             divergence_threshold=float(divergence_threshold),
             step_size_jitter=_check_jitter(step_size_jitter),
+            integration_steps_jitter=_check_steps_jitter(integration_steps_jitter),
         )
 
     def _check_changes(self, changes: dict) -> dict:
@@ -157,6 +172,8 @@ class HMC(AbstractSampler):
             changes["inverse_mass_matrix"] = imm
         if "step_size_jitter" in changes:
             changes["step_size_jitter"] = _check_jitter(changes["step_size_jitter"])
+        if "integration_steps_jitter" in changes:
+            changes["integration_steps_jitter"] = _check_steps_jitter(changes["integration_steps_jitter"])
         if "divergence_threshold" in changes:
             changes["divergence_threshold"] = float(changes["divergence_threshold"])
         return changes
@@ -192,10 +209,15 @@ class HMC(AbstractSampler):
         if self.step_size_jitter is not None:
             v = _noise.uniform(_noise.side_keys(rng_key, num_steps, _noise.JITTER_STREAM), layout.dtype)
             scale = 1.0 + self.step_size_jitter * (2.0 * v - 1.0)
+        num = None
+        if self.integration_steps_jitter is not None:
+            v = _noise.uniform(_noise.side_keys(rng_key, num_steps, _noise.TRAJECTORY_STREAM), layout.dtype)
+            num = jittered_integration_steps(v, self.integration_steps_jitter, self.num_integration_steps)
         return HMCNoise(
             momentum=metrics.momentum_from_normal(self.metric, z),
             uniform=_noise.uniform(k_acc, layout.dtype),
             step_scale=scale,
+            num_steps=num,
         )
 
     def step_sizes(self, noise) -> Array:
@@ -211,7 +233,12 @@ class HMC(AbstractSampler):
         logdensity, grad = self.value_and_grad(x)
         start = integrators.IntegratorState(x, noise_t.momentum, logdensity, grad)
         one_step = integrators.velocity_verlet(self.value_and_grad, lambda p: metrics.velocity(metric, p))
-        end = integrators.integrate(one_step, start, step_size, self.num_integration_steps)
+        if noise_t.num_steps is None:
+            num_steps = jnp.asarray(self.num_integration_steps, jnp.int32)
+            end = integrators.integrate(one_step, start, step_size, self.num_integration_steps)
+        else:
+            num_steps = noise_t.num_steps
+            end = integrators.integrate_until(one_step, start, step_size, num_steps)
         end_momentum = -1.0 * end.momentum  # flipped: makes the proposal reversible
         energy_start = -logdensity + metrics.kinetic_energy(metric, noise_t.momentum)
         energy_end = -end.logdensity + metrics.kinetic_energy(metric, end_momentum)
@@ -234,7 +261,7 @@ class HMC(AbstractSampler):
             proposal_energy=energy_end,
             energy_error=energy_error,
             logdensity=jnp.where(is_accepted, end.logdensity, logdensity),
-            num_integration_steps=jnp.asarray(self.num_integration_steps, jnp.int32),
+            num_integration_steps=num_steps,
             step_size=step_size,
         )
         return new_x, info
@@ -257,4 +284,24 @@ def _check_jitter(jitter):
         raise TypeError(f"step_size_jitter must be None or a float in [0, 1), got {jitter!r}.")
     if not 0.0 <= float(jitter) < 1.0:
         raise ValueError(f"step_size_jitter must lie in [0, 1) (a fraction of the step size), got {jitter!r}.")
+    return _as_float_array(jitter)
+
+
+def jittered_integration_steps(v, jitter, num_integration_steps: int) -> Array:
+    """Leapfrog steps of a draw with uniform ``v``: ``ceil((1 - jitter + jitter v) L)`` clipped to 1..L
+    (int32); ``blackjax.chees_adaptation``'s ``integration_steps_fn`` with ``jitter_amount=jitter``."""
+    steps = jnp.ceil((1.0 - jitter + jitter * v) * num_integration_steps)
+    return jnp.clip(steps, 1, num_integration_steps).astype(jnp.int32)
+
+
+def _check_steps_jitter(jitter):
+    if jitter is None or _is_traced(jitter):
+        return jitter
+    if isinstance(jitter, bool) or not (isinstance(jitter, (int, float)) or jnp.ndim(jitter) == 0):
+        raise TypeError(f"integration_steps_jitter must be None or a float in (0, 1], got {jitter!r}.")
+    if not 0.0 < float(jitter) <= 1.0:
+        raise ValueError(
+            "integration_steps_jitter must lie in (0, 1] (the fraction of num_integration_steps drawn at "
+            f"random; None for a fixed number of steps), got {jitter!r}."
+        )
     return _as_float_array(jitter)

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["IntegratorState", "integrate", "velocity_verlet"]
+__all__ = ["IntegratorState", "integrate", "integrate_until", "velocity_verlet"]
 
 ValueAndGrad = Callable[[Array], tuple[Array, Array]]
 
@@ -75,3 +76,24 @@ def integrate(
     A ``fori_loop`` with static bounds, so it stays forward- and reverse-differentiable.
     """
     return jax.lax.fori_loop(0, num_steps, lambda _, s: one_step(s, step_size), state)
+
+
+def integrate_until(
+    one_step: Callable[[IntegratorState, float], IntegratorState],
+    state: IntegratorState,
+    step_size,
+    num_steps,
+) -> IntegratorState:
+    """Apply ``one_step`` a traced number ``num_steps`` of times (a ``while_loop``).
+
+    Forward-differentiable (``jvp``, ``linearize``) but not reverse. Under ``vmap`` the loop runs until
+    the longest lane is done, each lane keeping its state once its own count is reached: a batch pays
+    the maximum of its counts, a single chain only its own.
+    """
+
+    def body(carry):
+        i, s = carry
+        return i + 1, one_step(s, step_size)
+
+    zero = jnp.zeros_like(num_steps)
+    return jax.lax.while_loop(lambda carry: carry[0] < num_steps, body, (zero, state))[1]

@@ -17,11 +17,20 @@ from jax import Array
 
 from parmcmc.arguments import check_int
 
-__all__ = ["JITTER_STREAM", "check_num_steps", "side_keys", "standard_normal", "step_keys", "uniform"]
+__all__ = [
+    "JITTER_STREAM",
+    "TRAJECTORY_STREAM",
+    "check_num_steps",
+    "side_keys",
+    "standard_normal",
+    "step_keys",
+    "uniform",
+]
 
 # Noise BlackJAX's kernels do not draw (HMC's step-size jitter) comes from streams of its own,
 # ``fold_in(rng_key, stream)``, so that BlackJAX's keys and draws stay exactly as they are.
 JITTER_STREAM = 0x6A177E2
+TRAJECTORY_STREAM = 0x7A1EC7  # HMC's jittered number of leapfrog steps
 
 
 def check_num_steps(num_steps) -> int:
