@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from parmcmc.samplers import HMC, MALA
+from parmcmc.samplers import HMC, MALA, Barker
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.samplers.metrics import check_inverse_mass_matrix
 
-SAMPLERS = {"mala": MALA, "hmc": HMC}
+SAMPLERS = {"mala": MALA, "hmc": HMC, "barker": Barker}
 
 
 def check_positive_int(name: str, value, *, allow_zero: bool = False, caller: str = "sample") -> int:
@@ -248,7 +248,7 @@ def warn_ignored_arguments(
         )
     if num_integration_steps is not None and (sampler_name != "hmc" or instance is not None):
         why = (
-            "MALA takes one gradient step per draw"
+            "MALA and Barker take one gradient step per draw"
             if sampler_name != "hmc"
             else "the HMC instance's own num_integration_steps is used; set it there"
         )
@@ -376,8 +376,8 @@ def check_mass_matrix_setting(inverse_mass_matrix, sampler_name: str, instance, 
         return
     if sampler_name != "hmc":
         raise ValueError(
-            f"{caller}: inverse_mass_matrix= is an HMC setting, but the sampler is {sampler_name!r} (MALA has "
-            "no mass matrix). Use sampler='hmc', or leave inverse_mass_matrix out."
+            f"{caller}: inverse_mass_matrix= is an HMC setting, but the sampler is {sampler_name!r} (MALA and "
+            "Barker have no mass matrix). Use sampler='hmc', or leave inverse_mass_matrix out."
         )
     if instance is not None:
         raise ValueError(
