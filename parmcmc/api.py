@@ -28,7 +28,7 @@ from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_logdensity, from_numpyro
 from parmcmc.predictability.lyapunov import lyapunov_exponent
 from parmcmc.progress import Progress
-from parmcmc.samplers import HMC, MALA, Barker
+from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.settings import (
     DEFAULT_STEP_SIZE_JITTER,
@@ -43,7 +43,7 @@ from parmcmc.validate import (
     log_density_scratch_bytes,
 )
 from parmcmc.warmup import hmc_warmup, mala_warmup
-from parmcmc.warmup_barker import barker_warmup
+from parmcmc.warmup_scale import ADJUSTED_MCLMC_STEPS, barker_warmup, mclmc_warmup
 
 
 class Prepared(NamedTuple):
@@ -95,9 +95,10 @@ def sample(
     model:       a NumPyro model function, or a log-density function of a (pytree) position, given
                  with `initial_position`.
     sampler:     "hmc" (default: 10 leapfrog steps, step size jittered by +-50% per draw), "mala", "barker"
-                 (Barker's proposal; warmup adapts its step size toward 0.574 and a diagonal scale), or a
-                 MALA/HMC/Barker instance (its settings are used as they are, with the model's log density;
-                 warmup then only burns in). With "mala"/"hmc", warmup adapts the step size by dual
+                 (Barker's proposal; warmup adapts its step size toward 0.574 and a diagonal scale),
+                 "adjustedmclmc" (Metropolis-adjusted MCLMC, 5 isokinetic steps per draw; step size toward 0.8
+                 and a diagonal scale), or a sampler instance (its settings are used as they are, with the
+                 model's log density; warmup then only burns in). With "mala"/"hmc", warmup adapts the step size by dual
                  averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for HMC, a diagonal
                  mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
                  says which sampler for which model.
@@ -165,6 +166,8 @@ def prepare(s: Settings) -> Prepared:
             template = MALA(target.logdensity_fn, 1.0)
         elif name == "barker":
             template = Barker(target.logdensity_fn, 1.0)
+        elif name == "adjustedmclmc":
+            template = AdjustedMCLMC(target.logdensity_fn, 1.0, ADJUSTED_MCLMC_STEPS)
         else:
             jitter = DEFAULT_STEP_SIZE_JITTER if s.step_size_jitter is None else s.step_size_jitter
             template = HMC(
@@ -210,7 +213,18 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
                 precondition="hessian" if dense and s.num_warmup >= 20 else False,
             )
             pre = None if warm.loc is None else {"loc": warm.loc, "scale": warm.scale}
-        elif name == "barker":  # step size and a diagonal scale (parmcmc/warmup_barker.py)
+        elif name == "adjustedmclmc":  # step size and a diagonal scale (parmcmc/warmup_scale.py)
+            warm = mclmc_warmup(
+                target.logdensity_fn,
+                positions,
+                warm_key,
+                s.num_warmup,
+                template.num_integration_steps,
+                target_acceptance=accept,
+                keep_draws=s.keep_warmup,
+            )
+            pre = None if warm.scale is None else {"scale": warm.scale}
+        elif name == "barker":  # step size and a diagonal scale (parmcmc/warmup_scale.py)
             warm = barker_warmup(
                 target.logdensity_fn,
                 positions,

@@ -26,13 +26,14 @@ from parmcmc.validate import (
     warn_ignored_arguments,
 )
 from parmcmc.warmup import HMC_TARGET_ACCEPTANCE, MALA_TARGET_ACCEPTANCE
-from parmcmc.warmup_barker import BARKER_TARGET_ACCEPTANCE
+from parmcmc.warmup_scale import ADJUSTED_MCLMC_TARGET_ACCEPTANCE, BARKER_TARGET_ACCEPTANCE
 
 TARGET_ACCEPTANCE = {
     "mala": MALA_TARGET_ACCEPTANCE,
     "hmc": HMC_TARGET_ACCEPTANCE,
     "barker": BARKER_TARGET_ACCEPTANCE,
-}  # warmup.py owns the values
+    "adjustedmclmc": ADJUSTED_MCLMC_TARGET_ACCEPTANCE,
+}  # warmup.py and warmup_scale.py own the values
 # dense_mass=None: a dense mass matrix (HMC) or preconditioner (MALA) up to this many entries (docs/samplers.md).
 DENSE_MASS_MAX_DIM = 0
 # step_size_jitter=None: HMC's default jitter of the step size per draw (docs/samplers.md).
@@ -42,9 +43,9 @@ DEFAULT_STEP_SIZE_JITTER = 0.5
 def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None:
     if dense_mass not in (None, True, False):
         raise TypeError(f"sample: dense_mass must be True, False or None (by dimension); got {dense_mass!r}.")
-    if dense_mass and name == "barker":
+    if dense_mass and name in ("barker", "adjustedmclmc"):
         raise ValueError(
-            "sample: dense_mass=True is not available for sampler='barker' (its warmup adapts a diagonal scale)."
+            f"sample: dense_mass=True is not available for sampler={name!r} (its warmup adapts a diagonal scale)."
         )
     if step_size_jitter is None:
         return

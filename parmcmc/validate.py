@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from parmcmc.samplers import HMC, MALA, Barker
+from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.samplers.metrics import check_inverse_mass_matrix
 
-SAMPLERS = {"mala": MALA, "hmc": HMC, "barker": Barker}
+SAMPLERS = {"mala": MALA, "hmc": HMC, "barker": Barker, "adjustedmclmc": AdjustedMCLMC}
 
 
 def check_positive_int(name: str, value, *, allow_zero: bool = False, caller: str = "sample") -> int:
@@ -248,7 +248,8 @@ def warn_ignored_arguments(
         )
     if num_integration_steps is not None and (sampler_name != "hmc" or instance is not None):
         why = (
-            "MALA and Barker take one gradient step per draw"
+            "MALA and Barker take one gradient step per draw; adjusted MCLMC takes "
+            "parmcmc.warmup_scale.ADJUSTED_MCLMC_STEPS (an AdjustedMCLMC instance sets its own)"
             if sampler_name != "hmc"
             else "the HMC instance's own num_integration_steps is used; set it there"
         )

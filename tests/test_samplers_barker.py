@@ -15,7 +15,7 @@ import parmcmc
 from parmcmc.chain import run_chain
 from parmcmc.engine import DEER, QuasiDEER
 from parmcmc.samplers import Barker
-from parmcmc.warmup_barker import BARKER_TARGET_ACCEPTANCE, barker_warmup
+from parmcmc.warmup_scale import BARKER_TARGET_ACCEPTANCE, barker_warmup
 
 NUM_STEPS = 500
 STEP = {"gaussian": 0.5, "logistic": 0.05, "pytree": 0.6}  # acceptance 0.6-0.96: decisions exercised

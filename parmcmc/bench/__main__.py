@@ -1,5 +1,5 @@
 """python -m parmcmc.bench [cpu | gpu | engine | samplers] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
-   (or: suite [options], see parmcmc/bench/suite.py)
+   (or: suite [options], see parmcmc/bench/suite.py; ess [options], see parmcmc/bench/ess.py)
 
 Prints a table, and writes it as JSON and Markdown to DIR (default bench-results/). Presets:
   cpu     small sizes that finish in minutes on a 2-core machine (CPU figures: iterations, memory,
@@ -131,6 +131,10 @@ def main(argv=None):
         import sys
 
         argv = sys.argv[1:]
+    if argv[:1] == ["ess"]:  # ESS and ESS/s per suite model and sampler against NUTS (parmcmc/bench/ess.py)
+        from parmcmc.bench import ess
+
+        return ess.main(argv[1:])
     if argv[:1] == ["suite"]:  # the model suite has its own options (parmcmc/bench/suite.py)
         from parmcmc.bench import suite
 

@@ -8,11 +8,15 @@ from parmcmc.samplers.barker import Barker, BarkerInfo, BarkerNoise
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.samplers.hmc import HMC, HMCInfo, HMCNoise
 from parmcmc.samplers.mala import MALA, MALAInfo, MALANoise
+from parmcmc.samplers.mclmc import AdjustedMCLMC, AdjustedMCLMCInfo, AdjustedMCLMCNoise
 
 __all__ = [
     "HMC",
     "MALA",
     "AbstractSampler",
+    "AdjustedMCLMC",
+    "AdjustedMCLMCInfo",
+    "AdjustedMCLMCNoise",
     "Barker",
     "BarkerInfo",
     "BarkerNoise",

@@ -1,12 +1,14 @@
-"""Warmup of Barker's proposal: its step size by dual averaging and a diagonal preconditioner.
+"""Warmup of the samplers preconditioned by a diagonal scale: Barker's proposal and adjusted MCLMC.
 
 Stan's schedule (BlackJAX's ``build_schedule``: a fast window, slow windows of doubling length, a
-final fast window) over ``blackjax.barker``'s kernel. Every step adapts the step size by dual
-averaging toward ``BARKER_TARGET_ACCEPTANCE``; the end of each slow window re-estimates the
-posterior's marginal standard deviations from its draws (shrunk toward 1e-3 as Stan's mass matrix
-is), and the chain continues on ``z = x / scale``, BlackJAX's Barker on ``z -> log p(scale * z)``:
-the diagonally preconditioned Barker of Livingstone & Zanella (2022, their Appendix G). The result
-feeds :class:`parmcmc.samplers.Barker` (``step_size``, ``scale``), whose chain equals BlackJAX's.
+final fast window) over the sampler's BlackJAX kernel (``blackjax.barker``, or
+``blackjax.adjusted_mclmc`` with a fixed number of steps). Every step adapts the step size by dual
+averaging toward the target acceptance; the end of each slow window re-estimates the posterior's
+marginal standard deviations from its draws (shrunk toward 1e-3 as Stan's mass matrix is), and the
+chain continues on ``z = x / scale``, the kernel on ``z -> log p(scale * z)`` (for Barker, the
+diagonally preconditioned Barker of Livingstone & Zanella 2022, their Appendix G). The result feeds
+:class:`parmcmc.samplers.Barker` or :class:`parmcmc.samplers.AdjustedMCLMC` (``step_size``,
+``scale``), whose chains equal BlackJAX's on that density.
 
 Why not ``blackjax.window_adaptation(blackjax.barker, ...)``: it adapts an *inverse mass matrix*, and
 BlackJAX's Barker kernel scales its increments by the metric's ``M^{1/2}`` = ``1 / sqrt(inverse mass
@@ -15,6 +17,8 @@ the wide directions instead of widening them (BlackJAX 1.7, ``metrics.gaussian_e
 
 Target acceptance: BlackJAX documents no value for Barker. We use 0.574, the default that rmcmc (the R
 package accompanying Livingstone & Zanella's Barker papers) tunes Barker's scale to; it is also MALA's.
+Nor does it for the static adjusted MCLMC kernel (its own tuner, written for the dynamic kernel, takes
+the target as an argument); we use HMC's 0.8.
 Like ``parmcmc.warmup``, it runs chain after chain (``lax.map``), so chain k's warmup depends on
 ``(rng_key, k)`` alone.
 """
@@ -35,9 +39,13 @@ from parmcmc.keys import chain_keys
 from parmcmc.models.target import num_chains_of
 from parmcmc.warmup import WarmupResult
 
-__all__ = ["BARKER_TARGET_ACCEPTANCE", "barker_warmup"]
+__all__ = ["ADJUSTED_MCLMC_STEPS", "ADJUSTED_MCLMC_TARGET_ACCEPTANCE", "BARKER_TARGET_ACCEPTANCE", "barker_warmup",
+           "mclmc_warmup"]  # fmt: skip
 
 BARKER_TARGET_ACCEPTANCE = 0.574
+ADJUSTED_MCLMC_TARGET_ACCEPTANCE = 0.8
+# sample(sampler="adjusted_mclmc")'s steps per draw: two gradients each, so HMC's 10 leapfrog steps' cost
+ADJUSTED_MCLMC_STEPS = 5
 
 
 def barker_warmup(
@@ -76,7 +84,41 @@ def barker_warmup(
         ``positions``, ``step_size`` (the dual-averaging average, as Stan's), ``scale``, the draws
         and per-step statistics (acceptance_rate, lp, step_size).
     """
-    caller = "barker_warmup"
+    return _scale_warmup(
+        "barker_warmup", blackjax.barker.build_kernel(), blackjax.barker.init, logdensity_fn, initial_positions,
+        rng_key, num_steps, initial_step_size, target_acceptance, keep_draws, precondition,
+    )  # fmt: skip
+
+
+def mclmc_warmup(
+    logdensity_fn: Callable,
+    initial_positions: Any,
+    rng_key: jax.Array,
+    num_steps: int,
+    num_integration_steps: int = ADJUSTED_MCLMC_STEPS,
+    *,
+    initial_step_size: float = 1.0,
+    target_acceptance: float = ADJUSTED_MCLMC_TARGET_ACCEPTANCE,
+    keep_draws: bool = True,
+    precondition: bool = True,
+) -> WarmupResult:
+    """Tune adjusted MCLMC's step size (and a diagonal scale) per chain, ``num_integration_steps`` fixed;
+    as :func:`barker_warmup` otherwise, over ``blackjax.adjusted_mclmc``'s static kernel."""
+    static = blackjax.adjusted_mclmc.build_kernel()
+
+    def kernel(key, state, logdensity, step_size):
+        return static(key, state, logdensity, step_size, integration_steps_params=(num_integration_steps,))
+
+    return _scale_warmup(
+        "mclmc_warmup", kernel, blackjax.adjusted_mclmc.init, logdensity_fn, initial_positions, rng_key, num_steps,
+        initial_step_size, target_acceptance, keep_draws, precondition,
+    )  # fmt: skip
+
+
+def _scale_warmup(
+    caller, kernel, init, logdensity_fn, initial_positions, rng_key, num_steps, initial_step_size, target_acceptance,
+    keep_draws, precondition,
+) -> WarmupResult:  # fmt: skip
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"{caller}: num_steps must be a positive int (number of warmup steps); got {num_steps!r}.")
     if not float(initial_step_size) > 0.0:
@@ -85,7 +127,6 @@ def barker_warmup(
         raise ValueError(f"{caller}: target_acceptance must lie in (0, 1); got {target_acceptance!r}.")
     num_chains = num_chains_of(initial_positions, caller)
     da_init, da_update, da_final = dual_averaging_adaptation(target_acceptance)
-    kernel = blackjax.barker.build_kernel()
     schedule = np.asarray(build_schedule(num_steps), dtype=int).reshape(num_steps, 2)
     slow = jnp.asarray(schedule[:, 0] == 1) & precondition
     window_end = jnp.asarray(schedule[:, 1] == 1) & precondition
@@ -120,7 +161,7 @@ def barker_warmup(
                 variance = (n / (n + 5.0)) * variance + 1e-3 * (5.0 / (n + 5.0))  # Stan's regularisation
                 new_scale = jnp.where(jnp.isfinite(variance) & (variance > 0), jnp.sqrt(variance), scale)
                 ratio = jnp.exp(jnp.mean(jnp.log(new_scale / scale)))
-                new_state = blackjax.barker.init(x / new_scale, z_logdensity(new_scale))
+                new_state = init(x / new_scale, z_logdensity(new_scale))
                 # the step in z keeps its size in x; dual averaging restarts there (Stan's rule after a window)
                 return new_state, da_init(jnp.exp(da_state.log_step_size) / ratio), new_scale, empty
 
@@ -130,7 +171,7 @@ def barker_warmup(
             return (state, da_state, scale, welford), (x, stats)
 
         scale = jnp.ones_like(flat)
-        state = blackjax.barker.init(flat, z_logdensity(scale))
+        state = init(flat, z_logdensity(scale))
         da_state = da_init(jnp.asarray(initial_step_size, dtype=dtype))
         xs = (jax.random.split(key, num_steps), slow, window_end)
         (state, da_state, scale, _), (draws, stats) = jax.lax.scan(step, (state, da_state, scale, empty), xs)
