@@ -32,7 +32,7 @@ from parmcmc.engine import (
 from parmcmc.engine.results import FallbackWarning
 from parmcmc.health import FrozenChainWarning, ReplayWarning
 from parmcmc.predictability import Diagnosis, LyapunovEstimate, diagnose_recurrence, lyapunov_exponent
-from parmcmc.samplers import HMC, MALA
+from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
 from parmcmc.validate import Float64DataWarning, IgnoredArgumentWarning
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "ELK",
     "HMC",
     "MALA",
+    "AdjustedMCLMC",
+    "Barker",
     "ChainResult",
     "Comparison",
     "Diagnosis",

@@ -33,7 +33,7 @@ from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_model
 from parmcmc.predictability.lyapunov import lyapunov_exponent
 from parmcmc.progress import Progress
-from parmcmc.samplers import HMC, MALA
+from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.settings import (
     DEFAULT_STEP_SIZE_JITTER,
@@ -49,6 +49,7 @@ from parmcmc.settings import (
 from parmcmc.validate import check_dims_and_coords
 from parmcmc.warmup import hmc_warmup, mala_warmup
 from parmcmc.warmup_chees import CHEES_TARGET_ACCEPTANCE, chees_warmup
+from parmcmc.warmup_scale import ADJUSTED_MCLMC_STEPS, barker_warmup, mclmc_warmup
 from parmcmc.weigh import Choice
 
 
@@ -109,11 +110,13 @@ def sample(
     model
         A NumPyro model function, or a log-density function of a (pytree) position, given with `initial_position`.
     sampler
-        "hmc" (default: 10 leapfrog steps, step size jittered by +-50% per draw), "mala", or a MALA/HMC instance
-        (its settings are used as they are, with the model's log density; warmup then only burns in). With
-        "mala"/"hmc", warmup adapts the step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC)
-        and, for HMC, a diagonal mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md
-        says which sampler for which model.
+        "hmc" (default: 10 leapfrog steps, step size jittered by +-50% per draw), "mala", "barker" (Barker's
+        proposal; warmup adapts its step size toward 0.574 and a diagonal scale), "adjustedmclmc" (Metropolis-adjusted
+        MCLMC, 5 isokinetic steps per draw; step size toward 0.8 and a diagonal scale), or a sampler instance (its
+        settings are used as they are, with the model's log density; warmup then only burns in). With "mala"/"hmc",
+        warmup adapts the step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for HMC,
+        a diagonal mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md says which
+        sampler for which model.
     parallel
         "auto" (default): the faster on this device of the sequential chain and the parallel solve
         (parmcmc.weigh; the sequential chain priced from the warmup's own steps, the parallel solve by a cost model
@@ -231,6 +234,10 @@ def prepare(s: Settings) -> Prepared:
     if template is None:
         if name == "mala":
             template = MALA(target.logdensity_fn, 1.0)
+        elif name == "barker":
+            template = Barker(target.logdensity_fn, 1.0)
+        elif name == "adjustedmclmc":
+            template = AdjustedMCLMC(target.logdensity_fn, 1.0, ADJUSTED_MCLMC_STEPS)
         else:
             jitter = DEFAULT_STEP_SIZE_JITTER if s.step_size_jitter is None else s.step_size_jitter
             template = HMC(
@@ -292,6 +299,27 @@ def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
                 precondition="hessian" if dense and s.num_warmup >= 20 else False,
             )
             pre = None if warm.loc is None else {"loc": warm.loc, "scale": warm.scale}
+        elif name == "adjustedmclmc":  # step size and a diagonal scale (parmcmc/warmup_scale.py)
+            warm = mclmc_warmup(
+                target.logdensity_fn,
+                positions,
+                warm_key,
+                s.num_warmup,
+                template.num_integration_steps,
+                target_acceptance=accept,
+                keep_draws=s.keep_warmup,
+            )
+            pre = None if warm.scale is None else {"scale": warm.scale}
+        elif name == "barker":  # step size and a diagonal scale (parmcmc/warmup_scale.py)
+            warm = barker_warmup(
+                target.logdensity_fn,
+                positions,
+                warm_key,
+                s.num_warmup,
+                target_acceptance=accept,
+                keep_draws=s.keep_warmup,
+            )
+            pre = None if warm.scale is None else {"scale": warm.scale}
         else:
             warm = hmc_warmup(
                 target.logdensity_fn,

@@ -28,8 +28,14 @@ from parmcmc.validate import (
     warn_ignored_arguments,
 )
 from parmcmc.warmup import HMC_TARGET_ACCEPTANCE, MALA_TARGET_ACCEPTANCE
+from parmcmc.warmup_scale import ADJUSTED_MCLMC_TARGET_ACCEPTANCE, BARKER_TARGET_ACCEPTANCE
 
-TARGET_ACCEPTANCE = {"mala": MALA_TARGET_ACCEPTANCE, "hmc": HMC_TARGET_ACCEPTANCE}  # warmup.py owns the values
+TARGET_ACCEPTANCE = {
+    "mala": MALA_TARGET_ACCEPTANCE,
+    "hmc": HMC_TARGET_ACCEPTANCE,
+    "barker": BARKER_TARGET_ACCEPTANCE,
+    "adjustedmclmc": ADJUSTED_MCLMC_TARGET_ACCEPTANCE,
+}  # warmup.py and warmup_scale.py own the values
 # dense_mass=None: a dense mass matrix (HMC) or preconditioner (MALA) up to this many entries (docs/samplers.md).
 DENSE_MASS_MAX_DIM = 0
 # step_size_jitter=None: HMC's default jitter of the step size per draw (docs/samplers.md).
@@ -80,6 +86,11 @@ def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None
         )
     if dense_mass == "low_rank" and (name != "hmc" or instance is not None):
         raise ValueError("sample: dense_mass='low_rank' is a setting of sampler='hmc' (its window adaptation).")
+    if dense_mass and name in ("barker", "adjustedmclmc"):
+        raise ValueError(
+            f"sample: dense_mass={dense_mass!r} is not available for sampler={name!r} (its warmup adapts a diagonal "
+            "scale)."
+        )
     if step_size_jitter is None:
         return
     if name != "hmc" or instance is not None:

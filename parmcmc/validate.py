@@ -17,11 +17,11 @@ from parmcmc.memory import available_bytes as available_bytes
 from parmcmc.memory import check_memory as check_memory
 from parmcmc.memory import estimate_run_bytes as estimate_run_bytes
 from parmcmc.memory import log_density_scratch_bytes as log_density_scratch_bytes
-from parmcmc.samplers import HMC, MALA
+from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.samplers.metrics import check_inverse_mass_matrix
 
-SAMPLERS = {"mala": MALA, "hmc": HMC}
+SAMPLERS = {"mala": MALA, "hmc": HMC, "barker": Barker, "adjustedmclmc": AdjustedMCLMC}
 
 
 def check_positive_int(name: str, value, *, allow_zero: bool = False, caller: str = "sample") -> int:
@@ -260,7 +260,8 @@ def warn_ignored_arguments(
         )
     if num_integration_steps is not None and (sampler_name != "hmc" or instance is not None):
         why = (
-            "MALA takes one gradient step per draw"
+            "MALA and Barker take one gradient step per draw; adjusted MCLMC takes "
+            "parmcmc.warmup_scale.ADJUSTED_MCLMC_STEPS (an AdjustedMCLMC instance sets its own)"
             if sampler_name != "hmc"
             else "the HMC instance's own num_integration_steps is used; set it there"
         )
@@ -291,8 +292,8 @@ def check_mass_matrix_setting(inverse_mass_matrix, sampler_name: str, instance, 
         return
     if sampler_name != "hmc":
         raise ValueError(
-            f"{caller}: inverse_mass_matrix= is an HMC setting, but the sampler is {sampler_name!r} (MALA has "
-            "no mass matrix). Use sampler='hmc', or leave inverse_mass_matrix out."
+            f"{caller}: inverse_mass_matrix= is an HMC setting, but the sampler is {sampler_name!r} (MALA and "
+            "Barker have no mass matrix). Use sampler='hmc', or leave inverse_mass_matrix out."
         )
     if instance is not None:
         raise ValueError(

@@ -1,8 +1,8 @@
 """The benchmark presets and studies: ``./dev.sh bench`` runs ``python -m parmcmc.bench``.
 
 python -m parmcmc.bench [cpu | gpu | engine | samplers] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
-   (or: suite [options], see parmcmc/bench/suite.py; or NAME [args] for one of the studies in SCRIPTS below,
-   each described in its own module's docstring: banana_damping, elk, hmc_solvers, large_data,
+   (or: suite [options], see parmcmc/bench/suite.py; ess [options], see parmcmc/bench/ess.py; or NAME [args]
+   for one of the studies in SCRIPTS below, each described in its own module's docstring: banana_damping, elk, hmc_solvers, large_data,
    sampler_iterations, scan_compile, sharded_memory, time_to_result)
 
 Prints a table, and writes it as JSON and Markdown to DIR (default bench-results/). Presets:
@@ -146,6 +146,10 @@ def main(argv=None):
         import sys
 
         argv = sys.argv[1:]
+    if argv[:1] == ["ess"]:  # ESS and ESS/s per suite model and sampler against NUTS (parmcmc/bench/ess.py)
+        from parmcmc.bench import ess
+
+        return ess.main(argv[1:])
     if argv[:1] == ["suite"]:  # the model suite has its own options (parmcmc/bench/suite.py)
         from parmcmc.bench import suite
 
