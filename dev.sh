@@ -64,7 +64,8 @@ case "$cmd" in
                 ensure_extra lint; lint || { echo "error: ./dev.sh lint failed (findings above)" >&2; exit 1; }
                 ./dev.sh docs || { echo "error: ./dev.sh docs failed (warnings above)" >&2; exit 1; }
             fi
-            exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile "$@" ;;
+            # Files go to the workers in collection order (tests/conftest.py puts the two longest first).
+            exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@" ;;
     bench)  ensure_venv; exec .venv/bin/python -m parmcmc.bench "$@" ;;
     python) ensure_venv; exec .venv/bin/python "$@" ;;
     lint)   ensure_venv; ensure_extra lint; lint "$@" ;;

@@ -29,6 +29,7 @@ from parmcmc.bench.timing import versions
 # Studies with a command line of their own (each module's docstring gives it): `./dev.sh bench NAME [args]`.
 SCRIPTS = (
     "banana_damping",
+    "compile_profile",
     "elk",
     "hmc_solvers",
     "large_data",
@@ -67,10 +68,14 @@ COLUMNS = [
     "accept_decisions_differing",
     "parallel_temp_MiB",
     "parallel_compile_s",
+    "parallel_compile_cpu_s",
     "sequential_compile_s",
     "iteration_s",
     "floor_s",
+    "marginal_iteration_s",
+    "loop_floor_s",
     "cost_ratio",
+    "solve_compile_cpu_s",
 ]
 
 
@@ -207,7 +212,9 @@ def main(argv=None):
         out = make()
         for r in out:
             print(
-                f"{r['case']} T={r['T']}: compile {r.get('parallel_compile_s', float('nan')):.2f} s, "
+                f"{r['case']} T={r['T']}: compile {r.get('parallel_compile_s', float('nan')):.2f} s "
+                f"(CPU {r.get('parallel_compile_cpu_s', float('nan')):.2f} s; the solve alone "
+                f"{r.get('solve_compile_cpu_s', float('nan')):.2f} s), "
                 f"{r.get('newton_iterations')} iterations, cost ratio {r.get('cost_ratio', float('nan')):.2f}, "
                 f"parallel {r.get('parallel_s', float('nan')):.3g} s, "
                 f"sequential {r.get('sequential_s', float('nan')):.3g} s "

@@ -14,13 +14,15 @@ class Timing(NamedTuple):
     runs_s: tuple  # every run
     temp_bytes: int  # XLA's buffer for intermediates (the working memory of the computation)
     output_bytes: int
+    compile_cpu_s: float = 0.0  # the process's CPU seconds for lowering + compilation: on a shared machine
+    # less inflated by load than compile_s (XLA's CPU compilation is mostly single-threaded)
 
 
 def time_jitted(fn: Callable, *args, repeats: int = 3) -> tuple:
     """Compile `fn` for `args`, run it `repeats` times after one warm-up, return (result, Timing)."""
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
-    compile_s = time.perf_counter() - t0
+    compile_s, compile_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     mem = compiled.memory_analysis()
     out = jax.block_until_ready(compiled(*args))  # warm-up
     runs = []
@@ -30,7 +32,7 @@ def time_jitted(fn: Callable, *args, repeats: int = 3) -> tuple:
         runs.append(time.perf_counter() - t0)
     temp = int(getattr(mem, "temp_size_in_bytes", 0) or 0)
     outb = int(getattr(mem, "output_size_in_bytes", 0) or 0)
-    return out, Timing(compile_s, statistics.median(runs), tuple(runs), temp, outb)
+    return out, Timing(compile_s, statistics.median(runs), tuple(runs), temp, outb, compile_cpu_s)
 
 
 def memory_only(fn: Callable, *args) -> int:

@@ -43,7 +43,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from parmcmc.engine.kalman import lm_step
+from parmcmc.engine.kalman import damped_step
 from parmcmc.engine.solvers import DEER, AbstractIterativeSolver, QuasiDEER, shift
 
 __all__ = ["ELK", "LAM_MAX", "LAM_MIN", "AbstractELK", "QuasiELK", "merit", "model_merit"]
@@ -117,17 +117,21 @@ class AbstractELK(AbstractIterativeSolver):
         """f and its Jacobian approximation at every state of the window."""
         return self.linearizer.linearize(fn, x_prev, inputs, aux)
 
-    def step(self, fn, x_start, states, inputs, aux, lin, lam):
+    def step(self, fn, x_start, states, inputs, aux, lin, lam, extra=None):
         """One Levenberg–Marquardt step (the Kalman smoother's mean) and the next λ."""
         x_prev = shift(states, x_start)
         b = lin.fx - _apply(lin.A, x_prev)
-        candidate = lm_step(lin.A, b, x_start, states, lam, smoother=self.smoother)
-        new_lin = self.linearize(fn, shift(candidate, x_start), inputs, aux)
+        candidate = damped_step(lin.A, b, x_start, states, lam, smoother=self.smoother)  # λ >= LAM_MIN > 0
+        new_lin = self.linearize_with(fn, shift(candidate, x_start), inputs, aux, extra)
         if not self.adaptive:
             return candidate, new_lin, lam
-        accept, lam = self.trust_region(states, lin, candidate, new_lin, x_start, x_prev, lam)
+        W = states.shape[0]
+        head = jax.tree_util.tree_map(lambda a: a[:W], new_lin)
+        tail = jax.tree_util.tree_map(lambda a: a[W:], new_lin)  # the extra row (none without extra)
+        accept, lam = self.trust_region(states, lin, candidate, head, x_start, x_prev, lam)
         keep = lambda new, old: jnp.where(accept, new, old)
-        return keep(candidate, states), jax.tree_util.tree_map(keep, new_lin, lin), lam
+        new_lin = jax.tree_util.tree_map(lambda a, b, c: jnp.concatenate([keep(a, b), c]), head, lin, tail)
+        return keep(candidate, states), new_lin, lam
 
     def trust_region(self, states, lin, candidate, new_lin, x_start, x_prev, lam):
         """(accept the candidate?, next λ) from the ratio of actual to predicted merit decrease."""

@@ -210,9 +210,9 @@ def blocked_associative_scan(op: Callable, elems, *, reverse: bool = False, bloc
     """`jax.lax.associative_scan(op, elems, reverse=reverse)` in two levels, with bodies compiled once.
 
     op(earlier, later) must act on stacks of elements (leading axis), as associative_scan's does.
-    Prefixes inside blocks of `block` elements are computed sequentially (vmapped over blocks), the
-    block totals are scanned sequentially, and each block's prefixes are combined with the total of
-    the blocks before it. reverse=True scans from the last element, as associative_scan does.
+    Prefixes inside blocks of `block` elements are computed sequentially (vmapped over blocks); then one
+    sequential pass over the blocks combines each block's prefixes with the total of the blocks before it.
+    reverse=True scans from the last element, as associative_scan does.
     """
     if reverse:
         flip = lambda tree: jax.tree_util.tree_map(lambda a: jnp.flip(a, 0), tree)
@@ -224,12 +224,14 @@ def blocked_associative_scan(op: Callable, elems, *, reverse: bool = False, bloc
     blocks = jax.tree_util.tree_map(lambda a: a.reshape((n, B, *a.shape[1:])), padded)
     local = jax.vmap(lambda e: inclusive_scan_sequential(op, e))(blocks)  # (n, B, ...)
     if n > 1:
-        totals = inclusive_scan_sequential(op, jax.tree_util.tree_map(lambda a: a[: n - 1, -1], local))
+        # One sequential pass over the blocks 1..n-1 carries the prefix entering each block and combines
+        # it with all B of the block's own prefixes at once; the last of them enters the next block. (The
+        # block totals scan and the fix-up in one loop: op is compiled twice per scan, not three times.)
+        def fix(prefix, block_prefixes):
+            fixed = op(jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B, *a.shape)), prefix), block_prefixes)
+            return _take(fixed, B - 1), fixed
 
-        def fix(prefix, block_elems):  # the prefix entering a block, combined with each of its prefixes
-            return op(jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B, *a.shape)), prefix), block_elems)
-
-        rest = jax.vmap(fix)(totals, jax.tree_util.tree_map(lambda a: a[1:], local))
+        first = _take(jax.tree_util.tree_map(lambda a: a[0], local), B - 1)
+        _, rest = jax.lax.scan(fix, first, jax.tree_util.tree_map(lambda a: a[1:], local))
         local = jax.tree_util.tree_map(lambda f, r: jnp.concatenate([f[:1], r]), local, rest)
-    out = local
-    return jax.tree_util.tree_map(lambda a: a.reshape((n * B, *a.shape[2:]))[:T], out)
+    return jax.tree_util.tree_map(lambda a: a.reshape((n * B, *a.shape[2:]))[:T], local)

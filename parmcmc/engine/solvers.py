@@ -79,8 +79,26 @@ class AbstractIterativeSolver(AbstractSolver):
         """Evaluate fn (and A_t) at the guessed predecessors x_prev (W, D)."""
 
     @abc.abstractmethod
-    def step(self, fn, x_start, states, inputs, aux, lin, state) -> tuple[jax.Array, Linearization, Any]:
-        """One iteration on a window: returns (new_states, linearisation at them, new solver state)."""
+    def step(self, fn, x_start, states, inputs, aux, lin, state, extra=None) -> tuple[jax.Array, Linearization, Any]:
+        """One iteration on a window: returns (new_states, linearisation at them, new solver state).
+
+        extra: None, or (x, inputs, aux) of one more predecessor (inputs and aux with a leading axis of 1)
+        to linearise in the same batched evaluation: new_lin then has W + 1 rows, the last one for it.
+        (The driver's pin needs f at one pinned state; one evaluation compiles f and A_t once.)
+        """
+
+    def linearize_with(self, fn, x_prev, inputs, aux, extra=None) -> Linearization:
+        """`linearize` at x_prev (W, D), and at the `extra` predecessor as row W when it is given."""
+        if extra is None:
+            return self.linearize(fn, x_prev, inputs, aux)
+        x1, inputs1, aux1 = extra
+        cat = lambda a, b: jnp.concatenate([a, b])
+        return self.linearize(
+            fn,
+            cat(x_prev, x1[None]),
+            jax.tree_util.tree_map(cat, inputs, inputs1),
+            jax.tree_util.tree_map(cat, aux, aux1),
+        )
 
 
 class AbstractLDSSolver(AbstractIterativeSolver):
@@ -90,10 +108,10 @@ class AbstractLDSSolver(AbstractIterativeSolver):
     def solve_lds(self, lin: Linearization, x_prev: jax.Array, x_start: jax.Array) -> jax.Array:
         """The states of the linear system of `lin` around the guess whose predecessors are x_prev."""
 
-    def step(self, fn, x_start, states, inputs, aux, lin, state):
+    def step(self, fn, x_start, states, inputs, aux, lin, state, extra=None):
         """One iteration: the new states of the window, their linearisation and the next state."""
         new = self.solve_lds(lin, shift(states, x_start), x_start)
-        return new, self.linearize(fn, shift(new, x_start), inputs, aux), state
+        return new, self.linearize_with(fn, shift(new, x_start), inputs, aux, extra), state
 
 
 def _evaluate(fn: StepFn, x_prev: jax.Array, inputs: Any) -> jax.Array:
