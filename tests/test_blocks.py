@@ -99,7 +99,7 @@ def test_progress_counts_block_iterations_and_block_is_checked():
     sol = solve(fn, x0, u, DEER(), block=25, progress=lambda it, res, s: seen.append(int(it)))
     jax.effects_barrier()
     assert seen == list(range(int(sol.num_iters) + 1))
-    with pytest.raises(ValueError, match="block=0"):
+    with pytest.raises(ValueError, match="block must be a positive integer; got 0"):
         solve(fn, x0, u, DEER(), block=0)
 
 
@@ -119,7 +119,7 @@ def test_shooting_solver_is_the_block_option():
     assert Shooting() == Shooting(Jacobi(), None) and hash(Shooting()) == hash(Shooting(Jacobi()))
     with pytest.raises(TypeError, match="iterative solver"):
         Shooting(Sequential())
-    with pytest.raises(ValueError, match="block=0"):
+    with pytest.raises(ValueError, match="block must be a positive integer; got 0"):
         Shooting(Jacobi(), 0)
 
 
