@@ -134,7 +134,7 @@ class Choice(NamedTuple):
         name = type(self.solver).__name__
         return (
             f"auto chose {name}: {self.reason} (predicted sequential {self.sequential_seconds:.3g} s, parallel "
-            f"{self.parallel_seconds:.3g} s; choosing took {self.seconds:.2f} s)"
+            f"{self.parallel_seconds:.3g} s; choosing took {self.seconds:.2g} s)"
         )
 
 
