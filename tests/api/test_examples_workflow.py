@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[1] / "examples" / "numpyro_workflow.py"
+SCRIPT = pathlib.Path(__file__).parents[2] / "examples" / "numpyro_workflow.py"
 OURS = "from parmcmc.infer import HMC, MCMC, Predictive"
 NUMPYRO = "from numpyro.infer import HMC, MCMC, Predictive"
 
