@@ -6,7 +6,7 @@
 Two hierarchical models (eight schools, non-centred; a radon-like model with varying intercepts by
 county), each taken through NumPyro's workflow: MCMC, print_summary, Predictive, az.from_numpyro,
 az.loo, az.plot_trace, az.plot_energy. With `from numpyro.infer import ...` in place of the parmcmc
-line below the same code runs NumPyro's own HMC (tests/test_examples_workflow.py runs both). A last
+line below the same code runs NumPyro's own HMC (tests/api/test_examples_workflow.py runs both). A last
 section, parmcmc's own, runs the same chains sequentially and shows that the draws agree.
 See docs/numpyro_workflow.md.
 """

@@ -6,8 +6,8 @@ import jax
 import jax.monitoring
 import pytest
 
-# The no_heavy_work fixture of the input-check tests (tests/sample_checks.py).
-pytest_plugins = ["sample_checks"]
+# The no_heavy_work fixture of the input-check tests (tests/helpers/sample_checks.py).
+pytest_plugins = ["helpers.sample_checks"]
 
 # Tests check exactness in float64; float32 tests ask for float32 explicitly.
 jax.config.update("jax_enable_x64", True)

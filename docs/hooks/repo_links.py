@@ -1,4 +1,4 @@
-"""mkdocs hook: links from a docs page to a repository file outside docs/ (e.g. `[test](../tests/test_faults.py)`)
+"""mkdocs hook: links from a docs page to a repository file outside docs/ (e.g. `[test](../tests/api/test_faults.py)`)
 work when the Markdown is read in the repository, but the site has no such page. In the site they become the
 file's path as code, so a reader still finds the file. A link to a file that does not exist is a warning, so
 `--strict` fails on it as on every other broken link."""

@@ -26,6 +26,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+# NumPyro before ArviZ: arviz_base loads numpyro lazily when it is not imported yet, and through that lazy
+# module numpyro.infer.initialization is missing, which breaks az.from_numpyro (on our MCMC or NumPyro's).
+import numpyro  # noqa: F401
 import xarray as xr
 
 

@@ -1,10 +1,10 @@
 """What float32 guarantees, end to end through sample() with x64 off (docs/precision.md).
 
 The float64 guarantee (parallel equals sequential to 1e-8, no accept decision differs) is asserted by
-tests/test_samplers_chain.py::test_every_solver_gives_the_blackjax_chain (every solver, MALA and HMC,
+tests/samplers/test_samplers_chain.py::test_every_solver_gives_the_blackjax_chain (every solver, MALA and HMC,
 against BlackJAX) and by every statistical test through compare() (test_reliability_stats.py,
 assert_parallel_is_sequential); the run_chain-level float32 check is
-tests/test_samplers_chain_float32.py. This file adds the float32 run a user gets: a NumPyro model with
+tests/samplers/test_samplers_chain_float32.py. This file adds the float32 run a user gets: a NumPyro model with
 float32 data, JAX's default precision, warmup, the parallel solve and the DataTree.
 """
 
@@ -26,7 +26,7 @@ def moved(draws, threshold):
 
 
 # MALA, the default sampler, on a converging solve; HMC in float32 through sample() is
-# tests/test_reliability_numerics.py::test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain.
+# tests/api/test_reliability_numerics.py::test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain.
 @pytest.mark.parametrize("sampler", ["mala"])
 def test_float32_sample_meets_the_tolerance_and_counts_differing_decisions(sampler, record_property):
     X, y = (np.asarray(a, np.float32) for a in (REG.model_args[0], REG.model_kwargs["y"]))

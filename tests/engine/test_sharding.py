@@ -1,7 +1,7 @@
 """mesh=: sharded solves and samples equal the unsharded ones, on 8 forced CPU devices.
 
 The device count must be fixed before JAX starts, so every check runs in ONE subprocess
-(tests/sharding_checks.py: one JAX start, shared compilations) and the tests below read its report.
+(tests/helpers/sharding_checks.py: one JAX start, shared compilations) and the tests below read its report.
 """
 
 import json
@@ -24,7 +24,7 @@ MESHES = ("1x8", "8x1", "2x4")
 @pytest.fixture(scope="module")
 def report():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    script = Path(__file__).with_name("sharding_checks.py")
+    script = Path(__file__).parents[1] / "helpers" / "sharding_checks.py"
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=1200)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
@@ -112,7 +112,7 @@ def test_two_processes_as_two_hosts():
     with socket.socket() as s:
         s.bind(("localhost", 0))
         port = str(s.getsockname()[1])
-    script = str(Path(__file__).with_name("multihost_check.py"))
+    script = str(Path(__file__).parents[1] / "helpers" / "multihost_check.py")
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     procs = [
         subprocess.Popen(

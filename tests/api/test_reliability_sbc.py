@@ -13,7 +13,7 @@ decisions, so the ranks of different simulations are not exactly independent (ea
 the joint energy by 1/S of it; the dependence is weak), and the step size suits the hardest simulation.
 
 Marked slow (about 25 s of a 2-core CPU, mostly compilation); run alone with
-`./dev.sh test tests/test_reliability_sbc.py` or with every slow test, `./dev.sh test -m slow`.
+`./dev.sh test tests/api/test_reliability_sbc.py` or with every slow test, `./dev.sh test -m slow`.
 Sampling is sequential (parallel=False): the parallel solve returns the same draws, which
 test_reliability_stats.py and test_api.py check; here the point is the model side.
 Fixed before the first run: SEED, S simulations, 4000 draws thinned by 40 to 99 per simulation

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _sampler_targets import correlated_gaussian, pytree_gaussian
+from helpers.sampler_targets import correlated_gaussian, pytree_gaussian
 
 from parmcmc.chain import run_chain
 from parmcmc.engine import DEER, Jacobi, Picard, QuasiDEER, Sequential

@@ -16,7 +16,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
-from sample_checks import call_sample, gaussian, small_args
+from helpers.sample_checks import call_sample, gaussian, small_args
 
 import parmcmc
 import parmcmc.api

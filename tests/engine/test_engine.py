@@ -1,7 +1,7 @@
 import jax
 import jax.numpy as jnp
 import pytest
-from systems import linear_system, logistic_map, switching_map, tanh_rnn
+from helpers.systems import linear_system, logistic_map, switching_map, tanh_rnn
 
 from parmcmc.engine import (
     DEER,

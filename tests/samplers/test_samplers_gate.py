@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _sampler_targets import correlated_gaussian, sequential_chain
+from helpers.sampler_targets import correlated_gaussian, sequential_chain
 
 from parmcmc.samplers import HMC, MALA
 

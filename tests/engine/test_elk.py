@@ -5,7 +5,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import pytest
-from systems import expanding_guess, tanh_rnn
+from helpers.systems import expanding_guess, tanh_rnn
 
 from parmcmc.engine import DEER, ELK, QuasiDEER, QuasiELK, Sequential, solve
 from parmcmc.engine.elk import merit

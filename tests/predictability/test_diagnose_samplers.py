@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _sampler_targets import logistic_regression
+from helpers.sampler_targets import logistic_regression
 
 from parmcmc import DEER, MALA, Sequential, diagnose, lyapunov_exponent, solve
 from parmcmc.diagnostics import FallbackWarning, fallback_warning, iteration_budget, warn_if_fell_back

@@ -57,7 +57,8 @@ def test_a_sequential_solution_that_is_not_finite_is_reported_nonfinite():
     fn = lambda x, u: 0.5 * x + u
     inputs = jnp.zeros((300, 1), jnp.float32).at[150].set(jnp.nan)
     x0 = jnp.zeros(1, jnp.float32)
-    failed = parmcmc.solve(fn, x0, inputs, parmcmc.DEER(), max_iters=MAX_ITERS)
+    with pytest.warns(parmcmc.NotConvergedWarning, match="non-finite"):
+        failed = parmcmc.solve(fn, x0, inputs, parmcmc.DEER(), max_iters=MAX_ITERS)
     assert not bool(failed.converged) and int(failed.result) == NONFINITE
     assert "non-finite" in failed.message
     with pytest.raises(SolveError, match="non-finite"):
@@ -155,6 +156,7 @@ def test_nan_and_minus_inf_log_density_mid_chain_are_rejected_as_in_the_sequenti
         assert bool(jnp.all(stats.is_divergent[bad])) and bool(jnp.all(stats.energy_error[bad] == jnp.inf))
 
 
+@pytest.mark.filterwarnings("ignore::parmcmc.FallbackWarning")  # the stuck chain also falls back: not the point here
 def test_plus_inf_log_density_is_accepted_as_in_blackjax_and_sample_warns():
     """+inf is not rejected (BlackJAX accepts it, and the chains must agree), but a chain that reaches it
     never leaves: sample() warns instead of returning those draws quietly."""

@@ -30,7 +30,7 @@ The rules below were fixed before the first run, with the seeds, and are not tun
   same draws up to 1e-8: that is asserted too, and a flipped accept decision would show as an O(1)
   difference).
 
-The conjugate Bayesian linear regression is validated in tests/test_api.py
+The conjugate Bayesian linear regression is validated in tests/api/test_api.py
 (test_conjugate_regression_posterior_within_monte_carlo_error: MALA and HMC, parallel and sequential,
 mean and sd at 2.33 MCSE against `analytic_posterior`); it is not run a second time here.
 Run with `-s` to see every z-score; they are also recorded as pytest properties.

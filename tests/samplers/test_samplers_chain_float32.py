@@ -5,7 +5,7 @@ with ``-s`` to see them; they are also pytest properties)."""
 import jax
 import jax.numpy as jnp
 import pytest
-from _sampler_targets import correlated_gaussian
+from helpers.sampler_targets import correlated_gaussian
 
 from parmcmc.chain import run_chain
 from parmcmc.engine import DEER, QuasiDEER, Sequential, default_tolerance

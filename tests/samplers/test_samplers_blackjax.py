@@ -13,7 +13,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _sampler_targets import TARGETS, correlated_gaussian, sequential_chain
+from helpers.sampler_targets import TARGETS, correlated_gaussian, sequential_chain
 
 from parmcmc.samplers import HMC, MALA
 from parmcmc.samplers import noise as _noise

@@ -7,8 +7,8 @@
   products (X @ beta for 1 chain, a matrix product for 4) with a summation order that depends on the
   batch size. Measured: 1.5e-14 in the draws, the same with parallel=False;
 - parallel=True and parallel=False give the same draws to 1e-8 (float64) with the same accept decisions:
-  asserted by every statistical test (tests/test_reliability_stats.py, assert_parallel_is_sequential,
-  six configurations) and by tests/test_api.py::test_parallel_and_sequential_give_the_same_draws, so
+  asserted by every statistical test (tests/api/test_reliability_stats.py, assert_parallel_is_sequential,
+  six configurations) and by tests/api/test_api.py::test_parallel_and_sequential_give_the_same_draws, so
   not run a third time here.
 
 One NumPyro model (so NumPyro's per-chain starts are covered), short chains.

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from sample_checks import call_sample, gaussian
+from helpers.sample_checks import call_sample, gaussian
 
 import parmcmc
 import parmcmc.api

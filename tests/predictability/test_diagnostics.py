@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from systems import logistic_map, tanh_rnn
+from helpers.systems import logistic_map, tanh_rnn
 
 from parmcmc.diagnostics import (
     FallbackWarning,

@@ -1,4 +1,4 @@
-"""Sharded = unsharded, on 8 CPU devices: run by tests/test_sharding.py in ONE subprocess (one JAX start).
+"""Sharded = unsharded, on 8 CPU devices: run by tests/engine/test_sharding.py in ONE subprocess (one JAX start).
 
 XLA_FLAGS=--xla_force_host_platform_device_count=8 and JAX_PLATFORMS=cpu must be set before JAX starts,
 which is why this is a script and not a test module. It prints one JSON object: {check name: value}.

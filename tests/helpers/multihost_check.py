@@ -1,6 +1,6 @@
-"""One of two processes of a multi-host run on one machine: run by tests/test_sharding.py.
+"""One of two processes of a multi-host run on one machine: run by tests/engine/test_sharding.py.
 
-    python tests/multihost_check.py PROCESS_ID PORT
+    python tests/helpers/multihost_check.py PROCESS_ID PORT
 
 Each process has 4 CPU devices; jax.distributed.initialize joins them into 8 global devices (gloo
 collectives), as on two hosts. A DEER solve with mesh (1, 8) splits its time axis ACROSS the two
