@@ -9,7 +9,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _sampler_targets import TARGETS, correlated_gaussian, pytree_gaussian, sequential_chain
+from helpers.sampler_targets import TARGETS, correlated_gaussian, pytree_gaussian, sequential_chain
 
 import parmcmc
 from parmcmc.chain import run_chain

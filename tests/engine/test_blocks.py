@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from systems import switching_map, tanh_rnn
+from helpers.systems import switching_map, tanh_rnn
 
 import parmcmc
 from parmcmc.engine import (
