@@ -364,8 +364,11 @@ SHOOTING_MIN_STEPS = 512
 
 
 def auto_choice(s: Settings, prepared: Prepared) -> Choice:
-    """parallel="auto": the faster on this device of the sequential chain and the solver parallel=True would
-    run (parmcmc.weigh.auto), the sequential chain priced from the warmup's own steps; the Choice says why."""
+    """Choose for parallel="auto": the sequential chain or the solver parallel=True would run.
+
+    The faster on this device (parmcmc.weigh.auto), the sequential chain priced from the warmup's own steps; the
+    Choice says why.
+    """
     from parmcmc.predictability.diagnose import choose_solver  # timed probes, then a pilot if needed
 
     def probe():

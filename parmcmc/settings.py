@@ -374,8 +374,10 @@ def hmc_adaptation(s: Settings) -> str:
 
 
 def hmc_integration_steps_jitter(s: Settings):
-    """HMC's jitter of the number of leapfrog steps: the setting, else 1 under ChEES (its kernel's), else
-    the default."""
+    """HMC's jitter of the number of leapfrog steps.
+
+    The setting, else 1 under ChEES (its kernel's), else the default.
+    """
     if s.integration_steps_jitter is not None:
         return s.integration_steps_jitter
     return 1.0 if hmc_adaptation(s) == "chees" else DEFAULT_INTEGRATION_STEPS_JITTER

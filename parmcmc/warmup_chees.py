@@ -1,5 +1,7 @@
-"""ChEES warmup (Hoffman, Radul & Sountsov 2021, `blackjax.chees_adaptation`): HMC's step size and trajectory
-length adapted from all chains together, for HMC whose draws take a jittered number of leapfrog steps.
+"""ChEES warmup (Hoffman, Radul & Sountsov 2021, `blackjax.chees_adaptation`).
+
+HMC's step size and trajectory length adapted from all chains together, for HMC whose draws take a jittered
+number of leapfrog steps.
 
     chees_warmup  step size, trajectory length and (from its second half's pooled draws) a diagonal
                   inverse mass matrix
@@ -40,8 +42,9 @@ def chees_warmup(
     keep_draws: bool = True,
     learning_rate: float = CHEES_LEARNING_RATE,
 ) -> WarmupResult:
-    """Tune jittered HMC's step size, trajectory length and diagonal inverse mass matrix with ChEES
-    (`blackjax.chees_adaptation`, its diagonal mass-matrix estimate on), all chains together.
+    """Tune jittered HMC's step size, trajectory length and diagonal inverse mass matrix with ChEES.
+
+    `blackjax.chees_adaptation`, its diagonal mass-matrix estimate on, all chains together.
 
     Each warmup step moves every chain by `blackjax.dynamic_hmc` with ceil(h_t L) leapfrog steps (h_t a
     Halton number, L the current trajectory length over the step size); the step size follows dual

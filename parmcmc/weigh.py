@@ -82,14 +82,17 @@ class DeviceModel(NamedTuple):
 
 
 def device_model() -> DeviceModel:
-    """This process's default device: a CPU's batched sweep saves at most CPU_BATCH_GAIN per state."""
+    """The default device of this process: a CPU's batched sweep saves at most CPU_BATCH_GAIN per state."""
     platform = jax.devices()[0].platform
     return DeviceModel(platform, CPU_BATCH_GAIN if platform == "cpu" else None)
 
 
 def num_tangents(solver: AbstractSolver, dim: int) -> int:
-    """Tangents (forward passes) per state of one linearisation by `solver`: D for a dense or exact-diagonal
-    Jacobian, one per Hutchinson probe, none for Jacobi/Picard (whose A_t needs no derivative)."""
+    """Tangents (forward passes) per state of one linearisation by `solver`.
+
+    D for a dense or exact-diagonal Jacobian, one per Hutchinson probe, none for Jacobi/Picard (whose A_t needs no
+    derivative).
+    """
     linearizer = getattr(solver, "linearizer", solver)  # ELK and QuasiELK linearise with DEER / QuasiDEER
     if isinstance(linearizer, QuasiDEER):
         return linearizer.num_probes if linearizer.diagonal == "hutchinson" else dim
@@ -139,9 +142,12 @@ class Choice(NamedTuple):
 
 
 def _fastest(fn: Callable, *args) -> float:
-    """Seconds of one run of fn's compiled program: runs are dispatched in batches lasting at least
-    MIN_TIMED seconds (so a short probe is not swamped by one wake-up of a busy scheduler), and the
-    fastest of _REPEATS batches counts. Kept for the process per traced program and shapes (_TIMED)."""
+    """Seconds of one run of fn's compiled program.
+
+    Runs are dispatched in batches lasting at least MIN_TIMED seconds (so a short probe is not swamped by one
+    wake-up of a busy scheduler), and the fastest of _REPEATS batches counts. Kept for the process per traced
+    program and shapes (_TIMED).
+    """
     closed = jax.make_jaxpr(lambda *a: fn(*a))(*args)
     key = (Program(closed.jaxpr), tuple(jax.typeof(x) for x in (*closed.consts, *jax.tree_util.tree_leaves(args))))
     if key in _TIMED:

@@ -141,8 +141,10 @@ def compare(names_a, a, names_b, b) -> float:
 
 
 def _cached_nuts(ex, model: str, cache: str | None):
-    """run_nuts, its result kept in `cache`/model.pkl (NUTS's draws do not change between runs; its seconds
-    are those of the run that filled the cache)."""
+    """Run run_nuts, its result kept in `cache`/model.pkl.
+
+    NUTS's draws do not change between runs; its seconds are those of the run that filled the cache.
+    """
     import os
     import pickle
 

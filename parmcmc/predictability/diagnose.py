@@ -98,11 +98,13 @@ def choose_solver(
     device: DeviceModel | None = None,
     **diagnose_kwargs,
 ) -> Choice:
-    """The faster of the sequential chain and `solver` for a `num_steps` chain on this device
-    (parmcmc.weigh): timed probes first, the predictability diagnosis only when they leave parallel
-    in the running. This is sample(parallel="auto")'s choice; `Choice.seconds` is what it cost.
+    """The faster of the sequential chain and `solver` for a `num_steps` chain on this device.
+
+    parmcmc.weigh: timed probes first, the predictability diagnosis only when they leave parallel in the
+    running. This is sample(parallel="auto")'s choice; `Choice.seconds` is what it cost.
     sequential_step_seconds: a measured sequential step (sample() passes its warmup's), else a probe times one;
-    device: the parmcmc.weigh.DeviceModel to assume (default: this process's device)."""
+    device: the parmcmc.weigh.DeviceModel to assume (default: this process's device).
+    """
     solver = QuasiDEER() if solver is None else solver
     sampler, x0 = sampler.bound_at(initial_position)
     return choose(

@@ -288,8 +288,10 @@ def _check_jitter(jitter):
 
 
 def jittered_integration_steps(v, jitter, num_integration_steps: int) -> Array:
-    """Leapfrog steps of a draw with uniform ``v``: ``ceil((1 - jitter + jitter v) L)`` clipped to 1..L
-    (int32); ``blackjax.chees_adaptation``'s ``integration_steps_fn`` with ``jitter_amount=jitter``."""
+    """Leapfrog steps of a draw with uniform ``v``: ``ceil((1 - jitter + jitter v) L)`` clipped to 1..L.
+
+    int32; ``blackjax.chees_adaptation``'s ``integration_steps_fn`` with ``jitter_amount=jitter``.
+    """
     steps = jnp.ceil((1.0 - jitter + jitter * v) * num_integration_steps)
     return jnp.clip(steps, 1, num_integration_steps).astype(jnp.int32)
 
