@@ -53,8 +53,10 @@ class AdjustedMCLMCInfo(NamedTuple):
 
     acceptance_rate, is_accepted, is_divergent
         As BlackJAX's ``HMCInfo`` (divergent: energy error above ``divergence_threshold``).
-    energy
-        ``-log p`` at the end of the trajectory (BlackJAX's ``HMCInfo.energy`` for this kernel).
+    proposal_energy
+        ``-log p`` at the end of the trajectory (BlackJAX's ``HMCInfo.energy`` for this kernel). Not named
+        ``energy``: it is not the Hamiltonian of the draw that ArviZ's ``bfmi`` reads, so sample() leaves
+        ``energy`` out of sample_stats for this sampler.
     energy_error
         ``-(log p(x_L) - log p(x_0) - Delta K)``; ``+inf`` when it is NaN.
     logdensity
@@ -66,7 +68,7 @@ class AdjustedMCLMCInfo(NamedTuple):
     acceptance_rate: Array
     is_accepted: Array
     is_divergent: Array
-    energy: Array
+    proposal_energy: Array
     energy_error: Array
     logdensity: Array
     num_integration_steps: Array
@@ -211,7 +213,7 @@ class AdjustedMCLMC(AbstractSampler):
             acceptance_rate=p_accept,
             is_accepted=is_accepted,
             is_divergent=-log_ratio > self.divergence_threshold,
-            energy=-end_logdensity,
+            proposal_energy=-end_logdensity,
             energy_error=-log_ratio,
             logdensity=jnp.where(is_accepted, end_logdensity, logdensity0),
             num_integration_steps=jnp.asarray(self.num_integration_steps, jnp.int32),

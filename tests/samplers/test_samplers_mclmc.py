@@ -38,7 +38,7 @@ def test_adjusted_mclmc_matches_blackjax(make_target):
     assert int(jnp.sum(stats.is_accepted != bj_infos.is_accepted)) == 0
     assert 0 < int(jnp.sum(~bj_infos.is_accepted)) < NUM_STEPS
     np.testing.assert_allclose(stats.acceptance_rate, bj_infos.acceptance_rate, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(stats.energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stats.proposal_energy, bj_infos.energy, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(stats.logdensity, bj_states.logdensity, rtol=1e-10, atol=1e-10)
 
 
