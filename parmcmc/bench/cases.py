@@ -231,6 +231,7 @@ def iteration_cost(sampler, solver, keys, x0, num_steps: int, iters=(4, 24), rep
         marginal_iteration_s=marginal["solve"],
         loop_floor_s=marginal["floor"],
         cost_ratio=marginal["solve"] / marginal["floor"],
+        marginal_iterations=taken["solve", iters[1]] - taken["solve", iters[0]],  # 0: the cap was not reached
         solve_compile_cpu_s=compile_cpu,
     )
 

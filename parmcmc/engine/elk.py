@@ -122,15 +122,19 @@ class AbstractELK(AbstractIterativeSolver):
         x_prev = shift(states, x_start)
         b = lin.fx - _apply(lin.A, x_prev)
         candidate = damped_step(lin.A, b, x_start, states, lam, smoother=self.smoother)  # λ >= LAM_MIN > 0
-        new_lin = self.linearize_with(fn, shift(candidate, x_start), inputs, aux, extra)
         if not self.adaptive:
-            return candidate, new_lin, lam
-        W = states.shape[0]
-        head = jax.tree_util.tree_map(lambda a: a[:W], new_lin)
-        tail = jax.tree_util.tree_map(lambda a: a[W:], new_lin)  # the extra row (none without extra)
-        accept, lam = self.trust_region(states, lin, candidate, head, x_start, x_prev, lam)
+            return candidate, self.linearize_with(fn, shift(candidate, x_start), inputs, aux, extra), lam
+        # The trust region judges the candidate itself, so its rows are all taken at the candidate; the row
+        # after the driver's pinned state (extra) is evaluated on its own and stands whatever is decided.
+        new_lin = self.linearize(fn, shift(candidate, x_start), inputs, aux)
+        accept, lam = self.trust_region(states, lin, candidate, new_lin, x_start, x_prev, lam)
         keep = lambda new, old: jnp.where(accept, new, old)
-        new_lin = jax.tree_util.tree_map(lambda a, b, c: jnp.concatenate([keep(a, b), c]), head, lin, tail)
+        new_lin = jax.tree_util.tree_map(keep, new_lin, lin)
+        if extra is not None:
+            q, x = extra
+            row = lambda tree: jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, q, 1), tree)
+            one = self.linearize(fn, x[None], row(inputs), row(aux))
+            new_lin = jax.tree_util.tree_map(lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, q, 0), new_lin, one)
         return keep(candidate, states), new_lin, lam
 
     def trust_region(self, states, lin, candidate, new_lin, x_start, x_prev, lam):

@@ -298,39 +298,36 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         lin = jax.lax.cond(s_new == s, lambda: lin, lambda: linearize(X, s_new))
         return lin, s_new
 
-    def pinned_successor(Xw, lin, start, s, rel):
-        """(q, the predecessor of state q, its inputs and aux): q = rel + 1 follows the pinned state, whose
-        value lin.fx[rel] is known before the step, so the step linearises it with the others (`extra`).
-        When rel = W - 1, q = W - 1 and its predecessor lies in the kept prefix (or is `start`)."""
+    def pinned_successor(Xw, lin, start, rel):
+        """(q, the state before step q): q = rel + 1 follows the pinned state, whose value lin.fx[rel] is
+        known before the step, so the step linearises row q at it (`extra`). When rel = W - 1, q = W - 1
+        and the state before it lies in the kept prefix (or is `start`)."""
         q = jnp.minimum(rel + 1, W - 1)
-        prev = jnp.where(q == rel + 1, lin.fx[rel], jnp.where(q == 0, start, Xw[jnp.maximum(q - 1, 0)]))
-        return q, (prev, take(inputs, s + q, 1), take(aux, s + q, 1))
+        return q, jnp.where(q == rel + 1, lin.fx[rel], jnp.where(q == 0, start, Xw[jnp.maximum(q - 1, 0)]))
 
     def guard(Xw, lin, new, new_lin, rel, q):
         """Keep the exact prefix, pin the state after it, reject the non-finite tail (see the docstring).
-        new_lin has W + 1 rows: the last is the linearisation after the pinned state (row q of the result)."""
+        Row q of new_lin is already taken after the pinned state (so f at the pinned state, not at the
+        step's own value there, decides whether that row is finite)."""
         idx = jnp.arange(W)
-        one = jax.tree_util.tree_map(lambda a: a[W:], new_lin)
-        new_lin = jax.tree_util.tree_map(lambda a: a[:W], new_lin)
         bad = ~jnp.all(jnp.isfinite(new), axis=1)
-        bad_f = ~jnp.all(jnp.isfinite(new_lin.fx), axis=1)  # fx[t] = f(new[t - 1])
+        bad_f = ~jnp.all(jnp.isfinite(new_lin.fx), axis=1)  # fx[t] = f(new[t - 1]); fx[q] = f(pinned)
         bad = bad | jnp.concatenate([bad_f[1:], jnp.zeros((1,), bool)])
         j = jnp.where(jnp.any(bad), jnp.argmax(bad), W)
         fresh = (idx > rel) & (idx < j)
         out = jnp.where(fresh[:, None], new, Xw)
         out = out.at[rel].set(lin.fx[rel])
-        # lin[t] is f (and A) at out[t-1]: the step's where out[t-1] is the step's, the old one elsewhere,
-        # and the evaluation after the pinned state at q.
-        from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]]) & (idx != q)
-        rows = lambda mask, a: mask.reshape((-1,) + (1,) * (a.ndim - 1))
-        pick = lambda a, b, c: jnp.where(rows(from_new, a), a, jnp.where(rows(idx == q, a), c, b))
-        return out, jax.tree_util.tree_map(pick, new_lin, lin, one)
+        # lin[t] is f (and A) at out[t-1]: the step's where out[t-1] is the step's or the pinned state (q),
+        # the old one elsewhere.
+        from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]]) | (idx == q)
+        pick = lambda a, b: jnp.where(from_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+        return out, jax.tree_util.tree_map(pick, new_lin, lin)
 
     def body(carry):
         X, lin, s, state, it, _, t0, r_ref = carry
         start, Xw, rel = x_start(X, s), jax.lax.dynamic_slice_in_dim(X, s, W), jnp.clip(t0 - s, 0, W - 1)
-        q, extra = pinned_successor(Xw, lin, start, s, rel)
-        new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, extra)
+        q, pinned = pinned_successor(Xw, lin, start, rel)
+        new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, (q, pinned))
         Xw, lin = guard(Xw, lin, new, new_lin, rel, q)
         X = jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
         status, t0, residual = check(X, lin, s, it + 1)

@@ -82,23 +82,17 @@ class AbstractIterativeSolver(AbstractSolver):
     def step(self, fn, x_start, states, inputs, aux, lin, state, extra=None) -> tuple[jax.Array, Linearization, Any]:
         """One iteration on a window: returns (new_states, linearisation at them, new solver state).
 
-        extra: None, or (x, inputs, aux) of one more predecessor (inputs and aux with a leading axis of 1)
-        to linearise in the same batched evaluation: new_lin then has W + 1 rows, the last one for it.
-        (The driver's pin needs f at one pinned state; one evaluation compiles f and A_t once.)
+        extra: None, or (q, x): the state before step q will be x whatever this step computes (the driver
+        pins it), so row q of the returned linearisation is taken at x (`linearize_with`).
         """
 
     def linearize_with(self, fn, x_prev, inputs, aux, extra=None) -> Linearization:
-        """`linearize` at x_prev (W, D), and at the `extra` predecessor as row W when it is given."""
-        if extra is None:
-            return self.linearize(fn, x_prev, inputs, aux)
-        x1, inputs1, aux1 = extra
-        cat = lambda a, b: jnp.concatenate([a, b])
-        return self.linearize(
-            fn,
-            cat(x_prev, x1[None]),
-            jax.tree_util.tree_map(cat, inputs, inputs1),
-            jax.tree_util.tree_map(cat, aux, aux1),
-        )
+        """`linearize` at the predecessors x_prev (W, D), row q's replaced by x when extra = (q, x).
+        (The driver's pin needs f and A_t at one pinned state: one batched evaluation compiles them once.)"""
+        if extra is not None:
+            q, x = extra
+            x_prev = jax.lax.dynamic_update_slice_in_dim(x_prev, x[None].astype(x_prev.dtype), q, 0)
+        return self.linearize(fn, x_prev, inputs, aux)
 
 
 class AbstractLDSSolver(AbstractIterativeSolver):
