@@ -111,8 +111,7 @@ def solve(
     fn:       (state, input_t) -> state; a state is a float array or a pytree of them.
     x0:       the state before the first step (not part of the output).
     inputs:   pytree whose leaves share the leading axis T.
-    solver:   Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK(), or Shooting(s, B)
-              (the same as s with block=B).
+    solver:   Sequential(), Jacobi(), Picard(), QuasiDEER(), DEER(), ELK(), QuasiELK(), Shooting(s, B).
     max_iters: iteration budget (default T: Jacobi-type methods are exact after T sweeps).
     atol, rtol: convergence tolerance per entry, |x_t - fn(x_{t-1})| <= atol + rtol |x_t|
               (defaults by dtype: 1e-11 for float64, 1e-5 for float32).
@@ -135,11 +134,8 @@ def solve(
               rate so far, would need more than 2 max_iters iterations and the residual has not fallen
               100-fold since the last check. With fallback="sequential" the chain then continues step by
               step from its exact prefix. None (default): run to convergence or max_iters.
-    block:    multiple shooting (engine/blocks.py, docs/convergence.md): the unknowns are the states at
-              the ends of blocks of `block` consecutive steps, each block run sequentially from its start,
-              and `solver` solves the recurrence between block ends (max_iters, patience and num_iters
-              count block iterations; window stays in steps); then every block is recomputed from its
-              solved start. No decision of a discontinuous step map is linearised inside a block.
+    block:    multiple shooting (engine/blocks.py): `solver` solves for the ends of blocks of `block` steps,
+              each block run sequentially from its start (max_iters, patience, num_iters count blocks).
 
     Every iterative solver converges within T iterations when the sequential solution is finite: the
     state after the converged prefix is set to its exact value each iteration, and a non-finite update
@@ -157,14 +153,7 @@ def solve(
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    solve_jit, num_unknowns = _solve_jit, num_steps
-    if isinstance(solver, blocks.Shooting):  # the same solve as solver=solver.solver, block=solver.block
-        solver, block = solver.solver, blocks.block_size(None, num_steps) if solver.block is None else solver.block
-    block = None if block is None else min(check_count("block", block), num_steps)
-    if block is not None and mesh is not None:
-        raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
-    if block is not None and solver.parallel:  # the sequential reference ignores it
-        solve_jit, num_unknowns = functools.partial(blocks.solve_blocked, _solve_jit, block), -(-num_steps // block)
+    solver, solve_jit, num_unknowns = blocks.plan(solver, block, num_steps, mesh, _solve_jit)  # block= or Shooting
     max_iters = num_unknowns if max_iters is None else check_count("max_iters", max_iters)
     window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
