@@ -356,9 +356,8 @@ def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
     return solver
 
 
-# sample(parallel=True)'s default from SHOOTING_MIN_STEPS draws on: the block solve with DEER (QuasiDEER) on blocks
-# of SHOOTING_BLOCK steps (docs/convergence.md: eight schools, 4 x 2000, MALA and HMC: depth 0.14-0.21 T where
-# every plain DEER solve fell back). Below, the plain solve: blocks pay when T is many blocks long.
+# From SHOOTING_MIN_STEPS draws on, sample(parallel=True)'s default solver runs on blocks of SHOOTING_BLOCK steps
+# (engine/blocks.py; docs/convergence.md: blocks pay when T is many blocks long).
 SHOOTING_BLOCK = 32
 SHOOTING_MIN_STEPS = 512
 

@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from parmcmc.engine.checks import check_count
 from parmcmc.engine.solvers import AbstractSolver, Jacobi
 
-__all__ = ["BLOCK_DEFAULT", "Shooting", "block_size", "solve_blocked"]
+__all__ = ["BLOCK_DEFAULT", "Shooting", "block_size", "plan", "solve_blocked"]
 
 BLOCK_DEFAULT = 128  # the block length when nothing is known about the chain's contraction
 BLOCK_MIN, BLOCK_MAX = 16, 512
@@ -76,6 +77,20 @@ class Shooting(AbstractSolver):
             isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1
         ):
             raise ValueError(f"Shooting(block={self.block!r}): the block length must be an integer >= 1, or None.")
+
+
+def plan(solver, block, num_steps, mesh, solve_jit):
+    """solve()'s (solver, flat solve, number of unknowns) for `block=` or a Shooting solver: the inner
+    solver, the driver's jitted solve wrapped to run over blocks, and ceil(T / B) (the default max_iters).
+    Without blocks (or for the sequential reference, which ignores them): unchanged, and T."""
+    if isinstance(solver, Shooting):  # the same solve as solver=solver.solver, block=solver.block
+        solver, block = solver.solver, block_size(None, num_steps) if solver.block is None else solver.block
+    block = None if block is None else min(check_count("block", block), num_steps)
+    if block is not None and mesh is not None:
+        raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
+    if block is None or not solver.parallel:
+        return solver, solve_jit, num_steps
+    return solver, functools.partial(solve_blocked, solve_jit, block), -(-num_steps // block)
 
 
 def _blocked_inputs(inputs, block: int, num_blocks: int):

@@ -153,14 +153,7 @@ def solve(
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    solve_jit, num_unknowns = _solve_jit, num_steps
-    if isinstance(solver, blocks.Shooting):  # the same solve as solver=solver.solver, block=solver.block
-        solver, block = solver.solver, blocks.block_size(None, num_steps) if solver.block is None else solver.block
-    block = None if block is None else min(check_count("block", block), num_steps)
-    if block is not None and mesh is not None:
-        raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
-    if block is not None and solver.parallel:  # the sequential reference ignores it
-        solve_jit, num_unknowns = functools.partial(blocks.solve_blocked, _solve_jit, block), -(-num_steps // block)
+    solver, solve_jit, num_unknowns = blocks.plan(solver, block, num_steps, mesh, _solve_jit)  # block= or Shooting
     max_iters = num_unknowns if max_iters is None else check_count("max_iters", max_iters)
     window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
