@@ -102,8 +102,10 @@ def mclmc_warmup(
     keep_draws: bool = True,
     precondition: bool = True,
 ) -> WarmupResult:
-    """Tune adjusted MCLMC's step size (and a diagonal scale) per chain, ``num_integration_steps`` fixed;
-    as :func:`barker_warmup` otherwise, over ``blackjax.adjusted_mclmc``'s static kernel."""
+    """Tune adjusted MCLMC's step size (and a diagonal scale) per chain, ``num_integration_steps`` fixed.
+
+    As :func:`barker_warmup` otherwise, over ``blackjax.adjusted_mclmc``'s static kernel.
+    """
     static = blackjax.adjusted_mclmc.build_kernel()
 
     def kernel(key, state, logdensity, step_size):

@@ -95,9 +95,11 @@ def _quality(x: np.ndarray, reference: dict | None) -> dict:
 
 
 def nuts_row(ex, draws: int, warmup: int, chains: int) -> tuple[dict, dict]:
-    """NumPyro's NUTS, vectorized chains: warmup (compilation included), then the draws from the warmup's
-    state, timed (their own compilation included: about 1 s of 7 s measured on the banana, so the draws are
-    not run twice on a loaded machine). Returns (row, reference)."""
+    """Run NumPyro's NUTS, vectorized chains; returns (row, reference).
+
+    Warmup (compilation included), then the draws from the warmup's state, timed (their own compilation
+    included: about 1 s of 7 s measured on the banana, so the draws are not run twice on a loaded machine).
+    """
     from numpyro.infer import MCMC, NUTS
 
     mcmc = MCMC(

@@ -148,7 +148,8 @@ def depth(solver, block, T, iters, seq_from):
     """The sequential depth of the slowest chain, in steps of the step map: a plain solve's iterations
     (one batched evaluation each, plus its scan), a block solve's (iterations + 2) x B (the evaluation at
     the guess, the iterations, the pass that records every block), plus the steps of a sequential
-    fallback; to set against T, the depth of the sequential chain."""
+    fallback; to set against T, the depth of the sequential chain.
+    """
     block = block_used(solver, block, T)
     per = (lambda k: k) if block is None else (lambda k: (k + 2) * block)
     return max(per(k) + (T - f) for k, f in zip(iters, seq_from, strict=True))

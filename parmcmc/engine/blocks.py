@@ -82,7 +82,8 @@ class Shooting(AbstractSolver):
 def plan(solver, block, num_steps, mesh, solve_jit):
     """solve()'s (solver, flat solve, number of unknowns) for `block=` or a Shooting solver: the inner
     solver, the driver's jitted solve wrapped to run over blocks, and ceil(T / B) (the default max_iters).
-    Without blocks (or for the sequential reference, which ignores them): unchanged, and T."""
+    Without blocks (or for the sequential reference, which ignores them): unchanged, and T.
+    """
     if isinstance(solver, Shooting):  # the same solve as solver=solver.solver, block=solver.block
         solver, block = solver.solver, block_size(None, num_steps) if solver.block is None else solver.block
     block = None if block is None else min(check_count("block", block), num_steps)
@@ -95,7 +96,8 @@ def plan(solver, block, num_steps, mesh, solve_jit):
 
 def _blocked_inputs(inputs, block: int, num_blocks: int):
     """inputs (T, ...) as (n, B, ...), the missing steps of the last block filled with the last real
-    input, and the mask (n, B) of the real steps."""
+    input, and the mask (n, B) of the real steps.
+    """
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     pad = num_blocks * block - T
 
@@ -122,7 +124,8 @@ def _run_block(fn, x, block_inputs, mask):
 @dataclasses.dataclass(frozen=True)
 class _BlockProgress:
     """progress(iteration, residual, window_start) with the window start in steps, not blocks; hashable,
-    so that a compiled solve is reused for the same callback."""
+    so that a compiled solve is reused for the same callback.
+    """
 
     progress: Callable
     block: int
@@ -134,7 +137,8 @@ class _BlockProgress:
 @dataclasses.dataclass(frozen=True)
 class _BlockMap:
     """F(consts, s, (inputs, mask)) = the state after B steps of fn from s: the driver's hoisted step map
-    over blocks. Hashable through the hoisted fn, so compiled block solves are reused like plain ones."""
+    over blocks. Hashable through the hoisted fn, so compiled block solves are reused like plain ones.
+    """
 
     hoisted: Any
 
@@ -203,7 +207,8 @@ def solve_blocked(
 @functools.partial(jax.jit, static_argnums=0)
 def _all_states(hoisted, consts, x0, ends, blocked, mask):
     """Every block run from its solved start; the last state of block k is its solved end s_k, so that
-    the residual at a block end is the block solve's and the next block starts where it says."""
+    the residual at a block end is the block solve's and the next block starts where it says.
+    """
     starts = jnp.concatenate([x0[None], ends[:-1]])
     fn = functools.partial(hoisted, consts)
 

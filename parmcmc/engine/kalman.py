@@ -310,7 +310,9 @@ def lm_step(A, b, x0, y, lam, *, smoother=True):
 
 
 def damped_step(A, b, x0, y, lam, *, smoother=True):
-    """`lm_step` for a λ known to be > 0 (ELK's, kept in [LAM_MIN, LAM_MAX]): the Kalman pass alone,
-    without the λ = 0 branch, which would compile a second scan into every ELK iteration."""
+    """`lm_step` for a λ known to be > 0 (ELK's, kept in [LAM_MIN, LAM_MAX]).
+
+    The Kalman pass alone, without the λ = 0 branch, which would compile a second scan into every ELK iteration.
+    """
     solve = parallel_smoother if smoother else parallel_filter
     return solve(A, b, x0, y, lam).mean

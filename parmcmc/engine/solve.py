@@ -292,16 +292,21 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         return lin, s_new
 
     def pinned_successor(Xw, lin, start, rel):
-        """(q, the state before step q): q = rel + 1 follows the pinned state, whose value lin.fx[rel] is
-        known before the step, so the step linearises row q at it (`extra`). When rel = W - 1, q = W - 1
-        and the state before it lies in the kept prefix (or is `start`)."""
+        """Return (q, the state before step q).
+
+        q = rel + 1 follows the pinned state, whose value lin.fx[rel] is known before the step, so the step
+        linearises row q at it (`extra`). When rel = W - 1, q = W - 1 and the state before it lies in the kept
+        prefix (or is `start`).
+        """
         q = jnp.minimum(rel + 1, W - 1)
         return q, jnp.where(q == rel + 1, lin.fx[rel], jnp.where(q == 0, start, Xw[jnp.maximum(q - 1, 0)]))
 
     def guard(Xw, lin, new, new_lin, rel, q):
         """Keep the exact prefix, pin the state after it, reject the non-finite tail (see the docstring).
-        Row q of new_lin is already taken after the pinned state (so f at the pinned state, not at the
-        step's own value there, decides whether that row is finite)."""
+
+        Row q of new_lin is already taken after the pinned state (so f at the pinned state, not at the step's own
+        value there, decides whether that row is finite).
+        """
         idx = jnp.arange(W)
         bad = ~jnp.all(jnp.isfinite(new), axis=1)
         bad_f = ~jnp.all(jnp.isfinite(new_lin.fx), axis=1)  # fx[t] = f(new[t - 1]); fx[q] = f(pinned)

@@ -88,7 +88,9 @@ class AbstractIterativeSolver(AbstractSolver):
 
     def linearize_with(self, fn, x_prev, inputs, aux, extra=None) -> Linearization:
         """`linearize` at the predecessors x_prev (W, D), row q's replaced by x when extra = (q, x).
-        (The driver's pin needs f and A_t at one pinned state: one batched evaluation compiles them once.)"""
+
+        The driver's pin needs f and A_t at one pinned state: one batched evaluation compiles them once.
+        """
         if extra is not None:
             q, x = extra
             x_prev = jax.lax.dynamic_update_slice_in_dim(x_prev, x[None].astype(x_prev.dtype), q, 0)

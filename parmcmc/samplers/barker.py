@@ -110,8 +110,10 @@ class Barker(AbstractSampler):
         super().__init__(logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale)
 
     def _leaf_sizes(self) -> tuple[int, ...]:
-        """Sizes of the leaves BlackJAX's kernel sees: the position's, or one flat ``z`` when
-        preconditioned (BlackJAX then runs on the flat transformed state)."""
+        """Sizes of the leaves BlackJAX's kernel sees.
+
+        The position's, or one flat ``z`` when preconditioned (BlackJAX then runs on the flat transformed state).
+        """
         if self.is_preconditioned:
             return (self.layout.size,)
         return tuple(math.prod(s) for s in self.layout.shapes)
@@ -122,10 +124,12 @@ class Barker(AbstractSampler):
         return self.layout.dtypes
 
     def noise(self, rng_key: Array, num_steps: int) -> BarkerNoise:
-        """Draw the chain's noise in BlackJAX's order: per step ``(k_sample, k_acc) =
-        split(split(rng_key, T)[t])``, ``(k_normal, k_coins) = split(k_sample)``,
+        """Draw the chain's noise in BlackJAX's order.
+
+        Per step ``(k_sample, k_acc) = split(split(rng_key, T)[t])``, ``(k_normal, k_coins) = split(k_sample)``,
         ``z = normal(k_normal, (D,))``, one coin key per leaf ``split(k_coins, num_leaves)`` with
-        ``uniform(k_leaf, leaf.shape)``, and ``u = uniform(k_acc, ())``."""
+        ``uniform(k_leaf, leaf.shape)``, and ``u = uniform(k_acc, ())``.
+        """
         num_steps = _noise.check_num_steps(num_steps)
         layout = self.layout
         k_sample, k_acc = _noise.step_keys(rng_key, num_steps)

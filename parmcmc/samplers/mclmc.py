@@ -144,10 +144,12 @@ class AdjustedMCLMC(AbstractSampler):
         return bound._evolve(inverse_mass_matrix=imm)
 
     def noise(self, rng_key: Array, num_steps: int) -> AdjustedMCLMCNoise:
-        """Draw the chain's noise in BlackJAX's order: per step ``(k_mom, k_int) =
-        split(split(rng_key, T)[t])``, ``p = z / |z|`` with ``z = normal(k_mom, (D,))``, and the accept
-        uniform from ``k_int`` split L times (``k <- split(k)[1]``), as the kernel's trajectory loop
-        leaves it."""
+        """Draw the chain's noise in BlackJAX's order.
+
+        Per step ``(k_mom, k_int) = split(split(rng_key, T)[t])``, ``p = z / |z|`` with ``z = normal(k_mom, (D,))``,
+        and the accept uniform from ``k_int`` split L times (``k <- split(k)[1]``), as the kernel's trajectory loop
+        leaves it.
+        """
         num_steps = _noise.check_num_steps(num_steps)
         layout = self.layout
         k_mom, k_int = _noise.step_keys(rng_key, num_steps)
