@@ -5,7 +5,6 @@ The data flow: model -> Target (log density on unconstrained space) -> warmup (s
 -> postprocess (constrained values, deterministic sites) -> DataTree.
 """
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -15,7 +14,6 @@ import jax.flatten_util
 import jax.numpy as jnp
 
 from parmcmc import jitcache, progress, weigh
-from parmcmc.chain import run_chain
 from parmcmc.engine import DEER, QuasiDEER, Sequential, Shooting, sharding
 from parmcmc.engine.results import warn_if_fell_back
 from parmcmc.engine.solve import unconverged_reported_by_caller
@@ -30,44 +28,15 @@ from parmcmc.health import (
 from parmcmc.io.output import datatree_from_run
 from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
-from parmcmc.models import Target, from_model
 from parmcmc.predictability.lyapunov import lyapunov_exponent
+from parmcmc.prepare import Prepared, one_chain, prepare, vmapped_chains
 from parmcmc.progress import Progress
-from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
-from parmcmc.samplers.base import AbstractSampler
 from parmcmc.settings import (
-    DEFAULT_STEP_SIZE_JITTER,
-    DENSE_MASS_MAX_DIM,
-    TARGET_ACCEPTANCE,
     Settings,
-    check_run_memory,
     check_settings,
     dense_jacobian_fits,
-    hmc_adaptation,
-    hmc_integration_steps_jitter,
 )
-from parmcmc.validate import check_dims_and_coords
-from parmcmc.warmup import hmc_warmup, mala_warmup
-from parmcmc.warmup_chees import CHEES_TARGET_ACCEPTANCE, chees_warmup
-from parmcmc.warmup_scale import ADJUSTED_MCLMC_STEPS, barker_warmup, mclmc_warmup
 from parmcmc.weigh import Choice
-
-
-class Prepared(NamedTuple):
-    """Everything sampling needs once the warmup is done (one entry per chain where it varies)."""
-
-    target: Target
-    template: AbstractSampler  # the sampler, its log density set to the target's
-    positions: Any  # (chain, ...) starting positions after warmup
-    step_size: jax.Array  # (chain,)
-    inverse_mass_matrix: Any  # (chain, D) for HMC, else None
-    warmup: Any  # WarmupResult or None
-    warmup_seconds: float
-    preconditioner: Any = None  # {"loc": (chain, D), "scale": (chain, D, D)} for preconditioned MALA, else None
-    # seconds of one sequential step of one chain, from the warmup's run (execution only; nan without a warmup):
-    # parallel="auto" prices the sequential chain with it instead of a probe of its own
-    step_seconds: float = float("nan")
-    parallel_fits: bool = True  # whether the parallel solve fits in memory (parallel="auto" checks it)
 
 
 def sample(
@@ -220,127 +189,6 @@ def sample(
     return datatree_from_run(prepared, run, settings)
 
 
-def prepare(s: Settings) -> Prepared:
-    """The target, its starting positions and the warmup.
-
-    The part that is the same for parallel and sequential sampling.
-    """
-    init_key, warm_key, _ = jax.random.split(s.rng_key, 3)
-    target = from_model(
-        s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position, s.init_strategy
-    )
-    check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data)
-    name, template = s.sampler_name, s.sampler
-    if template is None:
-        if name == "mala":
-            template = MALA(target.logdensity_fn, 1.0)
-        elif name == "barker":
-            template = Barker(target.logdensity_fn, 1.0)
-        elif name == "adjustedmclmc":
-            template = AdjustedMCLMC(target.logdensity_fn, 1.0, ADJUSTED_MCLMC_STEPS)
-        else:
-            jitter = DEFAULT_STEP_SIZE_JITTER if s.step_size_jitter is None else s.step_size_jitter
-            template = HMC(
-                target.logdensity_fn,
-                1.0,
-                s.num_integration_steps,
-                s.inverse_mass_matrix,
-                step_size_jitter=jitter or None,
-                integration_steps_jitter=hmc_integration_steps_jitter(s),
-            )
-        adapt = s.step_size is None
-    else:
-        template, adapt = template.replace(logdensity_fn=target.logdensity_fn), False
-    # Bind to chain 0's start: the sampler's own checks (e.g. the mass matrix's size) run now, before warmup.
-    template = template.bind(jax.tree_util.tree_map(lambda a: a[0], target.initial_positions))
-    parallel_fits = check_run_memory(s, template, target.initial_positions)
-    dense = s.dense_mass if s.dense_mass is not None else template.dim <= DENSE_MASS_MAX_DIM
-    eps = jnp.full((s.num_chains,), s.step_size if s.step_size is not None else template.step_size)
-    imm = getattr(template, "inverse_mass_matrix", None)
-    imm = None if imm is None else jnp.broadcast_to(imm, (s.num_chains, *jnp.shape(imm)))
-    t0 = time.perf_counter()
-    with model_errors_named(target.name, "sample (warmup)"), jitcache.timed_runs() as clock:
-        positions, eps, imm, warm, pre = _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense)
-        if warm is not None and warm.num_integration_steps is not None:  # ChEES adapted the trajectory length
-            template = template.replace(num_integration_steps=max(1, math.ceil(float(warm.num_integration_steps))))
-        jax.block_until_ready(positions)
-    progress.end_phase()
-    # the adapting warmups run the chains one after another (lax.map), the burn-in vmaps them
-    steps = s.num_warmup * (s.num_chains if warm is not None else 1)
-    step_s = clock.seconds / steps if steps and clock.runs else float("nan")
-    return Prepared(target, template, positions, eps, imm, warm, time.perf_counter() - t0, pre, step_s, parallel_fits)
-
-
-def _warmup(s, target, template, adapt, name, eps, imm, warm_key, dense):
-    warm, positions, pre = None, target.initial_positions, None
-    if s.num_warmup and adapt:
-        progress.start_phase(
-            f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)", s.progress_bar
-        )
-        accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
-        if name == "hmc" and hmc_adaptation(s) == "chees":
-            warm = chees_warmup(
-                target.logdensity_fn,
-                positions,
-                warm_key,
-                s.num_warmup,
-                target_acceptance=CHEES_TARGET_ACCEPTANCE if s.target_acceptance is None else s.target_acceptance,
-                keep_draws=s.keep_warmup,
-            )
-            imm = warm.inverse_mass_matrix
-        elif name == "mala":
-            warm = mala_warmup(
-                target.logdensity_fn,
-                positions,
-                warm_key,
-                s.num_warmup,
-                target_acceptance=accept,
-                keep_draws=s.keep_warmup,
-                precondition="hessian" if dense and s.num_warmup >= 20 else False,
-            )
-            pre = None if warm.loc is None else {"loc": warm.loc, "scale": warm.scale}
-        elif name == "adjustedmclmc":  # step size and a diagonal scale (parmcmc/warmup_scale.py)
-            warm = mclmc_warmup(
-                target.logdensity_fn,
-                positions,
-                warm_key,
-                s.num_warmup,
-                template.num_integration_steps,
-                target_acceptance=accept,
-                keep_draws=s.keep_warmup,
-            )
-            pre = None if warm.scale is None else {"scale": warm.scale}
-        elif name == "barker":  # step size and a diagonal scale (parmcmc/warmup_scale.py)
-            warm = barker_warmup(
-                target.logdensity_fn,
-                positions,
-                warm_key,
-                s.num_warmup,
-                target_acceptance=accept,
-                keep_draws=s.keep_warmup,
-            )
-            pre = None if warm.scale is None else {"scale": warm.scale}
-        else:
-            warm = hmc_warmup(
-                target.logdensity_fn,
-                positions,
-                warm_key,
-                s.num_warmup,
-                template.num_integration_steps,
-                target_acceptance=accept,
-                keep_draws=s.keep_warmup,
-                dense_mass=dense if dense == "low_rank" else bool(dense),
-            )
-            imm = warm.inverse_mass_matrix
-        positions, eps = warm.positions, warm.step_size
-    elif s.num_warmup:
-        progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains (burn-in)", s.progress_bar)
-        keys = chain_keys(warm_key, s.num_chains)
-        burn = _vmapped_chains(template, positions, keys, eps, imm, s.num_warmup, Sequential(), {})
-        positions = jax.tree_util.tree_map(lambda a: a[:, -1], burn.positions)
-    return positions, eps, imm, warm, pre
-
-
 def pick_solver(s: Settings, prepared: Prepared) -> AbstractSolver:
     """The solver the settings ask for; "auto" weighs the device (auto_choice)."""
     parallel, solver = s.parallel, s.solver
@@ -371,7 +219,7 @@ def auto_choice(s: Settings, prepared: Prepared) -> Choice:
     from parmcmc.predictability.diagnose import choose_solver  # timed probes, then a pilot if needed
 
     def probe():
-        sampler, x0 = _one_chain(prepared, 0)
+        sampler, x0 = one_chain(prepared, 0)
         return choose_solver(sampler, x0, s.rng_key, s.num_samples, solver=candidate, sequential_step_seconds=step_s)
 
     candidate, step_s = pick_solver(s._replace(parallel=True), prepared), prepared.step_seconds
@@ -380,32 +228,6 @@ def auto_choice(s: Settings, prepared: Prepared) -> Choice:
         print(choice, flush=True)
     weigh.warn_if_declined(choice, s.solver, s.solve_kwargs, stacklevel=4)
     return choice
-
-
-def _one_chain(prepared: Prepared, c: int):
-    """(sampler with chain c's step size and mass matrix, chain c's start) after warmup."""
-    settings = _chain_settings(prepared.step_size, prepared.inverse_mass_matrix, prepared.preconditioner)
-    x0 = jax.tree_util.tree_map(lambda a: a[c], prepared.positions)
-    return prepared.template.replace(**{k: v[c] for k, v in settings.items()}), x0
-
-
-def _chain_settings(eps, imm, pre) -> dict:
-    """The per-chain settings (leading axis: chain) as sampler fields."""
-    settings = {"step_size": eps} if imm is None else {"step_size": eps, "inverse_mass_matrix": imm}
-    return settings if pre is None else {**settings, **pre}
-
-
-def _vmapped_chains(
-    template, positions, keys, eps, imm, num_steps, solver, solve_kwargs, noise_offset=0, pre=None, spmd_axis_name=None
-):
-    # Samplers are pytrees: the per-chain step sizes, mass matrices and preconditioners are leaves with a
-    # chain axis, so the chains vmap over one sampler.
-    samplers = template.per_chain(**_chain_settings(eps, imm, pre))
-
-    def one(sampler, key, x0):
-        return run_chain(sampler, x0, key, num_steps, solver=solver, noise_offset=noise_offset, **solve_kwargs)
-
-    return jax.vmap(one, spmd_axis_name=spmd_axis_name)(samplers, keys, positions)
 
 
 FAIL_FAST_PATIENCE = 16  # iterations between the fail-fast checks of sample()'s parallel solves
@@ -457,7 +279,7 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     # Keyed on the traced program, with the log density's data hoisted into arguments: a second
     # call with new data, keys or step sizes of the same shapes compiles nothing.
     fn = program_jit(
-        lambda k, x, e, m, p: _vmapped_chains(
+        lambda k, x, e, m, p: vmapped_chains(
             prepared.template, x, k, e, m, num_samples, solver, kwargs, noise_offset, p, axis
         )
     )
@@ -483,7 +305,10 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
 def _estimated_lle(prepared: Prepared, chains, keys, num_samples):
     """The LLE of the first chain that fell back, from a sequential pilot (only when a warning is due)."""
     c = int(jnp.argmax(jnp.asarray(chains.fell_back)))
-    sampler, x0 = _one_chain(prepared, c)
+    sampler, x0 = one_chain(prepared, c)
     sampler = sampler.bind(x0)
     noise = sampler.noise(keys[c], min(num_samples, 2048))
     return lyapunov_exponent(sampler.step, sampler.ravel(x0), noise)
+
+
+_one_chain = one_chain  # the name parmcmc.bench.suite and older callers import

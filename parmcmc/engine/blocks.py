@@ -55,8 +55,9 @@ def block_size(lle: float | None, num_steps: int, tol: float = 1e-11, scale: flo
 
 @dataclasses.dataclass(frozen=True)
 class Shooting(AbstractSolver):
-    """`solver` over blocks of `block` steps: solve(fn, x0, inputs, Shooting(s, B)) is
-    solve(fn, x0, inputs, s, block=B), as one solver object for callers that pick a solver (sample()).
+    """`solver` over blocks of `block` steps, as one solver object for callers that pick a solver (sample()).
+
+    solve(fn, x0, inputs, Shooting(s, B)) is solve(fn, x0, inputs, s, block=B).
 
     solver: the iterative solver of the recurrence between block ends (default Jacobi(): once the
         decisions have coupled, a sweep shrinks every block end's error by e^(LLE B), and it needs no
@@ -80,8 +81,9 @@ class Shooting(AbstractSolver):
 
 
 def plan(solver, block, num_steps, mesh, solve_jit):
-    """solve()'s (solver, flat solve, number of unknowns) for `block=` or a Shooting solver: the inner
-    solver, the driver's jitted solve wrapped to run over blocks, and ceil(T / B) (the default max_iters).
+    """solve()'s (solver, flat solve, number of unknowns) for `block=` or a Shooting solver.
+
+    The inner solver, the driver's jitted solve wrapped to run over blocks, and ceil(T / B) (the default max_iters).
     Without blocks (or for the sequential reference, which ignores them): unchanged, and T.
     """
     if isinstance(solver, Shooting):  # the same solve as solver=solver.solver, block=solver.block
@@ -95,8 +97,9 @@ def plan(solver, block, num_steps, mesh, solve_jit):
 
 
 def _blocked_inputs(inputs, block: int, num_blocks: int):
-    """inputs (T, ...) as (n, B, ...), the missing steps of the last block filled with the last real
-    input, and the mask (n, B) of the real steps.
+    """Return inputs (T, ...) as (n, B, ...) and the mask (n, B) of the real steps.
+
+    The missing steps of the last block are filled with the last real input.
     """
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     pad = num_blocks * block - T
@@ -123,8 +126,9 @@ def _run_block(fn, x, block_inputs, mask):
 
 @dataclasses.dataclass(frozen=True)
 class _BlockProgress:
-    """progress(iteration, residual, window_start) with the window start in steps, not blocks; hashable,
-    so that a compiled solve is reused for the same callback.
+    """progress(iteration, residual, window_start) with the window start in steps, not blocks.
+
+    Hashable, so that a compiled solve is reused for the same callback.
     """
 
     progress: Callable
@@ -136,8 +140,9 @@ class _BlockProgress:
 
 @dataclasses.dataclass(frozen=True)
 class _BlockMap:
-    """F(consts, s, (inputs, mask)) = the state after B steps of fn from s: the driver's hoisted step map
-    over blocks. Hashable through the hoisted fn, so compiled block solves are reused like plain ones.
+    """F(consts, s, (inputs, mask)) = the state after B steps of fn from s.
+
+    The driver's hoisted step map over blocks. Hashable through the hoisted fn, so compiled block solves are reused like plain ones.
     """
 
     hoisted: Any
@@ -165,8 +170,10 @@ def solve_blocked(
     mesh,
     patience,
 ):
-    """The driver's flat solve `solve_jit` (passed in to keep the import graph one-way; same arguments
-    after `block`) by multiple shooting over blocks of `block` steps; the driver's tuple over all T steps.
+    """Run the driver's flat solve `solve_jit` by multiple shooting over blocks of `block` steps.
+
+    `solve_jit` is passed in to keep the import graph one-way (same arguments after `block`); returns the
+    driver's tuple over all T steps.
 
     window (in steps) and progress's window start are translated to blocks; max_iters counts block
     iterations, and so does num_iters; sequential_from is a step index (the start of the first block
@@ -206,8 +213,10 @@ def solve_blocked(
 
 @functools.partial(jax.jit, static_argnums=0)
 def _all_states(hoisted, consts, x0, ends, blocked, mask):
-    """Every block run from its solved start; the last state of block k is its solved end s_k, so that
-    the residual at a block end is the block solve's and the next block starts where it says.
+    """Every block run from its solved start.
+
+    The last state of block k is its solved end s_k, so that the residual at a block end is the block solve's and
+    the next block starts where it says.
     """
     starts = jnp.concatenate([x0[None], ends[:-1]])
     fn = functools.partial(hoisted, consts)

@@ -20,7 +20,12 @@ def no_heavy_work(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("the bad input was not caught before warmup or sampling")
 
-    for name in ("mala_warmup", "hmc_warmup", "run_chains", "_vmapped_chains"):
+    import parmcmc.api
+    import parmcmc.prepare
+
+    for name in ("mala_warmup", "hmc_warmup", "chees_warmup", "barker_warmup", "mclmc_warmup", "vmapped_chains"):
+        monkeypatch.setattr(parmcmc.prepare, name, reached)
+    for name in ("run_chains", "vmapped_chains"):
         monkeypatch.setattr(parmcmc.api, name, reached)
 
 
