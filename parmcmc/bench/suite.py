@@ -147,9 +147,9 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
 def depth(solver, block, T, iters, seq_from):
     """The sequential depth of the slowest chain, in steps of the step map.
 
-    A plain solve's iterations (one batched evaluation each, plus its scan), a block solve's (iterations + 2) x B (the evaluation at
-    the guess, the iterations, the pass that records every block), plus the steps of a sequential
-    fallback; to set against T, the depth of the sequential chain.
+    A plain solve's iterations (one batched evaluation each, plus its scan), a block solve's (iterations + 2) x B
+    (the evaluation at the guess, the iterations, the pass that records every block), plus the steps of a
+    sequential fallback; to set against T, the depth of the sequential chain.
     """
     block = block_used(solver, block, T)
     per = (lambda k: k) if block is None else (lambda k: (k + 2) * block)

@@ -142,7 +142,8 @@ class _BlockProgress:
 class _BlockMap:
     """F(consts, s, (inputs, mask)) = the state after B steps of fn from s.
 
-    The driver's hoisted step map over blocks. Hashable through the hoisted fn, so compiled block solves are reused like plain ones.
+    The driver's hoisted step map over blocks. Hashable through the hoisted fn, so compiled block solves are
+    reused like plain ones.
     """
 
     hoisted: Any
