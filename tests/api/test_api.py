@@ -266,23 +266,24 @@ def test_parallel_defaults_to_auto():
 
 def test_auto_on_the_cpu_takes_the_sequential_chain_and_compiles_nothing_more_than_parallel_false(count_compiles):
     """On a CPU "auto" prices the sequential chain from the warmup's own steps and decides by the cost
-    model (parmcmc.weigh, stage 0): no probe, no pilot, so its first call compiles exactly the programs of
-    a parallel=False call (two fresh shapes, one per mode), and the tree says what it chose and why.
+    model (parmcmc.weigh, stage 0): no probe, no pilot, so its first call compiles nothing beyond the programs
+    of a parallel=False call with the same shapes, and the tree says what it chose and why.
     A solver= passed with the default is weighed, declined here, and an IgnoredArgumentWarning says so."""
     if jax.devices()[0].platform != "cpu":
         pytest.skip("the verdict is the CPU's")
     gaussian = lambda x: -0.5 * jnp.sum((x - 1.0) ** 2)
     common = dict(rng_key=jax.random.key(3), num_samples=97, num_warmup=23, num_chains=2, sampler="mala")
-    counts, trees = {}, {}
-    # shapes no other test uses, so both modes compile from scratch; the first run compiles what any shape shares
-    for parallel, dim in ((False, 11), ("auto", 7), (False, 9)):
-        with count_compiles() as n:
-            trees[parallel] = parmcmc.sample(
-                gaussian, initial_position=jnp.zeros(dim), parallel=parallel, progress_bar=False, **common
-            )
-            counts[parallel] = n()
-    assert counts["auto"] == counts[False] > 0
-    auto = trees["auto"]
+    # parallel=False first, then "auto" with the same shapes: auto may compile nothing that parallel=False did not
+    # (no probe, no pilot). Comparing counts across different shapes was fragile: other tests warm shared programs.
+    with count_compiles() as n:
+        reference = parmcmc.sample(
+            gaussian, initial_position=jnp.zeros(7), parallel=False, progress_bar=False, **common
+        )
+        assert n() > 0
+    with count_compiles() as n:
+        auto = parmcmc.sample(gaussian, initial_position=jnp.zeros(7), parallel="auto", progress_bar=False, **common)
+        assert n() == 0
+    assert np.array_equal(auto.posterior["x"].values, reference.posterior["x"].values)
     assert auto.attrs["solver"] == "Sequential()" and "cost model" in auto.attrs["auto_reason"]
     assert auto.attrs["auto_predicted_parallel_seconds"] >= auto.attrs["auto_predicted_sequential_seconds"] > 0
     assert bool(np.all(auto["solver_stats"]["solver_iterations"].values == 0))

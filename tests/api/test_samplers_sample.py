@@ -8,6 +8,7 @@ import pytest
 
 import parmcmc
 import parmcmc.api
+import parmcmc.prepare
 
 SCALES = jnp.array([1.0, 3.0, 0.5])
 
@@ -96,8 +97,8 @@ def test_trajectory_options_are_checked(monkeypatch):
     def reached(*args, **kwargs):
         raise AssertionError("the bad input was not caught before warmup")
 
-    monkeypatch.setattr(parmcmc.api, "chees_warmup", reached)
-    monkeypatch.setattr(parmcmc.api, "hmc_warmup", reached)
+    monkeypatch.setattr(parmcmc.prepare, "chees_warmup", reached)
+    monkeypatch.setattr(parmcmc.prepare, "hmc_warmup", reached)
     with pytest.raises(ValueError, match="adaptation must be one of"):
         run(adaptation="nuts")
     with pytest.raises(ValueError, match="needs num_chains >= 2"):

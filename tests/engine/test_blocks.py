@@ -119,7 +119,7 @@ def test_shooting_solver_is_the_block_option():
     assert Shooting() == Shooting(Jacobi(), None) and hash(Shooting()) == hash(Shooting(Jacobi()))
     with pytest.raises(TypeError, match="iterative solver"):
         Shooting(Sequential())
-    with pytest.raises(ValueError, match="block must be a positive integer; got 0"):
+    with pytest.raises(ValueError, match="block=0"):
         Shooting(Jacobi(), 0)
 
 
@@ -158,7 +158,8 @@ def test_sample_picks_the_block_solve_from_512_draws():
 
     from parmcmc.api import pick_solver
 
-    prepared = SimpleNamespace(positions=jnp.zeros((2, 10)))  # two chains of a 10-D position
+    template = SimpleNamespace(dim=10, layout=SimpleNamespace(dtype=jnp.zeros(()).dtype))  # a 10-D sampler
+    prepared = SimpleNamespace(positions=jnp.zeros((2, 10)), template=template)  # two chains
     settings = lambda T: SimpleNamespace(parallel=True, solver=None, num_samples=T, num_chains=2, mesh=None)
     assert pick_solver(settings(2000), prepared) == Shooting(DEER(), 32)  # pyright: ignore[reportArgumentType]
     assert pick_solver(settings(300), prepared) == DEER()  # pyright: ignore[reportArgumentType]
