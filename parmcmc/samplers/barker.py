@@ -30,6 +30,7 @@ from jax import Array
 from parmcmc.samplers import gate as _gate
 from parmcmc.samplers import noise as _noise
 from parmcmc.samplers.base import AbstractSampler
+from parmcmc.samplers.mala import MALAInfo
 
 __all__ = ["Barker", "BarkerInfo", "BarkerNoise"]
 
@@ -50,20 +51,9 @@ class BarkerNoise(NamedTuple):
     uniform: Array
 
 
-class BarkerInfo(NamedTuple):
-    """Statistics of one Barker transition (leading axis T for a chain).
-
-    acceptance_rate
-        ``min(1, exp(log ratio))`` of the proposal (BlackJAX's field).
-    is_accepted
-        Whether the proposal was accepted (BlackJAX's field).
-    logdensity
-        Log density at the position the step returns.
-    """
-
-    acceptance_rate: Array
-    is_accepted: Array
-    logdensity: Array
+# A Barker transition reports what a MALA transition does (BlackJAX's acceptance_rate and is_accepted, and the
+# log density at the returned position): one type for both.
+BarkerInfo = MALAInfo
 
 
 class Barker(AbstractSampler):
