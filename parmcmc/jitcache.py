@@ -168,6 +168,11 @@ def program_jit(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def call(*args):
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(args)):
+            # Under an outer trace the outer program is what compiles: no key is needed, and tracing fn once
+            # (not once for the key and again to evaluate the keyed program) is what keeps that compile short.
+            # A fresh wrapper, so that jit's trace cache never serves old closed-over values.
+            return jax.jit(lambda *a: fn(*a))(*args)
         # A fresh wrapper per call: make_jaxpr caches traces on the function object, which would
         # serve the program traced with old closed-over values.
         closed, out_shape = jax.make_jaxpr(lambda *a: fn(*a), return_shape=True)(*args)

@@ -6,7 +6,7 @@ never on the function object: a changed Python value that fn reads is a new prog
 """
 
 import jax
-from jax.flatten_util import ravel_pytree
+import jax.numpy as jnp
 
 from parmcmc.jitcache import Program
 
@@ -14,24 +14,23 @@ __all__ = ["HoistedFn", "flatten_fn"]
 
 
 def flatten_fn(fn, x0, x0_flat, unravel, inputs):
-    """fn on flat vectors, after checking that it maps a state to a state of the same structure."""
+    """fn on flat vectors, after checking that it maps a state to a state of the same structure.
+
+    fn is traced once: the check reads the shapes of that trace's output, and its program is what the solve
+    evaluates (HoistedFn ravels the output leaves).
+    """
     one_input = jax.tree_util.tree_map(lambda leaf: leaf[0], inputs)
-    out = jax.eval_shape(fn, x0, one_input)
+    # Hoist the arrays fn closes over (data, parameters) into arguments of the jitted solve: as
+    # compile-time constants XLA may spend many seconds folding them into every batched evaluation.
+    # The compiled solve is keyed on the traced program (Python values fn reads are literals in it),
+    # never on the function object: a changed Python value is a new program, new data is not.
+    closed, out = jax.make_jaxpr(lambda x, u: fn(unravel(x), u), return_shape=True)(x0_flat, one_input)
     expected = jax.eval_shape(lambda x: x, x0)
     if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(expected) or any(
         a.shape != b.shape
         for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected), strict=True)
     ):
         raise ValueError(f"solve: fn(x0, inputs[0]) must return a state shaped like x0; got {out} for x0 {expected}.")
-
-    def flat_fn(x, u):
-        return ravel_pytree(fn(unravel(x), u))[0].astype(x.dtype)
-
-    # Hoist the arrays fn closes over (data, parameters) into arguments of the jitted solve: as
-    # compile-time constants XLA may spend many seconds folding them into every batched evaluation.
-    # The compiled solve is keyed on the traced program (Python values fn reads are literals in it),
-    # never on the function object: a changed Python value is a new program, new data is not.
-    closed = jax.make_jaxpr(flat_fn)(x0_flat, one_input)
     return HoistedFn(Program(closed.jaxpr)), closed.consts
 
 
@@ -46,8 +45,9 @@ class HoistedFn:
         self.program = program
 
     def __call__(self, consts, x, u):
-        """fn(x, u) with the closed-over arrays `consts`."""
-        return self.program(consts, x, *jax.tree_util.tree_leaves(u))[0]
+        """fn(x, u) on flat states (its output leaves raveled in order, in x's dtype), with the closed-over `consts`."""
+        leaves = [jnp.ravel(leaf).astype(x.dtype) for leaf in self.program(consts, x, *jax.tree_util.tree_leaves(u))]
+        return leaves[0] if len(leaves) == 1 else jnp.concatenate(leaves)
 
     def __hash__(self):
         return hash(self.program)

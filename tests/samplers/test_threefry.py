@@ -1,0 +1,55 @@
+"""The straight-line threefry draws are JAX's own, bit for bit, and the noise falls back where they are not."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from parmcmc.samplers import noise, threefry
+
+
+def reference(rng_key, num_steps, size, dtype):
+    keys = jax.random.split(rng_key, num_steps)
+    pairs = jax.vmap(jax.random.split)(keys)
+    normal = jax.vmap(lambda k: jax.random.normal(k, (size,), dtype))(pairs[:, 0])
+    uniform = jax.vmap(lambda k: jax.random.uniform(k, (), dtype))(pairs[:, 1])
+    return jax.random.key_data(pairs) if pairs.dtype != jnp.uint32 else pairs, normal, uniform
+
+
+def ours(rng_key, num_steps, size, dtype):
+    k1, k2 = noise.step_keys(rng_key, num_steps)
+    pairs = jnp.stack([jax.random.key_data(k1), jax.random.key_data(k2)], axis=1) if k1.dtype != jnp.uint32 else None
+    if pairs is None:
+        pairs = jnp.stack([k1, k2], axis=1)
+    return pairs, noise.standard_normal(k1, size, dtype), noise.uniform(k2, dtype)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("raw", [False, True])
+def test_the_noise_is_jax_random_bit_for_bit(dtype, raw):
+    for seed in (0, 7, 2**31 + 5):
+        key = jax.random.PRNGKey(seed) if raw else jax.random.key(seed)
+        assert threefry.applies(key, dtype)
+        for got, want in zip(ours(key, 33, 5, dtype), reference(key, 33, 5, dtype), strict=True):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_batched_keys_under_vmap_and_jit_give_the_same_draws():
+    keys = jax.random.split(jax.random.key(3), 4)
+    got = jax.jit(jax.vmap(lambda k: ours(k, 17, 3, jnp.float32)))(keys)
+    want = jax.vmap(lambda k: reference(k, 17, 3, jnp.float32))(keys)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+def test_other_generators_and_dtypes_fall_back_to_jax_random():
+    rbg = jax.random.key(0, impl="rbg")
+    assert not threefry.applies(rbg)
+    for got, want in zip(ours(rbg, 9, 2, jnp.float32)[1:], reference(rbg, 9, 2, jnp.float32)[1:], strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert not threefry.applies(jax.random.key(0), jnp.float16)
+    np.testing.assert_array_equal(
+        np.asarray(noise.uniform(jax.random.split(jax.random.key(1), 4), jnp.float16)),
+        np.asarray(jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float16))(jax.random.split(jax.random.key(1), 4))),
+    )
