@@ -66,7 +66,10 @@ case "$cmd" in
             fi
             # Files go to the workers in collection order (tests/conftest.py puts the two longest first).
             exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@" ;;
-    bench)  ensure_venv; exec .venv/bin/python -m parmcmc.bench "$@" ;;
+    # PARMCMC_NO_VENV=1: the Python already there (${PYTHON:-python3}, with the package on PYTHONPATH), no venv and
+    # nothing fetched: a lent GPU machine (`./dev.sh bench device_wheels` prints its command).
+    bench)  if [ -n "${PARMCMC_NO_VENV:-}" ]; then exec "${PYTHON:-python3}" -m parmcmc.bench "$@"; fi
+            ensure_venv; exec .venv/bin/python -m parmcmc.bench "$@" ;;
     python) ensure_venv; exec .venv/bin/python "$@" ;;
     lint)   ensure_venv; ensure_extra lint; lint "$@" ;;
     # The documentation site (mkdocs.yml) into site/, warnings as errors; `./dev.sh docs serve` previews it.
