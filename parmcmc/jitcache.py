@@ -35,6 +35,8 @@ import jax.core
 import jax.extend
 import numpy as np
 
+from parmcmc import jitlift
+
 __all__ = ["CacheStats", "Program", "RunClock", "program_jit", "stats", "timed_runs"]
 
 _MAX_ENTRIES = 64  # compiled executables kept (least recently used dropped): bounds memory in long sessions
@@ -176,8 +178,8 @@ def program_jit(fn: Callable) -> Callable:
         # A fresh wrapper per call: make_jaxpr caches traces on the function object, which would
         # serve the program traced with old closed-over values.
         closed, out_shape = jax.make_jaxpr(lambda *a: fn(*a), return_shape=True)(*args)
+        closed, consts, flat = _lifted(closed, jax.tree_util.tree_leaves(args))
         program = Program(closed.jaxpr)
-        consts, flat = list(closed.consts), jax.tree_util.tree_leaves(args)
         if any(isinstance(x, jax.core.Tracer) for x in (*consts, *flat)):
             out = _run(program, consts, flat)
         elif _clocks:
@@ -187,6 +189,20 @@ def program_jit(fn: Callable) -> Callable:
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), out)
 
     return call
+
+
+def _lifted(closed, flat: list):
+    """(program, constants, arguments), with the constants of nested jits lifted to arguments where possible.
+
+    parmcmc/jitlift.py: without it, such constants are keyed by value (correct, but new data compiles again).
+    """
+    consts = list(closed.consts)
+    if jitlift.has_nested_consts(closed) and not any(isinstance(x, jax.core.Tracer) for x in (*consts, *flat)):
+        lifted = jitlift.lift(closed, flat)
+        if lifted is not None:
+            closed, flat = lifted
+            consts = list(closed.consts)
+    return closed, consts, flat
 
 
 def _compiled_for(program: Program, consts, flat):
@@ -261,7 +277,7 @@ def compiled_call(fn: Callable, *args) -> Callable[[], Any]:
     The program is traced and compiled (or fetched from the cache) once, here, not on every run.
     """
     closed, _out_shape = jax.make_jaxpr(lambda *a: fn(*a), return_shape=True)(*args)
-    consts, flat = list(closed.consts), jax.tree_util.tree_leaves(args)
+    closed, consts, flat = _lifted(closed, jax.tree_util.tree_leaves(args))
     compiled = _compiled_for(Program(closed.jaxpr), consts, flat)
     return lambda: compiled(consts, flat)
 

@@ -106,21 +106,7 @@ def _regression_density(X, y):
     return lambda w: -0.5 * jnp.sum((y - X @ w) ** 2) - 0.5 * jnp.sum(w**2)
 
 
-@pytest.mark.parametrize(
-    "sampler",
-    [
-        "mala",
-        pytest.param(
-            "hmc",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known limit (docs/performance.md): BlackJAX's window adaptation nests the closed-over data "
-                "as constants of inner jaxprs; the program cache keys them by value (never stale) and recompiles "
-                "the HMC warmup for new data",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("sampler", ["mala", "hmc"])  # hmc: BlackJAX nests the data in a jit (parmcmc/jitlift.py)
 def test_closed_over_data_is_an_argument_not_a_constant(count_compiles, sampler):
     """A log density closing over a data matrix (1,000,000 x 3 took minutes as an XLA
     constant): a second data set of the same shapes, through warmup, checks and the solve, compiles

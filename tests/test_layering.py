@@ -15,7 +15,7 @@ PACKAGE = ROOT / "parmcmc"
 MAX_LINES = 400
 
 # The layers that sit below the user-facing modules, and what each may import of parmcmc besides itself.
-GROUND = {"parmcmc.arguments", "parmcmc.jitcache", "parmcmc.keys", "parmcmc.progress"}
+GROUND = {"parmcmc.arguments", "parmcmc.jitcache", "parmcmc.jitlift", "parmcmc.keys", "parmcmc.progress"}
 LOWER = {
     "parmcmc.engine": GROUND,
     "parmcmc.samplers": GROUND,
