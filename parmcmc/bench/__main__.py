@@ -76,6 +76,7 @@ COLUMNS = [
     "marginal_iteration_s",
     "loop_floor_s",
     "cost_ratio",
+    "cost_ratio_median",
     "solve_compile_cpu_s",
 ]
 
@@ -125,7 +126,7 @@ def schools_row(num_samples):
 
 def sweep(Ts, out_dir):
     """Newton iterations against T for a predictable target (MALA, 100-D Gaussian), with a plot."""
-    rows = [cases.run_case(cases.gaussian_100d(T), repeats=1, cpu_sequential=False) for T in Ts]
+    rows = [cases.run_case(cases.gaussian_100d(T), repeats=1, cpu_sequential=False, cost=False) for T in Ts]
     try:
         import matplotlib
 
@@ -216,7 +217,9 @@ def main(argv=None):
                 f"{r['case']} T={r['T']}: compile {r.get('parallel_compile_s', float('nan')):.2f} s "
                 f"(CPU {r.get('parallel_compile_cpu_s', float('nan')):.2f} s; the solve alone "
                 f"{r.get('solve_compile_cpu_s', float('nan')):.2f} s), "
-                f"{r.get('newton_iterations')} iterations, cost ratio {r.get('cost_ratio', float('nan')):.2f}, "
+                f"{r.get('newton_iterations')} iterations, cost ratio {r.get('cost_ratio', float('nan')):.2f} "
+                f"(medians {r.get('cost_ratio_median', float('nan')):.2f}; rounds' quartiles "
+                f"{', '.join(f'{q:.2f}' for q in r.get('cost_ratio_rounds', ()))}), "
                 f"parallel {r.get('parallel_s', float('nan')):.3g} s, "
                 f"sequential {r.get('sequential_s', float('nan')):.3g} s "
                 f"(CPU {r.get('sequential_cpu_s', float('nan')):.3g} s)",

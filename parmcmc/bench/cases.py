@@ -79,7 +79,10 @@ def _blackjax_algorithm(case: Case):
     return blackjax.hmc(case.logdensity_fn, case.step_size, jnp.ones(case.dim, case.dtype), case.num_integration_steps)
 
 
-def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_sequential: bool = True) -> dict:
+def run_case(
+    case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_sequential: bool = True, cost: bool = True
+) -> dict:
+    """Measure one case (module docstring); `cost=False` leaves out the iteration cost (three more compilations)."""
     solver = case.solver if solver is None else solver
     key_init, key_run = jax.random.split(jax.random.key(seed))
     x0 = case.init(key_init).astype(case.dtype)
@@ -129,7 +132,7 @@ def run_case(case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_seque
         max_abs_diff=float(jnp.max(jnp.abs(par.positions - seq_pos))),
         accept_decisions_differing=int(jnp.sum(par.stats.is_accepted != seq_acc)),
     )
-    floor = iteration_floor(sampler, solver, keys, x0, case.num_steps, repeats)
+    floor = iteration_floor(sampler, solver, keys, x0, case.num_steps, repeats) if cost else None
     if floor is not None:
         row["iteration_s"] = t_par.median_s / max(1, row["newton_iterations"])
         row["floor_s"] = floor
@@ -175,16 +178,20 @@ def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3)
     return t_lin.median_s + t_scan.median_s
 
 
-def iteration_cost(sampler, solver, keys, x0, num_steps: int, iters=(4, 24), repeats: int = 7) -> dict:
+def iteration_cost(sampler, solver, keys, x0, num_steps: int, iters=(4, 24), repeats: int = 9) -> dict:
     """One Newton iteration of `solve` against its floor, both measured as marginal costs inside a loop.
 
     marginal_iteration_s: (seconds of a solve run for iters[1] iterations - for iters[0]) / the difference
         in iterations taken (an unreachable tolerance keeps it iterating), all chains vmapped: the guards,
         checks and bookkeeping of the driver included, its fixed costs (first evaluation, setup) not.
     loop_floor_s: the same for a bare Newton loop, `x <- solve_lds(linearize(x))`, nothing else.
-    cost_ratio: their ratio (issue 12's goal: <= 1.5). The programs run in turn, `repeats` times, medians,
-        so that a loaded machine slows all alike; jitted alone, an associative scan runs multi-threaded and
-        under load can be 10x slower than inside a loop (docs/performance.md), so `floor_s` is not used here.
+    cost_ratio: their ratio (issue 12's goal: <= 1.5). The four programs run in turn, `repeats` times, in one
+        process, so that a loaded machine slows all alike; each program's time is its fastest run (load only ever
+        adds time, so the minimum is the estimate a shared machine disturbs least; medians moved the ratio by
+        +-0.5 between runs at load 20). Jitted alone, an associative scan runs multi-threaded and under load can be
+        10x slower than inside a loop (docs/performance.md), so `floor_s` is not used here.
+    cost_ratio_median: the same ratio from medians, and cost_ratio_rounds the ratios of each round (quartiles):
+        how far the figure can be trusted on that machine.
     solve_compile_cpu_s: CPU seconds to trace, lower and compile that solve (iters[1]) alone.
     """
     U = jax.jit(jax.vmap(lambda k: sampler.noise(k, num_steps)))(keys)
@@ -222,15 +229,21 @@ def iteration_cost(sampler, solver, keys, x0, num_steps: int, iters=(4, 24), rep
                 t0 = time.perf_counter()
                 jax.block_until_ready(prog())
                 runs[key].append(time.perf_counter() - t0)
-    med = {key: statistics.median(v) for key, v in runs.items()}
-    marginal = {
-        name: (med[name, iters[1]] - med[name, iters[0]]) / max(1, taken[name, iters[1]] - taken[name, iters[0]])
-        for name in ("solve", "floor")
-    }
+    steps = {name: max(1, taken[name, iters[1]] - taken[name, iters[0]]) for name in ("solve", "floor")}
+
+    def ratio(t):  # t: (name, k) -> seconds
+        marginal = {name: (t[name, iters[1]] - t[name, iters[0]]) / steps[name] for name in steps}
+        return marginal, marginal["solve"] / marginal["floor"]
+
+    marginal, cost_ratio = ratio({key: min(v) for key, v in runs.items()})
+    _, median_ratio = ratio({key: statistics.median(v) for key, v in runs.items()})
+    rounds = sorted(ratio({key: v[r] for key, v in runs.items()})[1] for r in range(repeats))
     return dict(
         marginal_iteration_s=marginal["solve"],
         loop_floor_s=marginal["floor"],
-        cost_ratio=marginal["solve"] / marginal["floor"],
+        cost_ratio=cost_ratio,
+        cost_ratio_median=median_ratio,
+        cost_ratio_rounds=tuple(float(np.quantile(rounds, q)) for q in (0.25, 0.5, 0.75)),
         marginal_iterations=taken["solve", iters[1]] - taken["solve", iters[0]],  # 0: the cap was not reached
         solve_compile_cpu_s=compile_cpu,
     )
