@@ -105,10 +105,8 @@ def _rebuild(eqn, ins) -> list:
     if name == "while":
         nc, nb = p["cond_nconsts"], p["body_nconsts"]
         cc, bc, init = ins[:nc], ins[nc : nc + nb], ins[nc + nb :]
-        out = jax.lax.while_loop(
-            lambda c: _run(p["cond_jaxpr"], [*cc, *c])[0], lambda c: tuple(_run(p["body_jaxpr"], [*bc, *c])), tuple(init)
-        )
-        return list(out)
+        cond = lambda c: _run(p["cond_jaxpr"], [*cc, *c])[0]
+        return list(jax.lax.while_loop(cond, lambda c: tuple(_run(p["body_jaxpr"], [*bc, *c])), tuple(init)))
     if name == "cond":
         index, ops = ins[0], ins[1:]
         branches = [lambda *o, b=b: tuple(_run(b, o)) for b in p["branches"]]

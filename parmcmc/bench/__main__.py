@@ -3,7 +3,8 @@
 python -m parmcmc.bench [cpu | gpu | engine | samplers] [--out DIR] [--only CASES] [--small] [--budget SECONDS]
    (or: suite [options], see parmcmc/bench/suite.py; ess [options], see parmcmc/bench/ess.py; or NAME [args]
    for one of the studies in SCRIPTS below, each described in its own module's docstring: banana_damping,
-   compile_profile, device_wheels, elk, hmc_solvers, large_data, sampler_iterations, scan_compile, sharded_memory, time_to_result)
+   compile_profile, device_wheels, elk, hmc_solvers, large_data, sampler_iterations, scan_compile, sharded_memory,
+   time_to_result)
 
 Prints a table, and writes it as JSON and Markdown to DIR (default bench-results/). Presets:
   cpu     small sizes that finish in minutes on a 2-core machine (CPU figures: iterations, memory,

@@ -29,14 +29,14 @@ def applies(keys, dtype=None) -> bool:
         return False
     if dtype is not None and jnp.dtype(dtype) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
         return False
-    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         return str(jax.random.key_impl(keys)) == "threefry2x32"
     return keys.dtype == jnp.uint32 and keys.shape[-1:] == (2,) and jax.config.jax_default_prng_impl == "threefry2x32"
 
 
 def _data(keys):
     """(key data (..., 2) uint32, a function that turns key data back into keys of the caller's kind)."""
-    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         impl = jax.random.key_impl(keys)
         return jax.random.key_data(keys), lambda data: jax.random.wrap_key_data(data, impl=impl)
     return keys, lambda data: data
