@@ -53,3 +53,14 @@ def test_other_generators_and_dtypes_fall_back_to_jax_random():
         np.asarray(noise.uniform(jax.random.split(jax.random.key(1), 4), jnp.float16)),
         np.asarray(jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float16))(jax.random.split(jax.random.key(1), 4))),
     )
+
+
+def test_the_unpartitionable_threefry_falls_back_to_jax_random():
+    key, before = jax.random.key(4), jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", False)
+    try:
+        assert not threefry.applies(key)
+        for got, want in zip(ours(key, 9, 3, jnp.float32), reference(key, 9, 3, jnp.float32), strict=True):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    finally:
+        jax.config.update("jax_threefry_partitionable", before)
