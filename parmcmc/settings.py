@@ -44,7 +44,9 @@ DEFAULT_STEP_SIZE_JITTER = 0.5
 # leapfrog steps per draw (docs/samplers.md).
 DEFAULT_ADAPTATION = "window"
 DEFAULT_INTEGRATION_STEPS_JITTER = None
-ADAPTATIONS = ("window", "chees")
+ADAPTATIONS = ("window", "chees", "window_trajectory")
+# adaptation="window_trajectory": the cap on the adapted maximum number of leapfrog steps per draw.
+MAX_INTEGRATION_STEPS = 1024
 
 
 def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, num_warmup, dense_mass) -> None:
@@ -380,4 +382,11 @@ def hmc_integration_steps_jitter(s: Settings):
     """
     if s.integration_steps_jitter is not None:
         return s.integration_steps_jitter
-    return 1.0 if hmc_adaptation(s) == "chees" else DEFAULT_INTEGRATION_STEPS_JITTER
+    return 1.0 if hmc_adaptation(s) in ("chees", "window_trajectory") else DEFAULT_INTEGRATION_STEPS_JITTER
+
+
+def hmc_step_size_jitter(s: Settings):
+    """HMC's jitter of the step size: the setting, else none with an adapted trajectory, else the default."""
+    if s.step_size_jitter is not None:
+        return s.step_size_jitter
+    return 0.0 if hmc_adaptation(s) == "window_trajectory" else DEFAULT_STEP_SIZE_JITTER
