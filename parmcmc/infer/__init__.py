@@ -2,7 +2,7 @@
 
     from parmcmc.infer import MCMC, HMC, Predictive   # instead of: from numpyro.infer import ...
 
-`MCMC`, `HMC` and `MALA` run parmcmc's pipeline (each chain solved in parallel over time); `Predictive`,
+`MCMC`, `HMC`, `MALA`, `Barker` and `AdjustedMCLMC` run parmcmc's pipeline (each chain solved in parallel over time); `Predictive`,
 `log_likelihood` and the init strategies are NumPyro's own, re-exported so that one import line serves.
 """
 
@@ -17,7 +17,7 @@ from numpyro.infer import (
     log_likelihood,
 )
 
-from parmcmc.infer.kernels import HMC, MALA, NUTS, AbstractKernel
+from parmcmc.infer.kernels import HMC, MALA, NUTS, AbstractKernel, AdjustedMCLMC, Barker
 from parmcmc.infer.mcmc import CHAIN_METHODS, MCMC, MCMCState
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "MCMC",
     "NUTS",
     "AbstractKernel",
+    "AdjustedMCLMC",
+    "Barker",
     "MCMCState",
     "Predictive",
     "init_to_feasible",
