@@ -30,7 +30,7 @@ from parmcmc.settings import (
     hmc_step_size_jitter,
 )
 from parmcmc.validate import check_dims_and_coords
-from parmcmc.warmup import hmc_warmup, mala_warmup
+from parmcmc.warmup import HMC_TRAJECTORY_TARGET_ACCEPTANCE, hmc_warmup, mala_warmup
 from parmcmc.warmup_chees import CHEES_TARGET_ACCEPTANCE, chees_warmup
 from parmcmc.warmup_scale import ADJUSTED_MCLMC_STEPS, barker_warmup, mclmc_warmup
 
@@ -116,6 +116,8 @@ def warm_up(s, target, template, adapt, name, eps, imm, warm_key, dense):
             f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)", s.progress_bar
         )
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
+        if name == "hmc" and s.target_acceptance is None and hmc_adaptation(s) == "window_trajectory":
+            accept = HMC_TRAJECTORY_TARGET_ACCEPTANCE
         if name == "hmc" and hmc_adaptation(s) == "chees":
             warm = chees_warmup(
                 target.logdensity_fn,

@@ -34,10 +34,19 @@ from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models.target import num_chains_of
 
-__all__ = ["HMC_TARGET_ACCEPTANCE", "MALA_TARGET_ACCEPTANCE", "WarmupResult", "hmc_warmup", "mala_warmup"]
+__all__ = [
+    "HMC_TARGET_ACCEPTANCE",
+    "HMC_TRAJECTORY_TARGET_ACCEPTANCE",
+    "MALA_TARGET_ACCEPTANCE",
+    "WarmupResult",
+    "hmc_warmup",
+    "mala_warmup",
+]
 
 MALA_TARGET_ACCEPTANCE = 0.574
 HMC_TARGET_ACCEPTANCE = 0.8
+# adaptation="window_trajectory" (sample()'s default HMC): Stan's adapt_delta raised for robustness (docs/samplers.md)
+HMC_TRAJECTORY_TARGET_ACCEPTANCE = 0.9
 # hmc_warmup(trajectory=True): T = this x the longest whitened sd (uniform times on (0, T] decorrelate it)
 TRAJECTORY_FACTOR = float(np.pi)
 
@@ -289,7 +298,6 @@ def hmc_warmup(
     keep = get_filter_adapt_info_fn(
         state_keys={"position", "logdensity"} if keep_draws or trajectory else {"logdensity"},
         info_keys={"acceptance_rate", "is_divergent", "energy"},
-
         adapt_state_keys={"step_size"},
     )
     if dense_mass == "low_rank":

@@ -2,8 +2,9 @@
 
     from parmcmc.infer import MCMC, HMC, Predictive   # instead of: from numpyro.infer import ...
 
-`MCMC`, `HMC`, `MALA`, `Barker` and `AdjustedMCLMC` run parmcmc's pipeline (each chain solved in parallel over time); `Predictive`,
-`log_likelihood` and the init strategies are NumPyro's own, re-exported so that one import line serves.
+`MCMC`, `HMC`, `MALA`, `Barker` and `AdjustedMCLMC` run parmcmc's pipeline (each chain solved in parallel over
+time); `Predictive`, `log_likelihood` and the init strategies are NumPyro's own, re-exported so that one import
+line serves.
 """
 
 from numpyro.infer import (

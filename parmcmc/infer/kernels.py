@@ -1,4 +1,4 @@
-"""Kernels for parmcmc.infer.MCMC with NumPyro's argument names: HMC(model, ...), MALA(model, ...), Barker, AdjustedMCLMC.
+"""Kernels for parmcmc.infer.MCMC with NumPyro's argument names: HMC(model, ...), MALA(model, ...), Barker, ....
 
 A kernel here is a description, not a step function: it turns NumPyro's arguments into the settings of
 parmcmc.sample() (sampler, step size, leapfrog steps, target acceptance, init strategy, parallel, solver)
@@ -11,7 +11,8 @@ and refuses, before any work, the arguments whose NumPyro meaning parmcmc cannot
     adapt_mass_matrix     HMC: a diagonal inverse mass matrix by windowed adaptation (with the step size)
     inverse_mass_matrix   HMC with adapt_step_size=False: the matrix used as is (diagonal)
     target_accept_prob    the acceptance rate the warmup aims at (HMC 0.8, MALA 0.574)
-    num_steps             leapfrog steps per HMC transition (default 10)
+    num_steps             leapfrog steps per HMC transition, fixed; None: sample()'s default HMC, whose
+                          warmup adapts the trajectory length
     trajectory_length     num_steps = ceil(trajectory_length / step_size) when the step size is fixed
     init_strategy         NumPyro's init strategy for the chains' starts
     dense_mass            True: a dense inverse mass matrix by windowed adaptation; "low_rank": BlackJAX's
@@ -52,7 +53,9 @@ def _trajectory_settings(adaptation, integration_steps_jitter, step_size_jitter)
     from parmcmc.settings import ADAPTATIONS
 
     if adaptation is not None and adaptation not in ADAPTATIONS:
-        raise ValueError(f"HMC: adaptation must be one of {ADAPTATIONS} (or None: sample()'s default); got {adaptation!r}.")
+        raise ValueError(
+            f"HMC: adaptation must be one of {ADAPTATIONS} (or None: sample()'s default); got {adaptation!r}."
+        )
     for name, value, low_open in (
         ("integration_steps_jitter", integration_steps_jitter, True),
         ("step_size_jitter", step_size_jitter, False),
@@ -159,12 +162,13 @@ class MALA(AbstractKernel):
 
 
 class HMC(MALA):
-    """Hamiltonian Monte Carlo with a fixed number of leapfrog steps, solved in parallel over time.
+    """Hamiltonian Monte Carlo, solved in parallel over time.
 
     Takes NumPyro's ``HMC`` arguments (see the module docstring for what each does here) plus
-    ``parallel``, ``solver`` and the engine options of :class:`MALA`. ``num_steps`` defaults to 10;
-    NumPyro's default ``trajectory_length=2*pi`` would need the adapted step size before the warmup,
-    so a trajectory length is taken only with ``adapt_step_size=False``.
+    ``parallel``, ``solver`` and the engine options of :class:`MALA`. ``num_steps=None`` runs sample()'s
+    default HMC (the warmup adapts a trajectory length per chain; with a given step size, 10 steps);
+    a number fixes the leapfrog steps. NumPyro's default ``trajectory_length=2*pi`` would need the adapted
+    step size before the warmup, so a trajectory length is taken only with ``adapt_step_size=False``.
     """
 
     name = "hmc"
@@ -243,7 +247,8 @@ class HMC(MALA):
             solver=solver,
             **solve_kwargs,
         )
-        self.inverse_mass_matrix, self.num_steps = inverse_mass_matrix, 10 if num_steps is None else num_steps
+        # num_steps=None: sample()'s default (the trajectory adapted); a number: that many steps, fixed
+        self.inverse_mass_matrix, self.num_steps = inverse_mass_matrix, num_steps
         self.trajectory_length = trajectory_length
 
     def sample_settings(self) -> dict:
@@ -258,19 +263,20 @@ class HMC(MALA):
 
 
 class Barker(MALA):
-    """Barker's proposal (``sample(sampler="barker")``), with :class:`MALA`'s arguments.
+    """Barker's proposal (``sample(sampler="barker")``).
 
-    ``target_accept_prob`` defaults to 0.574; the warmup adapts the step size and a diagonal scale.
+    Takes :class:`MALA`'s arguments; ``target_accept_prob`` defaults to 0.574; the warmup adapts the step size
+    and a diagonal scale.
     """
 
     name = "barker"
 
 
 class AdjustedMCLMC(MALA):
-    """Metropolis-adjusted microcanonical dynamics (``sample(sampler="adjustedmclmc")``), with :class:`MALA`'s
-    arguments.
+    """Metropolis-adjusted microcanonical dynamics (``sample(sampler="adjustedmclmc")``).
 
-    ``target_accept_prob`` defaults to sample()'s; the warmup adapts the step size and a diagonal scale.
+    Takes :class:`MALA`'s arguments; ``target_accept_prob`` defaults to sample()'s; the warmup adapts the step
+    size and a diagonal scale.
     """
 
     name = "adjustedmclmc"
