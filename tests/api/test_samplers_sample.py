@@ -87,6 +87,8 @@ def test_default_hmc_adapts_each_chains_trajectory_length():
     assert np.all(steps.min(axis=1) == 1) and all(len(np.unique(s)) == t for s, t in zip(steps, top, strict=True))
     length = top * eps[:, 0]  # the trajectory time T, within one step
     assert np.all((length > 0.8 * np.pi) & (length < 1.6 * np.pi)), length
+    bfmi = np.asarray(az.bfmi(np.asarray(stats["energy"])))  # energy: the Hamiltonian of the draw, as NUTS's
+    assert np.all((bfmi > 0.7) & (bfmi < 1.3)), bfmi  # measured 0.95-1.15
 
 
 def test_sampler_options_are_checked():
