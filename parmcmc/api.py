@@ -79,11 +79,13 @@ def sample(
     model
         A NumPyro model function, or a log-density function of a (pytree) position, given with `initial_position`.
     sampler
-        "hmc" (default: 10 leapfrog steps, step size jittered by +-50% per draw), "mala", "barker" (Barker's
+        "hmc" (default: window adaptation, then each chain's trajectory length T from its own warmup draws; draw t
+        takes ceil(v_t T / eps) leapfrog steps, v_t uniform), "mala", "barker" (Barker's
         proposal; warmup adapts its step size toward 0.574 and a diagonal scale), "adjustedmclmc" (Metropolis-adjusted
         MCLMC, 5 isokinetic steps per draw; step size toward 0.8 and a diagonal scale), or a sampler instance (its
         settings are used as they are, with the model's log density; warmup then only burns in). With "mala"/"hmc",
-        warmup adapts the step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.8 HMC) and, for HMC,
+        warmup adapts the step size by dual averaging toward `target_acceptance` (0.574 MALA, 0.9 HMC; 0.8 with
+        adaptation="window") and, for HMC,
         a diagonal mass matrix by windowed adaptation, unless `step_size` is given. docs/samplers.md says which
         sampler for which model.
     parallel
@@ -106,16 +108,19 @@ def sample(
         converges in few iterations on correlated posteriors. None: dense up to DENSE_MASS_MAX_DIM entries (0: off).
     step_size_jitter
         HMC only: draw t uses ``step_size * (1 + j (2 v_t - 1))``, v_t uniform from the chain's pre-drawn noise (None:
-        DEFAULT_STEP_SIZE_JITTER). See docs/samplers.md.
+        DEFAULT_STEP_SIZE_JITTER with adaptation="window", none otherwise). See docs/samplers.md.
     adaptation
-        HMC only: "window" (Stan's windowed adaptation, chain by chain) or "chees" (ChEES: step size, trajectory
+        HMC only: "window_trajectory" (Stan's windowed adaptation chain by chain, then each chain's trajectory length
+        T = pi x the longest sd of its last slow window's draws whitened by its mass matrix), "window" (the window
+        adaptation alone, num_integration_steps fixed; the default when num_integration_steps= or step_size= is
+        given) or "chees" (ChEES: step size, trajectory
         length and diagonal mass matrix from all chains together; draws then take ceil(v L) leapfrog steps, L
         adapted; needs num_chains >= 2, and chain k's warmup then depends on every chain). None:
         DEFAULT_ADAPTATION. See docs/samplers.md.
     integration_steps_jitter
-        HMC only: draw t takes ceil((1 - a + a v_t) L) leapfrog steps, L = num_integration_steps (or ChEES's),
-        v_t uniform from the chain's pre-drawn noise; a in (0, 1]. None: DEFAULT_INTEGRATION_STEPS_JITTER (1 with
-        adaptation="chees").
+        HMC only: draw t takes ceil((1 - a + a v_t) L) leapfrog steps, L = num_integration_steps (or the adapted
+        ceil(T / eps)), v_t uniform from the chain's pre-drawn noise; a in (0, 1]. None: 1 with adaptation="chees"
+        or "window_trajectory", else DEFAULT_INTEGRATION_STEPS_JITTER.
     **solve_kwargs
         Passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve that fails
         continues sequentially from its exact prefix, with a warning: every returned chain is converged. Defaults

@@ -20,16 +20,17 @@ from parmcmc.models import Target, from_model
 from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
 from parmcmc.samplers.base import AbstractSampler
 from parmcmc.settings import (
-    DEFAULT_STEP_SIZE_JITTER,
     DENSE_MASS_MAX_DIM,
+    MAX_INTEGRATION_STEPS,
     TARGET_ACCEPTANCE,
     Settings,
     check_run_memory,
     hmc_adaptation,
     hmc_integration_steps_jitter,
+    hmc_step_size_jitter,
 )
 from parmcmc.validate import check_dims_and_coords
-from parmcmc.warmup import hmc_warmup, mala_warmup
+from parmcmc.warmup import HMC_TRAJECTORY_TARGET_ACCEPTANCE, hmc_warmup, mala_warmup
 from parmcmc.warmup_chees import CHEES_TARGET_ACCEPTANCE, chees_warmup
 from parmcmc.warmup_scale import ADJUSTED_MCLMC_STEPS, barker_warmup, mclmc_warmup
 
@@ -70,7 +71,7 @@ def prepare(s: Settings) -> Prepared:
         elif name == "adjustedmclmc":
             template = AdjustedMCLMC(target.logdensity_fn, 1.0, ADJUSTED_MCLMC_STEPS)
         else:
-            jitter = DEFAULT_STEP_SIZE_JITTER if s.step_size_jitter is None else s.step_size_jitter
+            jitter = hmc_step_size_jitter(s)
             template = HMC(
                 target.logdensity_fn,
                 1.0,
@@ -94,6 +95,8 @@ def prepare(s: Settings) -> Prepared:
         positions, eps, imm, warm, pre = warm_up(s, target, template, adapt, name, eps, imm, warm_key, dense)
         if warm is not None and warm.num_integration_steps is not None:  # ChEES adapted the trajectory length
             template = template.replace(num_integration_steps=max(1, math.ceil(float(warm.num_integration_steps))))
+        if warm is not None and getattr(warm, "trajectory_length", None) is not None:  # per chain, capped
+            template = template.replace(num_integration_steps=MAX_INTEGRATION_STEPS)
         jax.block_until_ready(positions)
     progress.end_phase()
     # the adapting warmups run the chains one after another (lax.map), the burn-in vmaps them
@@ -113,6 +116,8 @@ def warm_up(s, target, template, adapt, name, eps, imm, warm_key, dense):
             f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains ({name}, adapting)", s.progress_bar
         )
         accept = TARGET_ACCEPTANCE[name] if s.target_acceptance is None else s.target_acceptance
+        if name == "hmc" and s.target_acceptance is None and hmc_adaptation(s) == "window_trajectory":
+            accept = HMC_TRAJECTORY_TARGET_ACCEPTANCE
         if name == "hmc" and hmc_adaptation(s) == "chees":
             warm = chees_warmup(
                 target.logdensity_fn,
@@ -165,8 +170,10 @@ def warm_up(s, target, template, adapt, name, eps, imm, warm_key, dense):
                 target_acceptance=accept,
                 keep_draws=s.keep_warmup,
                 dense_mass=dense if dense == "low_rank" else bool(dense),
+                trajectory=hmc_adaptation(s) == "window_trajectory",
             )
             imm = warm.inverse_mass_matrix
+            pre = None if warm.trajectory_length is None else {"trajectory_length": warm.trajectory_length}
         positions, eps = warm.positions, warm.step_size
     elif s.num_warmup:
         progress.start_phase(f"warmup  |  {s.num_warmup} steps x {s.num_chains} chains (burn-in)", s.progress_bar)

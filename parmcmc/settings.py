@@ -42,9 +42,11 @@ DENSE_MASS_MAX_DIM = 0
 DEFAULT_STEP_SIZE_JITTER = 0.5
 # adaptation=None and integration_steps_jitter=None: HMC's default warmup and jitter of the number of
 # leapfrog steps per draw (docs/samplers.md).
-DEFAULT_ADAPTATION = "window"
+DEFAULT_ADAPTATION = "window_trajectory"
 DEFAULT_INTEGRATION_STEPS_JITTER = None
-ADAPTATIONS = ("window", "chees")
+ADAPTATIONS = ("window", "chees", "window_trajectory")
+# adaptation="window_trajectory": the cap on the adapted maximum number of leapfrog steps per draw.
+MAX_INTEGRATION_STEPS = 1024
 
 
 def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, num_warmup, dense_mass) -> None:
@@ -217,6 +219,8 @@ def check_settings(
     check_mass_matrix_setting(inverse_mass_matrix, name, instance, step_size)
     _check_sampler_options(name, instance, dense_mass, step_size_jitter)
     _check_trajectory_options(name, instance, adaptation, integration_steps_jitter, num_chains, num_warmup, dense_mass)
+    if adaptation is None and (given_steps is not None or step_size is not None) and name == "hmc" and instance is None:
+        adaptation = "window"  # a given number of leapfrog steps (or step size) is a fixed trajectory: not adapted
     accept = target_acceptance
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
@@ -380,4 +384,11 @@ def hmc_integration_steps_jitter(s: Settings):
     """
     if s.integration_steps_jitter is not None:
         return s.integration_steps_jitter
-    return 1.0 if hmc_adaptation(s) == "chees" else DEFAULT_INTEGRATION_STEPS_JITTER
+    return 1.0 if hmc_adaptation(s) in ("chees", "window_trajectory") else DEFAULT_INTEGRATION_STEPS_JITTER
+
+
+def hmc_step_size_jitter(s: Settings):
+    """HMC's jitter of the step size: the setting, else none with an adapted trajectory, else the default."""
+    if s.step_size_jitter is not None:
+        return s.step_size_jitter
+    return 0.0 if hmc_adaptation(s) == "window_trajectory" else DEFAULT_STEP_SIZE_JITTER

@@ -34,10 +34,21 @@ from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
 from parmcmc.models.target import num_chains_of
 
-__all__ = ["HMC_TARGET_ACCEPTANCE", "MALA_TARGET_ACCEPTANCE", "WarmupResult", "hmc_warmup", "mala_warmup"]
+__all__ = [
+    "HMC_TARGET_ACCEPTANCE",
+    "HMC_TRAJECTORY_TARGET_ACCEPTANCE",
+    "MALA_TARGET_ACCEPTANCE",
+    "WarmupResult",
+    "hmc_warmup",
+    "mala_warmup",
+]
 
 MALA_TARGET_ACCEPTANCE = 0.574
 HMC_TARGET_ACCEPTANCE = 0.8
+# adaptation="window_trajectory" (sample()'s default HMC): Stan's adapt_delta raised for robustness (docs/samplers.md)
+HMC_TRAJECTORY_TARGET_ACCEPTANCE = 0.9
+# hmc_warmup(trajectory=True): T = this x the longest whitened sd (uniform times on (0, T] decorrelate it)
+TRAJECTORY_FACTOR = float(np.pi)
 
 
 class WarmupResult(NamedTuple):
@@ -66,6 +77,7 @@ class WarmupResult(NamedTuple):
     loc: jax.Array | None = None
     scale: jax.Array | None = None
     num_integration_steps: jax.Array | None = None  # chees_warmup: the adapted maximum L (float) of the jitter
+    trajectory_length: jax.Array | None = None  # hmc_warmup(trajectory=True): (chain,) integration time T
 
 
 def _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance) -> int:
@@ -257,6 +269,7 @@ def hmc_warmup(
     target_acceptance: float = HMC_TARGET_ACCEPTANCE,
     keep_draws: bool = True,
     dense_mass: bool | str = False,
+    trajectory: bool = False,
 ) -> WarmupResult:
     """Tune HMC's step size and inverse mass matrix per chain with Stan's windowed adaptation.
 
@@ -272,12 +285,18 @@ def hmc_warmup(
     The schedule is BlackJAX's `build_schedule` (Stan's: a fast window, doubling slow windows
     whose draws estimate the variances, a final fast window); a short warmup means short slow
     windows and a noisier mass matrix.
+
+    trajectory=True also returns each chain's integration time T = TRAJECTORY_FACTOR x sqrt(lambda_max),
+    lambda_max the largest eigenvalue of the covariance of the chain's last slow window of draws
+    preconditioned by its adapted mass matrix (the longest scale the mass matrix leaves): a trajectory of
+    time uniform on (0, T] then decorrelates that direction (for a Gaussian, E cos(t / sigma) = 0 at
+    T = pi sigma). Chain by chain, from the chain's own draws.
     """
     caller = "hmc_warmup"
     num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
     check_int("num_integration_steps", num_integration_steps, call=caller)
     keep = get_filter_adapt_info_fn(
-        state_keys={"position", "logdensity"} if keep_draws else {"logdensity"},
+        state_keys={"position", "logdensity"} if keep_draws or trajectory else {"logdensity"},
         info_keys={"acceptance_rate", "is_divergent", "energy"},
         adapt_state_keys={"step_size"},
     )
@@ -320,13 +339,41 @@ def hmc_warmup(
         if dense_mass == "low_rank":  # LowRankInverseMassMatrix(sigma, U, lam) as the dense M^-1 it stands for
             sigma, u, lam = imm
             imm = sigma[:, None] * (jnp.eye(sigma.size, dtype=sigma.dtype) + (u * (lam - 1.0)) @ u.T) * sigma[None, :]
-        return state.position, parameters["step_size"], imm, draws, stats
+        length = _trajectory_time(info.state.position, imm, window) if trajectory else jnp.zeros(())
+        return state.position, parameters["step_size"], imm, draws, stats, length
+
+    window = _last_slow_window(num_steps)
 
     # Jitted as a whole: run eagerly, BlackJAX's set-up outside its scan compiles one primitive at a time.
     # One chain after another (lax.map), not vmapped: XLA's batched kernels round differently for 1 and for
     # 4 chains (log densities differing by 1e-15 after 4 steps flipped an accept decision after 29), and
     # chain k's warmup must depend on (rng_key, k) alone, not on num_chains.
-    positions, step_size, inverse_mass_matrix, draws, stats = program_jit(_map_chains(one_chain))(
+    positions, step_size, inverse_mass_matrix, draws, stats, length = program_jit(_map_chains(one_chain))(
         chain_keys(rng_key, num_chains), initial_positions
     )
-    return WarmupResult(positions, step_size, inverse_mass_matrix, draws, stats)
+    length = length if trajectory else None
+    return WarmupResult(positions, step_size, inverse_mass_matrix, draws, stats, trajectory_length=length)
+
+
+def _last_slow_window(num_steps: int) -> tuple[int, int]:
+    """(start, stop) of the last slow window of BlackJAX's schedule; the second half without one."""
+    from blackjax.adaptation.window_adaptation import build_schedule
+
+    ends = [i for i, (_, end) in enumerate(build_schedule(num_steps)) if end]
+    if not ends:
+        return num_steps // 2, num_steps
+    start = ends[-2] + 1 if len(ends) > 1 else 0
+    return start, ends[-1] + 1
+
+
+def _trajectory_time(positions, imm, window: tuple[int, int]) -> jax.Array:
+    """TRAJECTORY_FACTOR x the largest sd of the window's draws whitened by the inverse mass matrix `imm`."""
+    flat = jax.vmap(lambda x: jax.flatten_util.ravel_pytree(x)[0])(positions)[window[0] : window[1]]
+    centred = flat - jnp.mean(flat, axis=0)
+    if imm.ndim == 1:
+        z = centred / jnp.sqrt(imm)
+    else:
+        z = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(imm), centred.T, lower=True).T
+    top = jnp.linalg.svd(z, compute_uv=False)[0]
+    sd = top / jnp.sqrt(jnp.maximum(z.shape[0] - 1, 1))
+    return TRAJECTORY_FACTOR * jnp.where(jnp.isfinite(sd) & (sd > 0), sd, 1.0)

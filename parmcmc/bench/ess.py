@@ -2,6 +2,7 @@
 
     ./dev.sh bench ess [--models a,b] [--samplers default,mala,barker] [--draws 1000] [--warmup 500]
                        [--chains 4] [--no-parallel] [--out FILE.jsonl] [--markdown FILE.jsonl]
+                       [--nuts-cache DIR]
 
 Per model of parmcmc.models.suite (all of them by default, in the suite's order) and per sampler, in
 float64: NumPyro's NUTS (vectorized chains) first, then each parmcmc sampler with one warmup shared by
@@ -46,6 +47,8 @@ COLUMNS = [
     "divergences",
     "max_z",
     "ess_per_draw",
+    "steps_per_draw",
+    "ess_per_kgrad",
     "warmup_s",
     "draws_s",
     "ess_per_s",
@@ -107,11 +110,11 @@ def nuts_row(ex, draws: int, warmup: int, chains: int) -> tuple[dict, dict]:
         progress_bar=False,
     )  # fmt: skip
     t0 = time.perf_counter()
-    mcmc.warmup(jax.random.key(1), *ex.model_args, extra_fields=("diverging",), **ex.model_kwargs)
+    mcmc.warmup(jax.random.key(1), *ex.model_args, extra_fields=("diverging", "num_steps"), **ex.model_kwargs)
     jax.block_until_ready(mcmc.post_warmup_state)
     warmup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    mcmc.run(jax.random.key(3), *ex.model_args, extra_fields=("diverging",), **ex.model_kwargs)
+    mcmc.run(jax.random.key(3), *ex.model_args, extra_fields=("diverging", "num_steps"), **ex.model_kwargs)
     samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
     draws_s = time.perf_counter() - t0
     names = sorted(samples)
@@ -119,6 +122,7 @@ def nuts_row(ex, draws: int, warmup: int, chains: int) -> tuple[dict, dict]:
     row = {
         "sampler": "NUTS (NumPyro)",
         "divergences": int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"]))),
+        "steps_per_draw": float(np.mean(np.asarray(mcmc.get_extra_fields()["num_steps"]))),
         "warmup_s": warmup_s,
         "draws_s": draws_s,
         "ess_per_s": q["ess_bulk"] / draws_s,
@@ -165,6 +169,7 @@ def parmcmc_rows(
         "compile_s": seq.compile_seconds,
         "step_size": float(np.mean(np.asarray(prepared.step_size))),
         "accept": float(np.mean(np.asarray(stats["acceptance_rate"]))),
+        "steps_per_draw": float(np.mean(np.asarray(stats["n_steps"]))) if "n_steps" in stats else 1.0,
         **{k: v for k, v in q.items() if k not in ("mean", "mcse")},
     }
     if parallel and parallel_max_dim is not None and row["D"] > parallel_max_dim:
@@ -206,7 +211,28 @@ def markdown(rows: list[dict], columns=COLUMNS) -> str:
     return "\n".join(lines)
 
 
-def run(models, samplers, draws, warmup, chains, parallel, out, parallel_max_dim=None, parallel_samplers=None):
+def _cached_nuts(cache: str | None, name: str, compute):
+    """NUTS's (row, reference) of a model, read from / written to `cache`/NAME.pkl when a cache is given."""
+    import os
+    import pickle
+
+    if cache is None:
+        return compute()
+    path = os.path.join(cache, f"{name}.pkl")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    os.makedirs(cache, exist_ok=True)
+    result = compute()
+    with open(path, "wb") as f:
+        pickle.dump(result, f)
+    return result
+
+
+def run(
+    models, samplers, draws, warmup, chains, parallel, out, parallel_max_dim=None, parallel_samplers=None,
+    nuts_cache=None,
+):  # fmt: skip
     from parmcmc.bench.timing import versions
     from parmcmc.models import suite
 
@@ -216,7 +242,7 @@ def run(models, samplers, draws, warmup, chains, parallel, out, parallel_max_dim
     for name in models:
         ex = suite.build(name)
         try:
-            nuts, reference = nuts_row(ex, draws, warmup, chains)
+            nuts, reference = _cached_nuts(nuts_cache, name, lambda ex=ex: nuts_row(ex, draws, warmup, chains))
         except Exception as err:  # a model NUTS cannot run still gets parmcmc's rows, without max_z
             print(f"{name}: NUTS failed: {err!r}", flush=True)
             nuts, reference = {"sampler": "NUTS (NumPyro)", "error": repr(err)[:200]}, None
@@ -232,6 +258,8 @@ def run(models, samplers, draws, warmup, chains, parallel, out, parallel_max_dim
                 except Exception as err:
                     row = {"sampler": item[0], "error": repr(err)[:300]}
             row = {"model": name, **row}
+            if "steps_per_draw" in row and "ess_bulk" in row:  # gradient evaluations: leapfrog steps
+                row["ess_per_kgrad"] = 1000.0 * row["ess_bulk"] / (draws * chains * max(row["steps_per_draw"], 1.0))
             rows.append(row)
             if out:
                 with open(out, "a") as f:
@@ -260,6 +288,10 @@ def main(argv=None):
     )
     parser.add_argument("--out", default="bench-results/ess.jsonl", help="JSON lines, appended as rows finish")
     parser.add_argument("--markdown", metavar="JSONL", help="render a finished --out file and exit")
+    parser.add_argument(
+        "--nuts-cache", default=None, metavar="DIR",
+        help="reuse NUTS's rows from DIR (written on first use): for development; the table runs NUTS in the same run",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.markdown:
         with open(args.markdown) as f:
@@ -280,7 +312,7 @@ def main(argv=None):
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     _, rows = run(
         models, samplers, args.draws, args.warmup, args.chains, not args.no_parallel, args.out, args.parallel_max_dim,
-        None if args.parallel_samplers is None else args.parallel_samplers.split(","),
+        None if args.parallel_samplers is None else args.parallel_samplers.split(","), args.nuts_cache,
     )  # fmt: skip
     print("\n" + markdown(rows))
     return rows

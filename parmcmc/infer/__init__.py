@@ -2,8 +2,9 @@
 
     from parmcmc.infer import MCMC, HMC, Predictive   # instead of: from numpyro.infer import ...
 
-`MCMC`, `HMC` and `MALA` run parmcmc's pipeline (each chain solved in parallel over time); `Predictive`,
-`log_likelihood` and the init strategies are NumPyro's own, re-exported so that one import line serves.
+`MCMC`, `HMC`, `MALA`, `Barker` and `AdjustedMCLMC` run parmcmc's pipeline (each chain solved in parallel over
+time); `Predictive`, `log_likelihood` and the init strategies are NumPyro's own, re-exported so that one import
+line serves.
 """
 
 from numpyro.infer import (
@@ -17,7 +18,7 @@ from numpyro.infer import (
     log_likelihood,
 )
 
-from parmcmc.infer.kernels import HMC, MALA, NUTS, AbstractKernel
+from parmcmc.infer.kernels import HMC, MALA, NUTS, AbstractKernel, AdjustedMCLMC, Barker
 from parmcmc.infer.mcmc import CHAIN_METHODS, MCMC, MCMCState
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "MCMC",
     "NUTS",
     "AbstractKernel",
+    "AdjustedMCLMC",
+    "Barker",
     "MCMCState",
     "Predictive",
     "init_to_feasible",

@@ -1,4 +1,4 @@
-"""Kernels for parmcmc.infer.MCMC with NumPyro's argument names: HMC(model, ...), MALA(model, ...).
+"""Kernels for parmcmc.infer.MCMC with NumPyro's argument names: HMC(model, ...), MALA(model, ...), Barker, ....
 
 A kernel here is a description, not a step function: it turns NumPyro's arguments into the settings of
 parmcmc.sample() (sampler, step size, leapfrog steps, target acceptance, init strategy, parallel, solver)
@@ -11,10 +11,15 @@ and refuses, before any work, the arguments whose NumPyro meaning parmcmc cannot
     adapt_mass_matrix     HMC: a diagonal inverse mass matrix by windowed adaptation (with the step size)
     inverse_mass_matrix   HMC with adapt_step_size=False: the matrix used as is (diagonal)
     target_accept_prob    the acceptance rate the warmup aims at (HMC 0.8, MALA 0.574)
-    num_steps             leapfrog steps per HMC transition (default 10)
+    num_steps             leapfrog steps per HMC transition, fixed; None: sample()'s default HMC, whose
+                          warmup adapts the trajectory length
     trajectory_length     num_steps = ceil(trajectory_length / step_size) when the step size is fixed
     init_strategy         NumPyro's init strategy for the chains' starts
-    dense_mass            True: a dense inverse mass matrix by windowed adaptation; a block structure is refused
+    dense_mass            True: a dense inverse mass matrix by windowed adaptation; "low_rank": BlackJAX's
+                          low-rank window adaptation; a block structure is refused
+    adaptation            parmcmc's (HMC, keyword only): "window", "window_trajectory" or "chees", as sample()'s
+    integration_steps_jitter, step_size_jitter
+                          parmcmc's (HMC, keyword only): the per-draw jitters, as sample()'s
     parallel, solver      parmcmc's: solve each chain in parallel over time (True, False, "auto") with
                           an engine solver (default DEER up to 16 dimensions, QuasiDEER beyond)
     **solve_kwargs        passed to the engine (max_iters, atol, rtol, window)
@@ -27,19 +32,47 @@ from collections.abc import Callable
 
 from numpyro.infer.initialization import init_to_uniform
 
-__all__ = ["HMC", "MALA", "NUTS", "AbstractKernel"]
+__all__ = ["HMC", "MALA", "NUTS", "AbstractKernel", "AdjustedMCLMC", "Barker"]
 
 
 def _dense_mass_setting(dense_mass):
     """sample()'s dense_mass setting: True adapts a dense inverse mass matrix in the warmup."""
     if dense_mass is False:
         return {}
-    if dense_mass is True:
-        return {"dense_mass": True}
+    if dense_mass is True or dense_mass == "low_rank":
+        return {"dense_mass": dense_mass}
     raise NotImplementedError(
         f"HMC: dense_mass={dense_mass!r} (a block structure) is not supported yet: parmcmc's HMC adapts a "
-        "diagonal (dense_mass=False) or a full dense (dense_mass=True) inverse mass matrix."
+        "diagonal (dense_mass=False), a full dense (dense_mass=True) or a low-rank (dense_mass='low_rank') "
+        "inverse mass matrix."
     )
+
+
+def _trajectory_settings(adaptation, integration_steps_jitter, step_size_jitter) -> dict:
+    """HMC's adaptation= and jitters, checked as sample() checks them (the chain count is checked at run())."""
+    from parmcmc.settings import ADAPTATIONS
+
+    if adaptation is not None and adaptation not in ADAPTATIONS:
+        raise ValueError(
+            f"HMC: adaptation must be one of {ADAPTATIONS} (or None: sample()'s default); got {adaptation!r}."
+        )
+    for name, value, low_open in (
+        ("integration_steps_jitter", integration_steps_jitter, True),
+        ("step_size_jitter", step_size_jitter, False),
+    ):
+        if value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and ((0.0 < value <= 1.0) if low_open else (0.0 <= value < 1.0))
+        if not ok:
+            interval = "(0, 1]" if low_open else "[0, 1)"
+            raise ValueError(f"HMC: {name} must lie in {interval} (a fraction per draw); got {value!r}.")
+    settings = {
+        "adaptation": adaptation,
+        "integration_steps_jitter": integration_steps_jitter,
+        "step_size_jitter": step_size_jitter,
+    }
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def _refuse(kernel: str, name: str, value, why: str):
@@ -129,12 +162,13 @@ class MALA(AbstractKernel):
 
 
 class HMC(MALA):
-    """Hamiltonian Monte Carlo with a fixed number of leapfrog steps, solved in parallel over time.
+    """Hamiltonian Monte Carlo, solved in parallel over time.
 
     Takes NumPyro's ``HMC`` arguments (see the module docstring for what each does here) plus
-    ``parallel``, ``solver`` and the engine options of :class:`MALA`. ``num_steps`` defaults to 10;
-    NumPyro's default ``trajectory_length=2*pi`` would need the adapted step size before the warmup,
-    so a trajectory length is taken only with ``adapt_step_size=False``.
+    ``parallel``, ``solver`` and the engine options of :class:`MALA`. ``num_steps=None`` runs sample()'s
+    default HMC (the warmup adapts a trajectory length per chain; with a given step size, 10 steps);
+    a number fixes the leapfrog steps. NumPyro's default ``trajectory_length=2*pi`` would need the adapted
+    step size before the warmup, so a trajectory length is taken only with ``adapt_step_size=False``.
     """
 
     name = "hmc"
@@ -159,10 +193,14 @@ class HMC(MALA):
         *,
         parallel=True,
         solver=None,
+        adaptation=None,
+        integration_steps_jitter=None,
+        step_size_jitter=None,
         **solve_kwargs,
     ):
         kernel = type(self).__name__
         self._dense = _dense_mass_setting(dense_mass)
+        self._trajectory = _trajectory_settings(adaptation, integration_steps_jitter, step_size_jitter)
         if kinetic_fn is not None:
             _refuse(kernel, "kinetic_fn", kinetic_fn, "the kinetic energy is the Gaussian one of the mass matrix.")
         for name, value, default in (
@@ -209,7 +247,8 @@ class HMC(MALA):
             solver=solver,
             **solve_kwargs,
         )
-        self.inverse_mass_matrix, self.num_steps = inverse_mass_matrix, 10 if num_steps is None else num_steps
+        # num_steps=None: sample()'s default (the trajectory adapted); a number: that many steps, fixed
+        self.inverse_mass_matrix, self.num_steps = inverse_mass_matrix, num_steps
         self.trajectory_length = trajectory_length
 
     def sample_settings(self) -> dict:
@@ -219,7 +258,28 @@ class HMC(MALA):
             "num_integration_steps": self.num_steps,
             "inverse_mass_matrix": self.inverse_mass_matrix,
             **self._dense,
+            **self._trajectory,
         }
+
+
+class Barker(MALA):
+    """Barker's proposal (``sample(sampler="barker")``).
+
+    Takes :class:`MALA`'s arguments; ``target_accept_prob`` defaults to 0.574; the warmup adapts the step size
+    and a diagonal scale.
+    """
+
+    name = "barker"
+
+
+class AdjustedMCLMC(MALA):
+    """Metropolis-adjusted microcanonical dynamics (``sample(sampler="adjustedmclmc")``).
+
+    Takes :class:`MALA`'s arguments; ``target_accept_prob`` defaults to sample()'s; the warmup adapts the step
+    size and a diagonal scale.
+    """
+
+    name = "adjustedmclmc"
 
 
 class NUTS:

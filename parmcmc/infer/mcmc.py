@@ -192,6 +192,9 @@ class MCMC(numpyro.infer.MCMC):
             posterior_predictive=False,
             prior=None,
             dense_mass=k.get("dense_mass"),
+            step_size_jitter=k.get("step_size_jitter"),
+            adaptation=k.get("adaptation"),
+            integration_steps_jitter=k.get("integration_steps_jitter"),
             solve_kwargs=solve_kwargs,
         )
 
@@ -302,9 +305,8 @@ class MCMC(numpyro.infer.MCMC):
             available["diverging"] = stats["is_divergent"]
         if "energy" in stats:
             available["energy"] = stats["energy"]
-        num_steps = getattr(self._sampler, "num_steps", None)  # HMC's kernels have it, MALA's not
-        if num_steps is not None:
-            available["num_steps"] = jnp.full(shape, num_steps)
+        if "num_integration_steps" in stats:  # HMC: each draw's leapfrog steps (jittered or not)
+            available["num_steps"] = stats["num_integration_steps"]
         names = (["diverging"] if "diverging" in available else []) + list(self._extra_fields)
         out = {n: available[n] for n in dict.fromkeys(names)}
         if group_by_chain:

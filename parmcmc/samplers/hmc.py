@@ -121,6 +121,12 @@ class HMC(AbstractSampler):
         a = 1 draws L_t uniformly from 1..L, as ``blackjax.chees_adaptation``'s kernel does. The
         chain equals ``blackjax.dynamic_hmc`` with that ``integration_steps_fn`` (a ``while_loop``
         runs the L_t steps: a single chain pays its own L_t, a batch the largest of its L_t).
+    trajectory_length
+        ``None`` or a positive integration time T (a leaf: one value per chain): with
+        ``integration_steps_jitter``, the jitter's maximum is ``L = ceil(T / step_size)`` clipped to
+        1..``num_integration_steps`` (then a cap), so T keeps its meaning whatever the adapted step
+        size. The window warmup's ``adaptation="window_trajectory"`` sets it per chain from the chain's
+        own warmup draws (docs/samplers.md).
     loc, scale
         An optional linear preconditioner, as for :class:`~parmcmc.samplers.mala.MALA`.
 
@@ -130,11 +136,18 @@ class HMC(AbstractSampler):
     carries it in its state) and one per leapfrog step.
     """
 
-    _leaves = (*AbstractSampler._leaves, "inverse_mass_matrix", "step_size_jitter", "integration_steps_jitter")
+    _leaves = (
+        *AbstractSampler._leaves,
+        "inverse_mass_matrix",
+        "step_size_jitter",
+        "integration_steps_jitter",
+        "trajectory_length",
+    )
     _static = (*AbstractSampler._static, "num_integration_steps", "divergence_threshold")
     inverse_mass_matrix: Array  # None only before bind(), which fills in the identity
     step_size_jitter: Array | None
     integration_steps_jitter: Array | None
+    trajectory_length: Array | None
     num_integration_steps: int
     divergence_threshold: float
 
@@ -152,6 +165,7 @@ class HMC(AbstractSampler):
         loc=None,
         scale=None,
         integration_steps_jitter=None,
+        trajectory_length=None,
     ):
         super().__init__(logdensity_fn, step_size, gate=gate, gate_temperature=gate_temperature, loc=loc, scale=scale)
         self._set(
@@ -160,7 +174,13 @@ class HMC(AbstractSampler):
             divergence_threshold=float(divergence_threshold),
             step_size_jitter=_check_jitter(step_size_jitter),
             integration_steps_jitter=_check_steps_jitter(integration_steps_jitter),
+            trajectory_length=_check_trajectory_length(trajectory_length),
         )
+        if self.trajectory_length is not None and self.integration_steps_jitter is None:
+            raise ValueError(
+                "HMC: trajectory_length= sets the maximum of a jittered number of leapfrog steps; give "
+                "integration_steps_jitter= too (1.0: uniform on 1..ceil(T / step_size))."
+            )
 
     def _check_changes(self, changes: dict) -> dict:
         if "num_integration_steps" in changes:
@@ -174,6 +194,8 @@ class HMC(AbstractSampler):
             changes["step_size_jitter"] = _check_jitter(changes["step_size_jitter"])
         if "integration_steps_jitter" in changes:
             changes["integration_steps_jitter"] = _check_steps_jitter(changes["integration_steps_jitter"])
+        if "trajectory_length" in changes:
+            changes["trajectory_length"] = _check_trajectory_length(changes["trajectory_length"])
         if "divergence_threshold" in changes:
             changes["divergence_threshold"] = float(changes["divergence_threshold"])
         return changes
@@ -212,13 +234,21 @@ class HMC(AbstractSampler):
         num = None
         if self.integration_steps_jitter is not None:
             v = _noise.uniform(_noise.side_keys(rng_key, num_steps, _noise.TRAJECTORY_STREAM), layout.dtype)
-            num = jittered_integration_steps(v, self.integration_steps_jitter, self.num_integration_steps)
+            num = jittered_integration_steps(v, self.integration_steps_jitter, self.max_integration_steps)
         return HMCNoise(
             momentum=metrics.momentum_from_normal(self.metric, z),
             uniform=_noise.uniform(k_acc, layout.dtype),
             step_scale=scale,
             num_steps=num,
         )
+
+    @property
+    def max_integration_steps(self):
+        """The jitter's maximum L: ``ceil(trajectory_length / step_size)`` clipped to 1..num_integration_steps."""
+        if self.trajectory_length is None:
+            return self.num_integration_steps
+        steps = jnp.ceil(self.trajectory_length / self.step_size)
+        return jnp.clip(steps, 1, self.num_integration_steps).astype(jnp.int32)
 
     def step_sizes(self, noise) -> Array:
         """The step size of each draw of ``noise`` (what BlackJAX's kernel is called with)."""
@@ -287,13 +317,24 @@ def _check_jitter(jitter):
     return _as_float_array(jitter)
 
 
-def jittered_integration_steps(v, jitter, num_integration_steps: int) -> Array:
+def jittered_integration_steps(v, jitter, num_integration_steps) -> Array:
     """Leapfrog steps of a draw with uniform ``v``: ``ceil((1 - jitter + jitter v) L)`` clipped to 1..L.
 
-    int32; ``blackjax.chees_adaptation``'s ``integration_steps_fn`` with ``jitter_amount=jitter``.
+    int32; ``blackjax.chees_adaptation``'s ``integration_steps_fn`` with ``jitter_amount=jitter``. L may be
+    an array (a chain's adapted maximum).
     """
     steps = jnp.ceil((1.0 - jitter + jitter * v) * num_integration_steps)
     return jnp.clip(steps, 1, num_integration_steps).astype(jnp.int32)
+
+
+def _check_trajectory_length(length):
+    if length is None or _is_traced(length):
+        return length
+    if isinstance(length, bool) or not (isinstance(length, (int, float)) or jnp.ndim(length) == 0):
+        raise TypeError(f"trajectory_length must be None or a positive float, got {length!r}.")
+    if not float(length) > 0.0:
+        raise ValueError(f"trajectory_length must be positive (an integration time), got {length!r}.")
+    return _as_float_array(length)
 
 
 def _check_steps_jitter(jitter):

@@ -42,7 +42,12 @@ def test_conjugate_regression_posterior_within_monte_carlo_error(regression_runs
     beta = tree.posterior["beta"]
     mean = beta.mean(("chain", "draw")).values
     sd = beta.std(("chain", "draw")).values
-    mcse_mean = az.mcse(tree, var_names=["beta"], method="mean")["beta"].values
+    # ArviZ's MCSE, but not below the independent draws' sd / sqrt(N): where a sampler's draws are antithetic
+    # (ESS above the number of draws, as the default HMC's are here, 4600-6800 of 4000) the ESS estimate is the
+    # noisiest, and the bound would trust it. (Default HMC over six keys: z of the three means had chi2/dof 1.4.)
+    mcse_mean = np.maximum(
+        az.mcse(tree, var_names=["beta"], method="mean")["beta"].values, sd / np.sqrt(beta.size / beta.shape[-1])
+    )
     mcse_sd = az.mcse(tree, var_names=["beta"], method="sd")["beta"].values
     exact_sd = np.sqrt(np.diag(exact.cov))
     assert np.all(np.abs(mean - exact.mean) <= 2.33 * mcse_mean), (mean, exact.mean, mcse_mean)

@@ -46,6 +46,7 @@ def test_bfmi_of_hmc_on_a_gaussian_is_near_one():
         parallel=False,
         progress_bar=False,
         sampler="hmc",
+        adaptation="window",  # 10 leapfrog steps per draw
         step_size_jitter=0.5,
     )
     energy = np.asarray(tree["sample_stats"]["energy"])
@@ -70,6 +71,24 @@ def test_low_rank_adaptation_samples_the_target():
     tree = run(dense_mass="low_rank")
     x = np.asarray(tree["posterior"]["x"]).reshape(-1, 3)
     np.testing.assert_allclose(x.std(axis=0), SCALES, rtol=0.15)
+
+
+def test_default_hmc_adapts_each_chains_trajectory_length():
+    """The default (adaptation="window_trajectory"): window adaptation, then per chain T = pi x the longest sd of
+    its last slow window's draws whitened by its mass matrix (here about 1: T about pi), and each draw takes
+    ceil(v T / eps) leapfrog steps, v uniform: every count from 1 to that maximum, no step-size jitter."""
+    tree = run()
+    x = np.asarray(tree["posterior"]["x"]).reshape(-1, 3)
+    np.testing.assert_allclose(x.std(axis=0), SCALES, rtol=0.15)
+    stats = tree["sample_stats"]
+    steps, eps = np.asarray(stats["n_steps"]), np.asarray(stats["step_size"])
+    assert np.all(eps == eps[:, :1])  # one step size per chain: no jitter
+    top = steps.max(axis=1)
+    assert np.all(steps.min(axis=1) == 1) and all(len(np.unique(s)) == t for s, t in zip(steps, top, strict=True))
+    length = top * eps[:, 0]  # the trajectory time T, within one step
+    assert np.all((length > 0.8 * np.pi) & (length < 1.6 * np.pi)), length
+    bfmi = np.asarray(az.bfmi(np.asarray(stats["energy"])))  # energy: the Hamiltonian of the draw, as NUTS's
+    assert np.all((bfmi > 0.7) & (bfmi < 1.3)), bfmi  # measured 0.95-1.15
 
 
 def test_sampler_options_are_checked():

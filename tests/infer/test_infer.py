@@ -10,7 +10,7 @@ import numpyro.distributions as dist
 import pytest
 
 import parmcmc
-from parmcmc.infer import HMC, MALA, MCMC, NUTS, Predictive, log_likelihood
+from parmcmc.infer import HMC, MALA, MCMC, NUTS, AdjustedMCLMC, Barker, Predictive, log_likelihood
 
 KEY = jax.random.key(3)
 
@@ -136,3 +136,36 @@ def test_kernels_refuse_what_they_cannot_do_yet():
     settings = HMC(model, target_accept_prob=0.9, num_steps=5, parallel=False, max_iters=7).sample_settings()
     assert settings["target_acceptance"] == 0.9 and settings["num_integration_steps"] == 5
     assert settings["parallel"] is False and settings["max_iters"] == 7
+
+
+def test_kernels_take_samples_sampler_options():
+    """HMC's adaptation=, jitters and dense_mass="low_rank"; Barker and AdjustedMCLMC: sample()'s settings."""
+    settings = HMC(
+        model, adaptation="window_trajectory", integration_steps_jitter=0.5, step_size_jitter=0.0, dense_mass="low_rank"
+    ).sample_settings()
+    assert settings["adaptation"] == "window_trajectory" and settings["integration_steps_jitter"] == 0.5
+    assert settings["step_size_jitter"] == 0.0 and settings["dense_mass"] == "low_rank"
+    assert "adaptation" not in HMC(model).sample_settings()  # sample()'s default
+    assert Barker(model).sample_settings()["sampler"] == "barker"
+    assert AdjustedMCLMC(model, target_accept_prob=0.9).sample_settings()["sampler"] == "adjustedmclmc"
+    with pytest.raises(ValueError, match="adaptation must be one of"):
+        HMC(model, adaptation="nuts")
+    with pytest.raises(ValueError, match=r"integration_steps_jitter must lie in \(0, 1\]"):
+        HMC(model, integration_steps_jitter=0.0)
+    with pytest.raises(ValueError, match=r"step_size_jitter must lie in \[0, 1\)"):
+        HMC(model, step_size_jitter=1.0)
+    with pytest.raises(ValueError, match="num_chains >= 2"):  # checked as sample() checks it, before any work
+        MCMC(HMC(model, adaptation="chees"), num_warmup=5, num_samples=5, num_chains=1, progress_bar=False).run(
+            KEY, X, Y
+        )
+
+
+def test_hmc_kernel_records_each_draws_leapfrog_steps():
+    m = MCMC(
+        HMC(model, adaptation="window_trajectory", parallel=False),
+        num_warmup=30, num_samples=20, num_chains=1, progress_bar=False,
+    )  # fmt: skip
+    m.run(KEY, X, Y, extra_fields=("num_steps", "energy", "diverging"))
+    steps = np.asarray(m.get_extra_fields()["num_steps"])
+    assert steps.shape == (20,) and steps.min() >= 1 and len(np.unique(steps)) > 1  # drawn per draw
+    assert np.all(np.isfinite(m.get_extra_fields()["energy"]))

@@ -6,6 +6,8 @@ decision differing, and the statistics of the solved chain must equal
 BlackJAX's info fields.
 """
 
+import math
+
 import blackjax
 import blackjax.util
 import jax
@@ -256,3 +258,25 @@ def test_preconditioned_mala_is_blackjax_mala_on_the_transformed_density(make_ta
     jax.tree.map(
         lambda u, v: np.testing.assert_allclose(u, v, rtol=0, atol=1e-8), bound.unravel_chain(states), expected
     )
+
+
+def test_trajectory_length_sets_the_jitters_maximum_and_matches_blackjax_dynamic_hmc():
+    """trajectory_length=T: L = ceil(T / step_size) (num_integration_steps is the cap), BlackJAX's chain for that L."""
+    target = correlated_gaussian()
+    key = jax.random.key(7)
+    max_steps = math.ceil(2.3 / target.hmc_step)
+    bj_states, bj_infos = blackjax_dynamic_hmc(target, key, NUM_STEPS, max_steps, 1.0)
+    sampler = HMC(
+        target.logdensity_fn, target.hmc_step, 1024, target.inverse_mass_matrix,
+        integration_steps_jitter=1.0, trajectory_length=2.3,
+    )  # fmt: skip
+    bound, states, stats = our_chain(sampler, target.initial_position, key, NUM_STEPS)
+    assert int(bound.max_integration_steps) == max_steps
+    assert_same_chain(bound, states, stats, bj_states, bj_infos)
+    assert int(np.max(stats.num_integration_steps)) == max_steps
+    capped = HMC(target.logdensity_fn, target.hmc_step, 3, integration_steps_jitter=1.0, trajectory_length=2.3)
+    assert int(capped.max_integration_steps) == 3
+    with pytest.raises(ValueError, match="give integration_steps_jitter"):
+        HMC(target.logdensity_fn, 0.5, 10, trajectory_length=2.0)
+    with pytest.raises(ValueError, match="trajectory_length must be positive"):
+        HMC(target.logdensity_fn, 0.5, 10, integration_steps_jitter=1.0, trajectory_length=0.0)
