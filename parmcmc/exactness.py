@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from parmcmc.samplers import threefry
+
 NUM_OFFSETS, LENGTH, SAFETY = 8, 64, 10.0
 
 
@@ -31,14 +33,6 @@ class Exactness(NamedTuple):
 
     near_threshold: jax.Array
     lle: jax.Array
-
-
-def _fixed_normal(seed: int, shape) -> np.ndarray:
-    """Fixed pseudo-random numbers, drawn on the host: a constant of the program, not a generator in it.
-
-    (A ``jax.random`` draw inside the program would add its hash to every compilation of the statistics pass.)
-    """
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, length: int = LENGTH) -> jax.Array:
@@ -53,7 +47,9 @@ def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, lengt
     starts = jnp.asarray([round(k * (T - L) / max(K - 1, 1)) for k in range(K)], jnp.int32)
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
     tiny = jnp.finfo(states.dtype).tiny
-    v0 = _fixed_normal(0, (K, states.shape[1]))
+    # Fixed starting tangents, jax.random.normal(key(0), ...), drawn on the host: a constant of the program, not a
+    # hash in it (which compiled in as long as the rest of the LLE).
+    v0 = threefry.host_normal(0, (K, states.shape[1]), states.dtype)
     v0 = jnp.asarray(v0 / np.linalg.norm(v0, axis=1, keepdims=True), states.dtype)
 
     def one(start, v):
@@ -75,7 +71,7 @@ def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, lengt
 def moved_by_tolerance(x0, states, atol, rtol):
     """The previous state of every step, moved by the tolerance (fixed random signs per entry)."""
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
-    signs = np.where(_fixed_normal(1, previous.shape[1:]) > 0, 1.0, -1.0)
+    signs = np.where(threefry.host_coin(1, previous.shape[1:]), 1.0, -1.0)  # bernoulli(key(1), 0.5), on the host
     return previous + jnp.asarray(signs, states.dtype) * (atol + rtol * jnp.abs(previous))
 
 

@@ -106,3 +106,55 @@ def normal(keys, n: int, dtype):
     lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
     u = _from_bits(_bits(keys, n, dtype), dtype, lo, 1.0)
     return lax.mul(np.array(np.sqrt(2), dtype), lax.erf_inv(u))
+
+
+# The same draws computed on the host with numpy, for the few fixed numbers a program uses as constants (no hash
+# in the compiled program, no compilation to get them).
+
+
+def _hash_host(k1, k2, x1, x2):
+    def rotate_left(x, d):
+        return (x << np.uint32(d)) | (x >> np.uint32(32 - d))
+
+    ks = (np.uint32(k1), np.uint32(k2), np.uint32(k1) ^ np.uint32(k2) ^ _PARITY)
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x1 = x1 + x2
+            x2 = rotate_left(x2, r) ^ x1
+        x1 = x1 + ks[(i + 1) % 3]
+        x2 = x2 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x1, x2
+
+
+def host_bits(seed: int, shape, nbits: int) -> np.ndarray:
+    """``jax.random.bits(jax.random.key(seed), shape, uint{nbits})`` (nbits 32 or 64) on the host, for seed < 2**32."""
+    lo = np.arange(int(np.prod(shape)), dtype=np.uint32)
+    b1, b2 = _hash_host(0, seed, np.zeros_like(lo), lo)
+    bits = (b1.astype(np.uint64) << np.uint64(32)) | b2.astype(np.uint64) if nbits == 64 else b1 ^ b2
+    return bits.reshape(shape)
+
+
+def host_normal(seed: int, shape, dtype) -> np.ndarray:
+    """``jax.random.normal(jax.random.key(seed), shape, dtype)`` on the host (float32/float64; to an ulp or two).
+
+    The bits and the uniform are JAX's exactly; the inverse error function is SciPy's, so the last bit may differ.
+    """
+    from scipy.special import erfinv
+
+    dtype = np.dtype(dtype)
+    nbits, nmant = 8 * dtype.itemsize, np.finfo(dtype).nmant
+    uint = np.uint64 if nbits == 64 else np.uint32
+    bits = host_bits(seed, shape, nbits).astype(uint)
+    mantissa = (bits >> uint(nbits - nmant)) | np.array(1.0, dtype).view(uint)
+    floats = mantissa.view(dtype) - np.array(1.0, dtype)
+    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
+    u = np.maximum(lo, floats * (np.array(1.0, dtype) - lo) + lo)
+    return (np.sqrt(2.0) * erfinv(u.astype(np.float64))).astype(dtype)
+
+
+def host_coin(seed: int, shape) -> np.ndarray:
+    """``jax.random.bernoulli(jax.random.key(seed), 0.5, shape)`` on the host, exactly (uniform < 0.5: top bit 0)."""
+    nbits = 64 if jax.config.jax_enable_x64 else 32  # p = 0.5 is a Python float: float64 under x64
+    bits = host_bits(seed, shape, nbits)
+    return (bits >> (np.uint64(63) if nbits == 64 else np.uint32(31))) == 0

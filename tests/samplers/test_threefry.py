@@ -64,3 +64,14 @@ def test_the_unpartitionable_threefry_falls_back_to_jax_random():
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     finally:
         jax.config.update("jax_threefry_partitionable", before)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_the_host_draws_are_jax_randoms(dtype):
+    for seed, shape in ((0, (8, 5)), (1, (7,)), (3, (2, 3))):
+        want = np.asarray(jax.random.normal(jax.random.key(seed), shape, dtype))
+        got = threefry.host_normal(seed, shape, dtype)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=4 * np.finfo(want.dtype).eps, atol=0)  # SciPy's erfinv: an ulp
+        coin = np.asarray(jax.random.bernoulli(jax.random.key(seed), 0.5, shape))
+        np.testing.assert_array_equal(threefry.host_coin(seed, shape), coin)
