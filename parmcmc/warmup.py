@@ -365,8 +365,10 @@ def hmc_warmup(
 
 
 def _last_slow_window(num_steps: int) -> tuple[int, int] | None:
-    """(start, stop) of the last slow window of BlackJAX's schedule; None when it holds fewer than
-    TRAJECTORY_MIN_DRAWS draws (a short warmup)."""
+    """(start, stop) of the last slow window of BlackJAX's schedule.
+
+    None when it holds fewer than TRAJECTORY_MIN_DRAWS draws (a short warmup).
+    """
     from blackjax.adaptation.window_adaptation import build_schedule
 
     schedule = np.asarray(build_schedule(num_steps), dtype=int).reshape(-1, 2)
