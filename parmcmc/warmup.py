@@ -49,6 +49,8 @@ HMC_TARGET_ACCEPTANCE = 0.8
 HMC_TRAJECTORY_TARGET_ACCEPTANCE = 0.9
 # hmc_warmup(trajectory=True): T = this x the longest whitened sd (uniform times on (0, T] decorrelate it)
 TRAJECTORY_FACTOR = float(np.pi)
+# ... estimated from the last slow window only when it holds at least this many draws (else 2 L eps)
+TRAJECTORY_MIN_DRAWS = 50
 
 
 class WarmupResult(NamedTuple):
@@ -290,7 +292,9 @@ def hmc_warmup(
     lambda_max the largest eigenvalue of the covariance of the chain's last slow window of draws
     preconditioned by its adapted mass matrix (the longest scale the mass matrix leaves): a trajectory of
     time uniform on (0, T] then decorrelates that direction (for a Gaussian, E cos(t / sigma) = 0 at
-    T = pi sigma). Chain by chain, from the chain's own draws.
+    T = pi sigma). Chain by chain, from the chain's own draws. A warmup whose last slow window has fewer than
+    TRAJECTORY_MIN_DRAWS draws (under about 70 steps) gives T = 2 num_integration_steps eps: the fixed
+    trajectory's mean cost.
     """
     caller = "hmc_warmup"
     num_chains = _check_common(caller, initial_positions, num_steps, initial_step_size, target_acceptance)
@@ -339,7 +343,12 @@ def hmc_warmup(
         if dense_mass == "low_rank":  # LowRankInverseMassMatrix(sigma, U, lam) as the dense M^-1 it stands for
             sigma, u, lam = imm
             imm = sigma[:, None] * (jnp.eye(sigma.size, dtype=sigma.dtype) + (u * (lam - 1.0)) @ u.T) * sigma[None, :]
-        length = _trajectory_time(info.state.position, imm, window) if trajectory else jnp.zeros(())
+        if not trajectory:
+            length = jnp.zeros(())
+        elif window is None:  # no slow window to learn from: L_t uniform on 1..2L, the fixed trajectory's mean cost
+            length = 2.0 * num_integration_steps * parameters["step_size"]
+        else:
+            length = _trajectory_time(info.state.position, imm, window)
         return state.position, parameters["step_size"], imm, draws, stats, length
 
     window = _last_slow_window(num_steps)
@@ -355,15 +364,22 @@ def hmc_warmup(
     return WarmupResult(positions, step_size, inverse_mass_matrix, draws, stats, trajectory_length=length)
 
 
-def _last_slow_window(num_steps: int) -> tuple[int, int]:
-    """(start, stop) of the last slow window of BlackJAX's schedule; the second half without one."""
+def _last_slow_window(num_steps: int) -> tuple[int, int] | None:
+    """(start, stop) of the last slow window of BlackJAX's schedule.
+
+    None when it holds fewer than TRAJECTORY_MIN_DRAWS draws (a short warmup).
+    """
     from blackjax.adaptation.window_adaptation import build_schedule
 
-    ends = [i for i, (_, end) in enumerate(build_schedule(num_steps)) if end]
-    if not ends:
-        return num_steps // 2, num_steps
-    start = ends[-2] + 1 if len(ends) > 1 else 0
-    return start, ends[-1] + 1
+    schedule = np.asarray(build_schedule(num_steps), dtype=int).reshape(-1, 2)
+    ends = np.nonzero(schedule[:, 1])[0]
+    if not len(ends):
+        return None
+    after = int(ends[-2]) + 1 if len(ends) > 1 else 0
+    slow = np.nonzero(schedule[after : ends[-1] + 1, 0] == 1)[0]
+    start = after + (int(slow[0]) if len(slow) else 0)
+    stop = int(ends[-1]) + 1
+    return (start, stop) if stop - start >= TRAJECTORY_MIN_DRAWS else None
 
 
 def _trajectory_time(positions, imm, window: tuple[int, int]) -> jax.Array:

@@ -369,7 +369,11 @@ def test_expanding_chain_is_flagged_and_does_part_from_the_replay():
 
 
 def test_sample_reports_exactness_per_chain_next_to_the_solver_statistics():
-    tree = call_sample(num_samples=100, num_warmup=20, parallel=True, max_iters=np.int64(200), window=np.int64(64))
+    # adaptation="window" (10 steps, step size jittered): 20 warmup steps leave the default's un-jittered step size
+    # unstable on one chain (2.82 on a standard normal), which this test of the solver's statistics is not about
+    tree = call_sample(
+        num_samples=100, num_warmup=20, parallel=True, max_iters=np.int64(200), window=np.int64(64), adaptation="window"
+    )
     stats = tree["solver_stats"]
     assert stats["solver_near_threshold"].dims == ("chain",) and stats["solver_lle"].dims == ("chain",)
     assert np.all(np.asarray(stats["solver_near_threshold"]) == 0) and np.all(np.asarray(stats["solver_lle"]) < 0)
