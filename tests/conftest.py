@@ -2,6 +2,15 @@ import collections
 import contextlib
 import os
 
+# XLA's backend optimisations off (LLVM -O0, no expensive passes): the suite's time is mostly compiling small
+# programs that then run for milliseconds, and JAX's flag says just that ("useful if the cost of optimization is
+# greater than that of running a less-optimized program"). Set in the environment before JAX is imported so that
+# the subprocesses of the sharding tests inherit it. HLO-level rewrites are unchanged; results can differ from an
+# optimised build in the last bits (a DEER solve by 7e-16), so a chain after adaptation is another draw of the same
+# seed: no tolerance changes. PARMCMC_TEST_OPTIMIZE=1 runs the suite with XLA's default optimisations, as users run.
+if os.environ.get("PARMCMC_TEST_OPTIMIZE") != "1":
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+
 import jax
 import jax.monitoring
 import pytest
@@ -11,6 +20,7 @@ pytest_plugins = ["helpers.sample_checks"]
 
 # Tests check exactness in float64; float32 tests ask for float32 explicitly.
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_disable_most_optimizations", os.environ.get("PARMCMC_TEST_OPTIMIZE") != "1")
 
 _COMPILES: list = []
 _PER_FILE = collections.defaultdict(lambda: [0, 0.0])  # test file -> [XLA compilations, compile seconds]

@@ -39,7 +39,7 @@ def test_suite_model_builds_with_finite_density(name):
     x = jax.tree_util.tree_map(lambda a: a[0], target.initial_positions)
     flat, unravel = ravel_pytree(x)
     assert flat.size == DIMS[name] and flat.dtype == jnp.float64
-    value, grad = jax.value_and_grad(lambda y: target.logdensity_fn(unravel(y)))(flat)
+    value, grad = jax.jit(jax.value_and_grad(lambda y: target.logdensity_fn(unravel(y))))(flat)
     assert jnp.isfinite(value) and bool(jnp.all(jnp.isfinite(grad)))
 
 
