@@ -7,6 +7,7 @@ which is why this is a script and not a test module. It prints one JSON object: 
 import json
 import os
 import sys
+import warnings
 
 assert "--xla_force_host_platform_device_count=8" in os.environ.get("XLA_FLAGS", ""), "run via test_sharding.py"
 
@@ -128,13 +129,17 @@ def sample_checks(out):
     kw = dict(
         rng_key=jax.random.key(7),
         num_samples=64,
-        num_warmup=20,
+        num_warmup=100,  # enough for both chains to move: a frozen chain would make the comparison vacuous
         num_chains=2,
         initial_position=jnp.zeros(2),
         parallel=True,
         progress_bar=False,
     )
-    ref = sample(logdensity, **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ref = sample(logdensity, **kw)
+    out["sample warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
+    out["sample accept"] = float(ref["sample_stats"]["acceptance_rate"].mean(dim="draw").min())
     for mname, shape in (("2x4", (2, 4)),):
         tree = sample(logdensity, mesh=mesh_of(shape), **kw)
         errs = [
