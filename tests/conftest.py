@@ -7,7 +7,8 @@ import os
 # greater than that of running a less-optimized program"). Set in the environment before JAX is imported so that
 # the subprocesses of the sharding tests inherit it. HLO-level rewrites are unchanged; results can differ from an
 # optimised build in the last bits (a DEER solve by 7e-16), so a chain after adaptation is another draw of the same
-# seed: no tolerance changes. PARMCMC_TEST_OPTIMIZE=1 runs the suite with XLA's default optimisations, as users run.
+# seed: no tolerance changes. PARMCMC_TEST_OPTIMIZE=1 runs the suite with XLA's default optimisations, as users run;
+# tests/api/test_optimized_build.py always runs the demo that way (parallel = sequential in the users' build).
 if os.environ.get("PARMCMC_TEST_OPTIMIZE") != "1":
     os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
 
