@@ -185,7 +185,7 @@ def iteration_cost(sampler, solver, keys, x0, num_steps: int, iters=(4, 24), rep
         in iterations taken (an unreachable tolerance keeps it iterating), all chains vmapped: the guards,
         checks and bookkeeping of the driver included, its fixed costs (first evaluation, setup) not.
     loop_floor_s: the same for a bare Newton loop, `x <- solve_lds(linearize(x))`, nothing else.
-    cost_ratio: their ratio (issue 12's goal: <= 1.5). The four programs run in turn, `repeats` times, in one
+    cost_ratio: their ratio (the goal is <= 1.5). The four programs run in turn, `repeats` times, in one
         process, so that a loaded machine slows all alike; each program's time is its fastest run (load only ever
         adds time, so the minimum is the estimate a shared machine disturbs least; medians moved the ratio by
         +-0.5 between runs at load 20). Jitted alone, an associative scan runs multi-threaded and under load can be

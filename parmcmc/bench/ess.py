@@ -1,4 +1,4 @@
-"""Effective samples per second over the model suite, against NumPyro's NUTS (issue 14).
+"""Effective samples per second over the model suite, against NumPyro's NUTS.
 
     ./dev.sh bench ess [--models a,b] [--samplers default,mala,barker] [--draws 1000] [--warmup 500]
                        [--chains 4] [--no-parallel] [--out FILE.jsonl] [--markdown FILE.jsonl]

@@ -1,4 +1,4 @@
-"""HMC configurations against NumPyro's NUTS on the model suite (issue 14): which HMC a user should run.
+"""HMC configurations against NumPyro's NUTS on the model suite: which HMC a user should run.
 
     python -m parmcmc.bench.trajectory [--models a,b] [--configs x,y] [--out file.json]
 
