@@ -267,8 +267,8 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
         # Fail fast (docs/convergence.md): a chain whose parallel solve is projected past this budget stops
         # early and continues sequentially from its exact prefix; the other chains are not held back.
         block = blocks.block_of(solver, num_samples)  # a block solve's budget is counted in blocks
-        budget = (max(FAIL_FAST_MIN_BUDGET, num_samples // 8), FAIL_FAST_PATIENCE) if block is None else None
-        budget = blocks.fail_fast_budget(num_samples, block) if budget is None else budget
+        budget = (max(FAIL_FAST_MIN_BUDGET, num_samples // 8), FAIL_FAST_PATIENCE)
+        budget = budget if block is None else blocks.fail_fast_budget(num_samples, block)
         kwargs.setdefault("max_iters", budget[0])
         kwargs.setdefault("patience", budget[1])
         if display.show:  # one function for every run (compiled code stays reusable); it feeds `display`

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers.systems import switching_map, tanh_rnn
+from helpers.systems import metropolis_walk, switching_map, tanh_rnn
 
 import parmcmc
 from parmcmc.engine import (
@@ -137,9 +137,7 @@ def test_sample_with_the_block_solve_gives_the_sequential_draws():
         progress_bar=False,
     )
     # 10 blocks: sample()'s fail-fast budget (depth T / 2: 3 iterations) would hand over; here the solve runs on.
-    par = parmcmc.sample(
-        ex.model, parallel=True, solver=parmcmc.Shooting(Jacobi(), 32), max_iters=9, patience=9, **kw
-    )
+    par = parmcmc.sample(ex.model, parallel=True, solver=parmcmc.Shooting(Jacobi(), 32), max_iters=9, patience=9, **kw)
     seq = parmcmc.sample(ex.model, parallel=False, **kw)
     for name in ("mu", "tau", "theta"):
         assert np.max(np.abs(par.posterior[name].values - seq.posterior[name].values)) <= 1e-8
@@ -168,26 +166,9 @@ def test_sample_picks_the_block_solve_from_512_draws():
     assert pick_solver(settings(300), prepared) == DEER()  # pyright: ignore[reportArgumentType]
 
 
-def _walk(a, D=2, T=640, seed=4):
-    """A Metropolis chain x' = a x + z, accepted when log v < (|x|^2 - |x'|^2) / 2 (hard gate, common noise).
-
-    a = 1: random-walk Metropolis, neutral (every Jacobian is the identity, LLE = 0), so two chains never couple
-    and a block solve gains only the pinned block per iteration; a = 0.8: contracting, coupled within a block.
-    """
-    kz, kv = jax.random.split(jax.random.key(seed))
-    u = (jax.random.normal(kz, (T, D)), jnp.log(jax.random.uniform(kv, (T,))))
-
-    def fn(x, u):
-        z, log_v = u
-        prop = a * x + z
-        return jnp.where(log_v < 0.5 * (x @ x - prop @ prop), prop, x)
-
-    return fn, jnp.full((D,), 1.5), u
-
-
 @pytest.mark.parametrize("a", [1.0, 0.8], ids=["neutral", "contracting"])
 def test_fail_fast_budget_in_blocks_stops_a_chain_that_does_not_couple(a):
-    fn, x0, u = _walk(a)
+    fn, x0, u = metropolis_walk(a)
     max_iters, patience = fail_fast_budget(640, 16)  # n = 40 blocks: depth T / 2 at most, checked every 9
     assert (max_iters, patience) == (18, 9)
     sol = solve(fn, x0, u, DEER(), block=16, max_iters=max_iters, patience=patience, fallback="sequential")
@@ -204,12 +185,12 @@ def test_fail_fast_in_blocks_stops_each_chain_on_its_own_under_vmap():
     max_iters, patience = fail_fast_budget(640, 16)
 
     def one(a):
-        fn, x0, u = _walk(a)
+        fn, x0, u = metropolis_walk(a)
         return solve(fn, x0, u, DEER(), block=16, max_iters=max_iters, patience=patience, fallback="sequential")
 
     sols = jax.vmap(one)(jnp.array([1.0, 0.8]))
     assert np.asarray(sols.fell_back).tolist() == [True, False] and bool(jnp.all(sols.converged))
     assert int(sols.num_iters[0]) == patience and int(sols.num_iters[1]) == int(one(0.8).num_iters)
     for c, a in enumerate((1.0, 0.8)):
-        fn, x0, u = _walk(a)
+        fn, x0, u = metropolis_walk(a)
         assert float(jnp.max(jnp.abs(sols.states[c] - _sequential(fn, x0, u)))) <= 1e-12
