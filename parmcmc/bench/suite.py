@@ -273,7 +273,7 @@ def _child(argv, name, sampler, args):
     import tempfile
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    t0, row = time.time(), {}
+    t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "parmcmc.bench", "suite", *argv, "--models", name, "--samplers", sampler]
         cmd += ["--out", tmp, "--tag", "pair", "--pair-timeout", "0"]
@@ -282,9 +282,10 @@ def _child(argv, name, sampler, args):
             with open(os.path.join(tmp, "suite_pair.json")) as f:
                 row = json.load(f)["rows"][0]
         except subprocess.TimeoutExpired:
-            row = dict(model=name, sampler=sampler.upper(), T=args.T, error=f"timed out after {args.pair_timeout} s")
+            row = {"model": name, "sampler": sampler.upper(), "T": args.T}
+            row["error"] = f"timed out after {args.pair_timeout} s"
         except (OSError, ValueError, IndexError, KeyError) as err:
-            row = dict(model=name, sampler=sampler.upper(), T=args.T, error=f"child failed: {err}"[:300])
+            row = {"model": name, "sampler": sampler.upper(), "T": args.T, "error": f"child failed: {err}"[:300]}
     row["wall_s"] = time.time() - t0
     return row
 
