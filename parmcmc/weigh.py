@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.engine.blocks import Shooting
 from parmcmc.engine.solvers import DEER, AbstractIterativeSolver, AbstractSolver, QuasiDEER, Sequential, shift
 from parmcmc.jitcache import Program, compiled_call
 from parmcmc.validate import IgnoredArgumentWarning
@@ -93,6 +94,7 @@ def num_tangents(solver: AbstractSolver, dim: int) -> int:
     D for a dense or exact-diagonal Jacobian, one per Hutchinson probe, none for Jacobi/Picard (whose A_t needs no
     derivative).
     """
+    solver = getattr(solver, "solver", solver)  # a block solve (Shooting) linearises with its inner solver
     linearizer = getattr(solver, "linearizer", solver)  # ELK and QuasiELK linearise with DEER / QuasiDEER
     if isinstance(linearizer, QuasiDEER):
         return linearizer.num_probes if linearizer.diagonal == "hutchinson" else dim
@@ -286,7 +288,7 @@ def choose(
                None or nan: a timed scan of fn measures it.
     device:    what to assume about the device (default `device_model()`); tests pass a model device.
     """
-    if not isinstance(solver, AbstractIterativeSolver):  # Sequential has no iteration to time
+    if not isinstance(solver, AbstractIterativeSolver | Shooting):  # Sequential has no iteration to time
         raise TypeError(f"choose: solver must be a parallel solver such as QuasiDEER() or DEER(); got {solver!r}.")
     t_start = time.perf_counter()
     device = device_model() if device is None else device
@@ -300,6 +302,10 @@ def choose(
     decided = cost_model_choice(solver, x_flat.size, T, seq / T, device, t_start, source)
     if decided is not None:
         return decided
+    if isinstance(solver, Shooting):  # a block solve's iteration and iterations are its own (weigh_blocks.py)
+        from parmcmc.weigh_blocks import choose_blocks
+
+        return choose_blocks(flat_fn, x_flat, inputs, solver, T, diagnose, seq, measured, platform, t_start)
     lower = MIN_ITERS * sweep_seconds(flat_fn, x_flat, inputs, T)
     if lower >= seq:
         reason = (

@@ -31,7 +31,16 @@ import jax.numpy as jnp
 from parmcmc.engine.checks import check_count
 from parmcmc.engine.solvers import AbstractSolver, Jacobi
 
-__all__ = ["BLOCK_DEFAULT", "Shooting", "block_of", "block_size", "fail_fast_budget", "plan", "solve_blocked"]
+__all__ = [
+    "BLOCK_DEFAULT",
+    "Shooting",
+    "block_of",
+    "block_recurrence",
+    "block_size",
+    "fail_fast_budget",
+    "plan",
+    "solve_blocked",
+]
 
 BLOCK_DEFAULT = 128  # the block length when nothing is known about the chain's contraction
 BLOCK_MIN, BLOCK_MAX = 16, 512
@@ -133,6 +142,16 @@ def _blocked_inputs(inputs, block: int, num_blocks: int):
 
     mask = (jnp.arange(num_blocks * block) < T).reshape(num_blocks, block)
     return jax.tree_util.tree_map(one, inputs), mask
+
+
+def block_recurrence(fn, inputs, block: int):
+    """The recurrence between block ends: (F, its inputs), F(s, inputs_k) the state after block k's steps from s.
+
+    For callers that time or linearise one block iteration (parmcmc.weigh) as the driver does.
+    """
+    T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
+    blocked = _blocked_inputs(inputs, block, -(-T // block))
+    return (lambda s, u: _run_block(fn, s, *u)[0]), blocked
 
 
 def _run_block(fn, x, block_inputs, mask):
