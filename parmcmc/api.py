@@ -119,7 +119,8 @@ def sample(
     **solve_kwargs
         Passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve that fails
         continues sequentially from its exact prefix, with a warning: every returned chain is converged. Defaults
-        here: max_iters = max(64, T // 8), patience = 16 (fail fast).
+        here: max_iters = max(64, T // 8), patience = 16 (fail fast); for a block solve, counted in blocks,
+        engine.blocks.fail_fast_budget (depth T / 2: n // 2 - 2 block iterations of n = T / B).
     thinning
         Keep every thinning-th draw (NumPyro's rule: num_samples // thinning draws are kept).
     init_strategy
