@@ -25,9 +25,17 @@ from parmcmc.engine.blocks import block_of, fail_fast_budget
 from parmcmc.engine.results import RESULTS
 from parmcmc.engine.solve import solve, unconverged_reported_by_caller
 
-__all__ = ["block_pilot"]
+__all__ = ["block_pilot", "extrapolate_blocks"]
 
 _Z = 2.0  # an LLE more than this many uncertainties above zero is "clearly positive"
+
+
+def extrapolate_blocks(result: str, k_p: int, T_p: int, prefix: int, block: int, T: int) -> float:
+    """The block iterations at T of a block pilot of T_p steps (module docstring); prefix: its exact steps."""
+    n_p, n = -(-T_p // block), -(-T // block)
+    if result == "converged":
+        return min(float(n), max(k_p, 1) * math.log2(max(n, 2)) / math.log2(max(n_p, 2)))
+    return math.inf if result == "non-finite" else min(float(n), k_p * n / max(prefix // block, 1))
 
 
 def block_pilot(fn, x0, inputs, solver, T: int, pilot_steps: int, est, atol, rtol) -> dict:
@@ -41,18 +49,14 @@ def block_pilot(fn, x0, inputs, solver, T: int, pilot_steps: int, est, atol, rto
     assert B is not None
     T_p = min(num_in, T, max(pilot_steps, 8 * B))  # at least 8 blocks, so that log2(n_p) > 2
     B_p = min(B, T_p)
-    n_p, n = -(-T_p // B_p), -(-T // B)
     max_iters, patience = fail_fast_budget(T_p, B_p)
     pilot_inputs = jax.tree_util.tree_map(lambda a: a[:T_p], inputs)
     with unconverged_reported_by_caller():  # a pilot that does not converge is an answer, not a fault
         sol = solve(fn, x0, pilot_inputs, solver, max_iters=max_iters, patience=patience, atol=atol, rtol=rtol)
     k_p, prefix, converged = int(sol.num_iters), int(sol.sequential_from), bool(sol.converged)
     result = RESULTS(int(sol.result)).label
-    if converged:
-        growth, predicted = "log", min(float(n), max(k_p, 1) * math.log2(max(n, 2)) / math.log2(max(n_p, 2)))
-    else:
-        growth = "linear"
-        predicted = math.inf if result == "non-finite" else min(float(n), k_p * n / max(prefix // B_p, 1))
+    growth = "log" if converged else "linear"
+    predicted = extrapolate_blocks(result, k_p, T_p, prefix, B_p, T)
     budget = float(fail_fast_budget(T, B)[0])
     chaotic = math.isfinite(est.lle) and est.lle - _Z * est.uncertainty > 0
     pays = math.isfinite(est.lle) and not chaotic and converged and predicted <= budget

@@ -110,6 +110,12 @@ class Diagnosis(NamedTuple):
 
     def predicted_at(self, T: int) -> float:
         """The same model's prediction for another chain length T (the pilot is not rerun)."""
+        if self.solver.startswith("Shooting("):  # block iterations, by the block model
+            from parmcmc.predictability.block_verdict import extrapolate_blocks
+
+            return extrapolate_blocks(
+                self.pilot_result, self.pilot_iters, self.pilot_T, self.pilot_prefix, self.block, T
+            )
         return _extrapolate(self.pilot_result, self.pilot_iters, self.pilot_T, self.pilot_prefix, self.growth, T)
 
 

@@ -17,6 +17,7 @@ def test_block_verdict_predicts_the_fallback_of_another_chain(a):
     d = diagnose_recurrence(fn, x0, pilot_inputs, solver=Shooting(DEER(), B), T=T, pilot_steps=320)
     assert d.solver == "Shooting(DEER, 16)" and d.block == B and d.pilot_T == 320
     assert d.budget == fail_fast_budget(T, B)[0] and d.block_depth == (d.predicted_iters + 2) * B
+    assert d.predicted_at(T) == d.predicted_iters
     fn, x0, u = metropolis_walk(a, seed=4)  # the chain itself: other noise than the pilot's
     max_iters, patience = fail_fast_budget(T, B)
     sol = solve(fn, x0, u, Shooting(DEER(), B), max_iters=max_iters, patience=patience, fallback="sequential")
