@@ -318,8 +318,8 @@ def _write(out, tag, info, header, rows):
     hits, judged = agreement(rows)
     if judged:
         text += (
-            f"\n\ndiagnose's verdict agrees with the measured outcome (no fallback and every chain within "
-            f"8 log2 T iterations) on {hits} of {judged} pairs."
+            f"\n\ndiagnose's verdict agrees with the measured outcome (no fallback, and a depth of at most T / 2 for "
+            f"a block solve, every chain within 8 log2 T iterations for a plain one) on {hits} of {judged} pairs."
         )
     errors = [r for r in rows if "error" in r]
     if errors:
