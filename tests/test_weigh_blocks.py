@@ -18,7 +18,7 @@ CANDIDATE = Shooting(DEER(), 32)
 def _stub(monkeypatch, seq, iteration):
     monkeypatch.setattr(weigh, "device_model", lambda: weigh.DeviceModel("gpu", None))
     monkeypatch.setattr(weigh, "sequential_seconds", lambda *a: seq)
-    monkeypatch.setattr(weigh_blocks, "block_iteration_seconds", lambda *a: iteration)
+    monkeypatch.setattr(weigh, "block_iteration_seconds", lambda *a: iteration)
     monkeypatch.setattr(weigh, "iteration_seconds", lambda *a: pytest.fail("a plain iteration was timed"))
 
 
@@ -52,4 +52,5 @@ def test_on_a_cpu_the_cost_model_counts_the_inner_solvers_tangents():
 
 
 def test_the_real_block_probe_runs():
-    assert weigh_blocks.block_iteration_seconds(FN, X0, INPUTS, Shooting(DEER(), 4), 64) > 0
+    assert weigh.block_iteration_seconds(FN, X0, INPUTS, Shooting(DEER(), 4), 64) > 0
+    assert weigh_blocks.weigh_blocks(0.5, 4.0) == 3.0 and weigh_blocks.weigh_blocks(0.5, math.inf) == math.inf
