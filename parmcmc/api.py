@@ -14,7 +14,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 
 from parmcmc import jitcache, progress, weigh
-from parmcmc.engine import DEER, QuasiDEER, Sequential, Shooting, sharding
+from parmcmc.engine import DEER, QuasiDEER, Sequential, Shooting, blocks, sharding
 from parmcmc.engine.results import warn_if_fell_back
 from parmcmc.engine.solve import unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
@@ -124,7 +124,8 @@ def sample(
     **solve_kwargs
         Passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve that fails
         continues sequentially from its exact prefix, with a warning: every returned chain is converged. Defaults
-        here: max_iters = max(64, T // 8), patience = 16 (fail fast).
+        here: max_iters = max(64, T // 8), patience = 16 (fail fast); for a block solve, counted in blocks,
+        engine.blocks.fail_fast_budget (depth T / 2: n // 2 - 2 block iterations of n = T / B).
     thinning
         Keep every thinning-th draw (NumPyro's rule: num_samples // thinning draws are kept).
     init_strategy
@@ -271,8 +272,11 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
         kwargs.setdefault("fallback", "sequential")
         # Fail fast (docs/convergence.md): a chain whose parallel solve is projected past this budget stops
         # early and continues sequentially from its exact prefix; the other chains are not held back.
-        kwargs.setdefault("max_iters", max(FAIL_FAST_MIN_BUDGET, num_samples // 8))
-        kwargs.setdefault("patience", FAIL_FAST_PATIENCE)
+        block = blocks.block_of(solver, num_samples)  # a block solve's budget is counted in blocks
+        budget = (max(FAIL_FAST_MIN_BUDGET, num_samples // 8), FAIL_FAST_PATIENCE)
+        budget = budget if block is None else blocks.fail_fast_budget(num_samples, block)
+        kwargs.setdefault("max_iters", budget[0])
+        kwargs.setdefault("patience", budget[1])
         if display.show:  # one function for every run (compiled code stays reusable); it feeds `display`
             kwargs.setdefault("progress", progress.engine_callback)
     else:  # the sequential reference takes no solve options (warned about in check_settings)

@@ -22,9 +22,8 @@ price comes from the warmup's own run (api.prepare times its execution: `sequent
 timed scan is the fallback when there was no warmup. The warmup's step (adaptation included) bounds a
 sampling step from above: it may rule the parallel solve out, but before the parallel solve is chosen
 (stage 3) a timed scan prices the chain itself.
-Stage 1 (no pilot solve either): if even two batched sweeps of fn alone (a lower bound on any parallel
-solve: the first linearisation and one iteration) cost more than the sequential chain, the sequential
-chain wins whatever k(T) is; it costs one small compilation (two without a warmup figure).
+Stage 1: if even two batched sweeps of fn (a lower bound on any plain solve) cost more than the chain, the
+chain wins whatever k(T) is (one small compilation). A block solve skips it (weigh_blocks.py).
 Stage 2 times one full iteration (the Jacobian approximation and the scan) and stops if two of them
 already lose. Stage 3 only then asks the predictability diagnosis (an LLE pilot and a pilot solve)
 for k(T). Probes run at fewer states than T and are scaled linearly to T: on a CPU a small probe
@@ -46,9 +45,11 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from parmcmc.engine.blocks import Shooting, block_of
 from parmcmc.engine.solvers import DEER, AbstractIterativeSolver, AbstractSolver, QuasiDEER, Sequential, shift
 from parmcmc.jitcache import Program, compiled_call
 from parmcmc.validate import IgnoredArgumentWarning
+from parmcmc.weigh_blocks import decide_blocks, one_block_iteration
 
 __all__ = ["Choice", "DeviceModel", "auto", "choose", "cost_model_choice", "device_model", "warn_if_declined", "weigh"]
 
@@ -93,6 +94,7 @@ def num_tangents(solver: AbstractSolver, dim: int) -> int:
     D for a dense or exact-diagonal Jacobian, one per Hutchinson probe, none for Jacobi/Picard (whose A_t needs no
     derivative).
     """
+    solver = getattr(solver, "solver", solver)  # a block solve (Shooting) linearises with its inner solver
     linearizer = getattr(solver, "linearizer", solver)  # ELK and QuasiELK linearise with DEER / QuasiDEER
     if isinstance(linearizer, QuasiDEER):
         return linearizer.num_probes if linearizer.diagonal == "hutchinson" else dim
@@ -213,6 +215,13 @@ def iteration_seconds(fn, x0, inputs, solver: AbstractIterativeSolver, T: int) -
     return _fastest(one_iteration, x0) * T / n
 
 
+def block_iteration_seconds(fn, x0, inputs, solver: Shooting, T: int) -> float:
+    """Predicted seconds of one iteration of the block solve `solver` at T states (weigh_blocks.py)."""
+    B = block_of(solver, T) or T
+    n = max(1, _probe_states(T) // B)  # whole blocks, at least one
+    return _fastest(one_block_iteration(fn, solver, B, n, lambda: _inputs(inputs, n * B)), x0) * max(1.0, T / (n * B))
+
+
 def weigh(iteration_s: float, predicted_iters: float) -> float:
     """Predicted parallel seconds: k(T) iterations plus the first linearisation."""
     return (predicted_iters + 1) * iteration_s if math.isfinite(predicted_iters) else math.inf
@@ -286,7 +295,7 @@ def choose(
                None or nan: a timed scan of fn measures it.
     device:    what to assume about the device (default `device_model()`); tests pass a model device.
     """
-    if not isinstance(solver, AbstractIterativeSolver):  # Sequential has no iteration to time
+    if not isinstance(solver, AbstractIterativeSolver | Shooting):  # Sequential has no iteration to time
         raise TypeError(f"choose: solver must be a parallel solver such as QuasiDEER() or DEER(); got {solver!r}.")
     t_start = time.perf_counter()
     device = device_model() if device is None else device
@@ -300,6 +309,12 @@ def choose(
     decided = cost_model_choice(solver, x_flat.size, T, seq / T, device, t_start, source)
     if decided is not None:
         return decided
+    if isinstance(solver, Shooting):  # a block solve's iteration and iterations are its own (weigh_blocks.py)
+        iteration, timed_seq = block_iteration_seconds(flat_fn, x_flat, inputs, solver, T), sequential_seconds
+        out = decide_blocks(
+            solver, T, platform, iteration, seq, measured, diagnose, lambda: timed_seq(flat_fn, x_flat, inputs, T)
+        )
+        return Choice(solver if out[0] else Sequential(), *out[1:5], time.perf_counter() - t_start, out[5])
     lower = MIN_ITERS * sweep_seconds(flat_fn, x_flat, inputs, T)
     if lower >= seq:
         reason = (

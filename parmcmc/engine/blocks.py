@@ -31,7 +31,16 @@ import jax.numpy as jnp
 from parmcmc.engine.checks import check_count
 from parmcmc.engine.solvers import AbstractSolver, Jacobi
 
-__all__ = ["BLOCK_DEFAULT", "Shooting", "block_size", "plan", "solve_blocked"]
+__all__ = [
+    "BLOCK_DEFAULT",
+    "Shooting",
+    "block_of",
+    "block_recurrence",
+    "block_size",
+    "fail_fast_budget",
+    "plan",
+    "solve_blocked",
+]
 
 BLOCK_DEFAULT = 128  # the block length when nothing is known about the chain's contraction
 BLOCK_MIN, BLOCK_MAX = 16, 512
@@ -51,6 +60,29 @@ def block_size(lle: float | None, num_steps: int, tol: float = 1e-11, scale: flo
         b = math.ceil(math.log(max(scale, tol * 10) / tol) / -lle)
     b = min(max(b, BLOCK_MIN), BLOCK_MAX)
     return max(1, min(b, num_steps))
+
+
+def fail_fast_budget(num_steps: int, block: int) -> tuple[int, int]:
+    """(max_iters, patience) of a block solve that fails fast, both counted in block iterations.
+
+    A block solve pays only while its sequential depth, (iterations + 2) x B, stays below half the chain's, T / 2:
+    so max_iters = n // 2 - 2 for n = ceil(T / B) blocks (at least 1). A chain that has not converged by then
+    continues sequentially from its exact blocks, whose depth is no more than that of running on, and whose work
+    is far less (one step per state instead of a sweep per block). patience = max_iters // 2 (at most 16): at each
+    checkpoint the driver's fail-fast rule (engine/solve.py) stops a chain whose exact prefix grew by about the
+    pinned block per iteration only (its projected iterations pass 2 max_iters, about n) and whose residual did not
+    fall 100-fold: a chain that does not contract (LLE >= 0) never couples, and would need all n blocks.
+    """
+    n = -(-num_steps // block)
+    max_iters = max(1, n // 2 - 2)
+    return max_iters, max(1, min(16, max_iters // 2))
+
+
+def block_of(solver, num_steps: int) -> int | None:
+    """The block length a Shooting solver runs with for a chain of `num_steps` steps (None: not a block solve)."""
+    if not isinstance(solver, Shooting):
+        return None
+    return min(block_size(None, num_steps) if solver.block is None else solver.block, num_steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +142,16 @@ def _blocked_inputs(inputs, block: int, num_blocks: int):
 
     mask = (jnp.arange(num_blocks * block) < T).reshape(num_blocks, block)
     return jax.tree_util.tree_map(one, inputs), mask
+
+
+def block_recurrence(fn, inputs, block: int):
+    """The recurrence between block ends: (F, its inputs), F(s, inputs_k) the state after block k's steps from s.
+
+    For callers that time or linearise one block iteration (parmcmc.weigh) as the driver does.
+    """
+    T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
+    blocked = _blocked_inputs(inputs, block, -(-T // block))
+    return (lambda s, u: _run_block(fn, s, *u)[0]), blocked
 
 
 def _run_block(fn, x, block_inputs, mask):

@@ -34,7 +34,7 @@ import jax
 import jax.flatten_util
 
 from parmcmc.arguments import check_int
-from parmcmc.engine.blocks import block_size
+from parmcmc.engine.blocks import Shooting, block_size
 from parmcmc.engine.results import RESULTS
 from parmcmc.engine.solve import default_tolerance, solve, unconverged_reported_by_caller
 from parmcmc.engine.solvers import AbstractSolver
@@ -84,6 +84,10 @@ class Diagnosis(NamedTuple):
         The multiple-shooting solve (solve(..., block=B), engine/blocks.py) with B from the LLE (`block_size`): its
         predicted block iterations (`predict_block_iterations`) and sequential depth (block_iters + 2) * B, in
         steps, to set against T (the sequential chain) and predicted_iters (a plain solve).
+
+    When the solver diagnosed is a block solve (a Shooting solver), the pilot is that block solve and every
+    iteration figure counts block iterations (predicted_iters = block_iters; budget: the fail-fast budget at
+    which sample()'s block solve hands over, depth T / 2); see `parmcmc.predictability.block_verdict`.
     """
 
     lle: float
@@ -106,6 +110,12 @@ class Diagnosis(NamedTuple):
 
     def predicted_at(self, T: int) -> float:
         """The same model's prediction for another chain length T (the pilot is not rerun)."""
+        if self.solver.startswith("Shooting("):  # block iterations, by the block model
+            from parmcmc.predictability.block_verdict import extrapolate_blocks
+
+            return extrapolate_blocks(
+                self.pilot_result, self.pilot_iters, self.pilot_T, self.pilot_prefix, self.block, T
+            )
         return _extrapolate(self.pilot_result, self.pilot_iters, self.pilot_T, self.pilot_prefix, self.growth, T)
 
 
@@ -177,6 +187,12 @@ def diagnose_recurrence(
         raise ValueError(f"diagnose_recurrence: inputs hold {num_in} step(s); a pilot needs at least 2.")
 
     est = lyapunov_exponent(fn, x0, inputs, num_probes=num_probes, key=key, burn_in=burn_in)
+    if isinstance(solver, Shooting):  # a block solve: its own pilot and model (block_verdict.py)
+        from parmcmc.predictability.block_verdict import block_pilot
+
+        fields = block_pilot(fn, x0, inputs, solver, T, pilot_steps, est, atol, rtol)
+        name = f"Shooting({type(solver.solver).__name__}, {fields['block']})"
+        return Diagnosis(lle=est.lle, spread=est.uncertainty, T=T, solver=name, lyapunov=est, **fields)
     T_p = min(pilot_steps, num_in, T)
     pilot_budget = max(1, math.floor(iteration_budget(T_p, iters_per_log2T)))
     pilot_inputs = jax.tree_util.tree_map(lambda a: a[:T_p], inputs)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers.systems import switching_map, tanh_rnn
+from helpers.systems import metropolis_walk, switching_map, tanh_rnn
 
 import parmcmc
 from parmcmc.engine import (
@@ -20,7 +20,7 @@ from parmcmc.engine import (
     Shooting,
     solve,
 )
-from parmcmc.engine.blocks import BLOCK_DEFAULT, BLOCK_MAX, BLOCK_MIN, block_size
+from parmcmc.engine.blocks import BLOCK_DEFAULT, BLOCK_MAX, BLOCK_MIN, block_size, fail_fast_budget
 from parmcmc.models.builtin import eight_schools
 from parmcmc.predictability import predict_block_iterations
 
@@ -136,7 +136,8 @@ def test_sample_with_the_block_solve_gives_the_sequential_draws():
         num_chains=2,
         progress_bar=False,
     )
-    par = parmcmc.sample(ex.model, parallel=True, solver=parmcmc.Shooting(Jacobi(), 32), **kw)
+    # 10 blocks: sample()'s fail-fast budget (depth T / 2: 3 iterations) would hand over; here the solve runs on.
+    par = parmcmc.sample(ex.model, parallel=True, solver=parmcmc.Shooting(Jacobi(), 32), max_iters=9, patience=9, **kw)
     seq = parmcmc.sample(ex.model, parallel=False, **kw)
     for name in ("mu", "tau", "theta"):
         assert np.max(np.abs(par.posterior[name].values - seq.posterior[name].values)) <= 1e-8
@@ -163,3 +164,33 @@ def test_sample_picks_the_block_solve_from_512_draws():
     settings = lambda T: SimpleNamespace(parallel=True, solver=None, num_samples=T, num_chains=2, mesh=None)
     assert pick_solver(settings(2000), prepared) == Shooting(DEER(), 32)  # pyright: ignore[reportArgumentType]
     assert pick_solver(settings(300), prepared) == DEER()  # pyright: ignore[reportArgumentType]
+
+
+@pytest.mark.parametrize("a", [1.0, 0.8], ids=["neutral", "contracting"])
+def test_fail_fast_budget_in_blocks_stops_a_chain_that_does_not_couple(a):
+    fn, x0, u = metropolis_walk(a)
+    max_iters, patience = fail_fast_budget(640, 16)  # n = 40 blocks: depth T / 2 at most, checked every 9
+    assert (max_iters, patience) == (18, 9)
+    sol = solve(fn, x0, u, DEER(), block=16, max_iters=max_iters, patience=patience, fallback="sequential")
+    assert bool(sol.converged) and float(jnp.max(jnp.abs(sol.states - _sequential(fn, x0, u)))) <= 1e-12
+    free = solve(fn, x0, u, DEER(), block=16)  # no budget: all it takes
+    if a == 1.0:  # the pin's one block per iteration: stopped at the first checkpoint instead of running 40
+        assert int(free.num_iters) >= 30 and bool(free.converged)
+        assert int(sol.num_iters) == patience and bool(sol.fell_back) and int(sol.result) == MAX_ITERS
+    else:  # a chain that couples is left alone
+        assert int(sol.num_iters) == int(free.num_iters) <= 6 and not bool(sol.fell_back)
+
+
+def test_fail_fast_in_blocks_stops_each_chain_on_its_own_under_vmap():
+    max_iters, patience = fail_fast_budget(640, 16)
+
+    def one(a):
+        fn, x0, u = metropolis_walk(a)
+        return solve(fn, x0, u, DEER(), block=16, max_iters=max_iters, patience=patience, fallback="sequential")
+
+    sols = jax.vmap(one)(jnp.array([1.0, 0.8]))
+    assert np.asarray(sols.fell_back).tolist() == [True, False] and bool(jnp.all(sols.converged))
+    assert int(sols.num_iters[0]) == patience and int(sols.num_iters[1]) == int(one(0.8).num_iters)
+    for c, a in enumerate((1.0, 0.8)):
+        fn, x0, u = metropolis_walk(a)
+        assert float(jnp.max(jnp.abs(sols.states[c] - _sequential(fn, x0, u)))) <= 1e-12

@@ -39,3 +39,20 @@ def expanding_guess(D=4, T=256, gain=20.0, coupling=0.5, seed=3):
     kw, ku = jax.random.split(jax.random.key(seed))
     M = jnp.eye(D) + coupling * jax.random.normal(kw, (D, D)) / jnp.sqrt(D)
     return (lambda x, u: 3.0 + jnp.tanh(gain * (M @ x)) + 0.5 * u), jnp.zeros(D), jax.random.normal(ku, (T, D))
+
+
+def metropolis_walk(a, D=2, T=640, seed=4):
+    """A Metropolis chain x' = a x + z, accepted when log v < (|x|^2 - |x'|^2) / 2 (hard gate, common noise).
+
+    a = 1: random-walk Metropolis, neutral (every Jacobian is the identity, LLE = 0), so two chains never couple
+    and a block solve gains only the pinned block per iteration; a = 0.8: contracting, coupled within a block.
+    """
+    kz, kv = jax.random.split(jax.random.key(seed))
+    u = (jax.random.normal(kz, (T, D)), jnp.log(jax.random.uniform(kv, (T,))))
+
+    def fn(x, u):
+        z, log_v = u
+        prop = a * x + z
+        return jnp.where(log_v < 0.5 * (x @ x - prop @ prop), prop, x)
+
+    return fn, jnp.full((D,), 1.5), u
