@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.extend.core as jcore
+import jax.numpy as jnp
 
 __all__ = ["has_nested_consts", "lift"]
 
@@ -96,6 +97,26 @@ def _run(jaxpr, args) -> list:
     return _evaluate(jaxpr, list(getattr(jaxpr, "consts", ())), list(args))
 
 
+def _batched_while(p, cc, bc, init) -> list:
+    """A while whose predicate is batched (vmap of a while_loop), rebuilt as XLA lowers the primitive.
+
+    The loop runs while any lane's predicate holds, and a lane whose predicate is false keeps its carry.
+    """
+
+    def pred(c):
+        return _run(p["cond_jaxpr"], [*cc, *c])[0]
+
+    def body(c):
+        keep = pred(c)
+        new = _run(p["body_jaxpr"], [*bc, *c])
+        return tuple(
+            jax.lax.select(jnp.broadcast_to(keep.reshape(keep.shape + (1,) * (o.ndim - keep.ndim)), o.shape), n, o)
+            for n, o in zip(new, c, strict=True)
+        )
+
+    return list(jax.lax.while_loop(lambda c: jnp.any(pred(c)), body, tuple(init)))
+
+
 def _rebuild(eqn, ins) -> list:
     name, p = eqn.primitive.name, eqn.params
     if name not in _REBUILT:
@@ -105,8 +126,10 @@ def _rebuild(eqn, ins) -> list:
     if name == "while":
         nc, nb = p["cond_nconsts"], p["body_nconsts"]
         cc, bc, init = ins[:nc], ins[nc : nc + nb], ins[nc + nb :]
-        cond = lambda c: _run(p["cond_jaxpr"], [*cc, *c])[0]
-        return list(jax.lax.while_loop(cond, lambda c: tuple(_run(p["body_jaxpr"], [*bc, *c])), tuple(init)))
+        if not p["cond_jaxpr"].out_avals[0].shape:
+            cond = lambda c: _run(p["cond_jaxpr"], [*cc, *c])[0]
+            return list(jax.lax.while_loop(cond, lambda c: tuple(_run(p["body_jaxpr"], [*bc, *c])), tuple(init)))
+        return _batched_while(p, cc, bc, init)
     if name == "cond":
         index, ops = ins[0], ins[1:]
         branches = [lambda *o, b=b: tuple(_run(b, o)) for b in p["branches"]]

@@ -45,3 +45,21 @@ def test_a_jit_inside_a_primitive_it_does_not_rebuild_is_left_nested_and_keyed_b
     assert jitlift.has_nested_consts(closed) and jitlift.lift(closed, [jnp.asarray(1.0)]) is None
     for data in (jnp.arange(3.0), jnp.arange(3.0) + 1.0):  # correct either way (the second compiles again)
         np.testing.assert_allclose(jitcache.program_jit(make(data))(2.0), make(data)(2.0))
+
+
+def test_a_vmapped_while_loop_inside_a_nested_jit_is_lifted_with_its_batched_predicate():
+    """vmap of a while_loop whose predicate differs per lane leaves a while with a batched predicate in the
+    jaxpr (default HMC's jittered number of leapfrog steps, vmapped over chains); the lift must rebuild it."""
+
+    def make(data):
+        step = jax.jit(lambda c: c * 2.0 + data[0])  # a jit holding `data` inside the while's body
+        inner = jax.jit(lambda x: jax.lax.while_loop(lambda c: c < data.sum(), step, x))
+        return lambda xs: jax.lax.scan(lambda c, _: (jax.vmap(inner)(c), None), xs, None, length=2)[0]
+
+    xs = jnp.array([0.5, 3.0, 20.0])
+    closed = jax.make_jaxpr(make(jnp.arange(4.0)))(xs)
+    assert jitlift.has_nested_consts(closed) and jitlift.lift(closed, [xs]) is not None
+    np.testing.assert_allclose(jitcache.program_jit(make(jnp.arange(4.0)))(xs), make(jnp.arange(4.0))(xs))
+    before = jitcache.stats().compiles
+    np.testing.assert_allclose(jitcache.program_jit(make(jnp.arange(4.0) + 1.0))(xs), make(jnp.arange(4.0) + 1.0)(xs))
+    assert jitcache.stats().compiles == before
