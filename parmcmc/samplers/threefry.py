@@ -42,21 +42,22 @@ def _data(keys):
     return keys, lambda data: data
 
 
-def _rotate_left(x, d: int):
-    return lax.shift_left(x, np.uint32(d)) | lax.shift_right_logical(x, np.uint32(32 - d))
-
-
-def _hash(k1, k2, x1, x2):
-    """Threefry-2x32 (20 rounds) of the counters (x1, x2) under the key (k1, k2), elementwise, broadcasting."""
+def _rounds(k1, k2, x1, x2):
+    """Threefry-2x32's 20 rounds of the counters (x1, x2) under the key (k1, k2): numpy or JAX uint32, broadcasting."""
     ks = (k1, k2, k1 ^ k2 ^ _PARITY)
     x1, x2 = x1 + ks[0], x2 + ks[1]
     for i in range(5):
         for r in _ROTATIONS[i % 2]:
             x1 = x1 + x2
-            x2 = _rotate_left(x2, r) ^ x1
+            x2 = ((x2 << np.uint32(r)) | (x2 >> np.uint32(32 - r))) ^ x1  # rotate left (logical shifts: unsigned)
         x1 = x1 + ks[(i + 1) % 3]
         x2 = x2 + ks[(i + 2) % 3] + np.uint32(i + 1)
-    return lax.optimization_barrier((x1, x2))  # one kernel per level (module docstring)
+    return x1, x2
+
+
+def _hash(k1, k2, x1, x2):
+    """The hash in a compiled program, elementwise: one kernel per level (module docstring)."""
+    return lax.optimization_barrier(_rounds(k1, k2, x1, x2))
 
 
 def _counted(data, n: int):
@@ -112,25 +113,10 @@ def normal(keys, n: int, dtype):
 # in the compiled program, no compilation to get them).
 
 
-def _hash_host(k1, k2, x1, x2):
-    def rotate_left(x, d):
-        return (x << np.uint32(d)) | (x >> np.uint32(32 - d))
-
-    ks = (np.uint32(k1), np.uint32(k2), np.uint32(k1) ^ np.uint32(k2) ^ _PARITY)
-    x1, x2 = x1 + ks[0], x2 + ks[1]
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            x1 = x1 + x2
-            x2 = rotate_left(x2, r) ^ x1
-        x1 = x1 + ks[(i + 1) % 3]
-        x2 = x2 + ks[(i + 2) % 3] + np.uint32(i + 1)
-    return x1, x2
-
-
 def host_bits(seed: int, shape, nbits: int) -> np.ndarray:
     """``jax.random.bits(jax.random.key(seed), shape, uint{nbits})`` (nbits 32 or 64) on the host, for seed < 2**32."""
     lo = np.arange(int(np.prod(shape)), dtype=np.uint32)
-    b1, b2 = _hash_host(0, seed, np.zeros_like(lo), lo)
+    b1, b2 = _rounds(np.uint32(0), np.uint32(seed), np.zeros_like(lo), lo)
     bits = (b1.astype(np.uint64) << np.uint64(32)) | b2.astype(np.uint64) if nbits == 64 else b1 ^ b2
     return bits.reshape(shape)
 
