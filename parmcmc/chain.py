@@ -14,6 +14,7 @@ import jax.core
 import jax.numpy as jnp
 from jax import Array
 
+from parmcmc.arguments import check_int, check_rng_key
 from parmcmc.engine import QuasiDEER, Solution, default_tolerance, solve
 from parmcmc.engine.solve import _REPORTED_BY_CALLER
 from parmcmc.engine.solvers import AbstractSolver
@@ -21,6 +22,7 @@ from parmcmc.exactness import stats_and_exactness
 from parmcmc.health import warn_if_replay_may_differ
 from parmcmc.jitcache import program_jit
 from parmcmc.samplers.base import AbstractSampler
+from parmcmc.validate import check_solve_option_names
 
 __all__ = ["ChainResult", "run_chain"]
 
@@ -152,6 +154,17 @@ def run_chain(
         raise TypeError(
             f"run_chain: sampler must be a parmcmc sampler such as MALA(...) or HMC(...), got {type(sampler).__name__}."
         )
+    # Checked here, by name, before the sampler is bound or any noise is drawn (a negative noise_offset used to
+    # slice the noise from its end and return a chain of the wrong length without a word).
+    num_steps = check_int("num_steps", num_steps, call="run_chain")
+    noise_offset = check_int("noise_offset", noise_offset, minimum=0, call="run_chain")
+    check_rng_key(rng_key, call="run_chain")
+    if solver is not None and not isinstance(solver, AbstractSolver):
+        raise TypeError(
+            f"run_chain: solver must be an engine solver instance such as parmcmc.QuasiDEER() or parmcmc.DEER(); "
+            f"got {solver!r}."
+        )
+    check_solve_option_names(solve_kwargs, solve, "run_chain")
     solver = QuasiDEER() if solver is None else solver
     sampler, x0 = sampler.bound_at(initial_position)
     inputs = sampler.noise(rng_key, noise_offset + num_steps)

@@ -22,6 +22,7 @@ from parmcmc.validate import (
     check_initial_position,
     check_mass_matrix_setting,
     check_model,
+    check_parallel,
     check_rng_key,
     check_solve_options,
     resolve_sampler,
@@ -207,10 +208,10 @@ def check_settings(
             check_step_size(step_size)
         except (TypeError, ValueError) as err:
             raise type(err)(f"sample: {err} Or leave step_size out and let the warmup adapt it.") from None
-    check_initial_position(initial_position)
+    adapting = num_warmup > 0 and step_size is None and not isinstance(sampler, AbstractSampler)
+    check_initial_position(initial_position, adapting=adapting)
     check_flags_and_names(progress_bar=progress_bar, keep_warmup=keep_warmup, dims=dims, coords=coords)
-    if parallel not in (True, False, "auto"):
-        raise ValueError(f"sample: parallel={parallel!r}; use True, False or 'auto'.")
+    parallel = check_parallel(parallel)
     if solver is not None and not isinstance(solver, AbstractSolver):
         raise TypeError(f"sample: solver must be an engine solver such as parmcmc.DEER(); got {solver!r}.")
     name, instance = resolve_sampler(sampler)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from parmcmc.arguments import check_int
+from parmcmc.arguments import check_rng_key as check_rng_key_of
 from parmcmc.memory import available_bytes as available_bytes
 from parmcmc.memory import check_memory as check_memory
 from parmcmc.memory import estimate_run_bytes as estimate_run_bytes
@@ -30,16 +31,8 @@ def check_positive_int(name: str, value, *, allow_zero: bool = False, caller: st
 
 
 def check_rng_key(rng_key, caller: str = "sample") -> None:
-    """Raise TypeError unless ``rng_key`` is one JAX random key."""
-    dtype = getattr(rng_key, "dtype", None)
-    is_typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
-    is_raw = not is_typed and dtype == jnp.uint32 and jnp.shape(rng_key) == (2,)
-    if not ((is_typed and jnp.ndim(rng_key) == 0) or is_raw):
-        shape = getattr(rng_key, "shape", None)
-        raise TypeError(
-            f"{caller}: rng_key must be one JAX random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0); "
-            f"got {type(rng_key).__name__}{'' if shape is None else f' of shape {shape}'}."
-        )
+    """Raise TypeError unless ``rng_key`` is one JAX random key (:func:`parmcmc.arguments.check_rng_key`)."""
+    check_rng_key_of(rng_key, call=caller)
 
 
 def check_model(model, caller: str = "sample") -> None:
@@ -79,10 +72,10 @@ def _float64_leaves(tree, label):
 
 
 def check_float64_inputs(caller: str = "sample", **named) -> None:
-    """With jax_enable_x64 off, JAX converts float64 input to float32 silently.
+    """With jax_enable_x64 off, JAX converts float64 input to float32 (and int64 to int32) silently.
 
-    Raise for values that would overflow to inf there; warn (Float64DataWarning) for values that float32 rounds; say
-    nothing when the conversion is exact (0/1 labels, small integers) or x64 is on.
+    Raise for values that would overflow to inf (or wrap around, for integers) there; warn (Float64DataWarning) for
+    values that float32 rounds; say nothing when the conversion is exact (0/1 labels, small integers) or x64 is on.
     """
     if jax.dtypes.canonicalize_dtype(np.float64) == np.float64:
         return
@@ -94,6 +87,21 @@ def check_float64_inputs(caller: str = "sample", **named) -> None:
                 overflow.append(name)
             elif not np.array_equal(arr.astype(np.float32).astype(np.float64), arr, equal_nan=True):
                 rounded.append(name)
+    wrapped = [  # int64 data beyond int32's range: JAX wraps it without a word (2**33 becomes 0)
+        label + jax.tree_util.keystr(path)
+        for label, tree in named.items()
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+        if isinstance(leaf, np.ndarray | np.integer)
+        and leaf.dtype in (np.int64, np.uint64)
+        and np.size(leaf)
+        and not (np.iinfo(np.int32).min <= np.min(leaf) and np.max(leaf) <= np.iinfo(np.int32).max)
+    ]
+    if wrapped:
+        raise ValueError(
+            f"{caller}: {', '.join(wrapped)} hold int64 values beyond int32's range, and JAX runs in 32 bits "
+            "(jax_enable_x64 is off): they would wrap around silently. Call jax.config.update('jax_enable_x64', "
+            "True) at the start of the program, or convert the data (e.g. to float, or subtract an offset)."
+        )
     if overflow:
         raise ValueError(
             f"{caller}: {', '.join(overflow)} hold float64 values beyond float32's range (+-{FLOAT32_MAX:.3g}), "
@@ -112,20 +120,25 @@ def check_float64_inputs(caller: str = "sample", **named) -> None:
         )
 
 
-def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") -> None:
-    """Extra keyword arguments of sample() go to the engine's solve.
-
-    Check their names (and the integer options) now, not after the warmup.
-    """
+def check_solve_option_names(solve_kwargs: dict, solve_fn, caller: str = "sample") -> None:
+    """Refuse keyword arguments that the engine's solve does not take, with the closest name it does take."""
     known = [name for name, p in inspect.signature(solve_fn).parameters.items() if p.kind == p.KEYWORD_ONLY]
     unknown = sorted(set(solve_kwargs) - set(known))
     if unknown:
         close = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
         hint = "".join(f" Did you mean {c[0]!r} for {u!r}?" for u, c in close.items() if c)
         raise TypeError(
-            f"{caller}: unknown argument(s) {unknown}. Keyword arguments that are not sample()'s own go to "
+            f"{caller}: unknown argument(s) {unknown}. Keyword arguments that are not {caller}()'s own go to "
             f"the engine's solve, which takes {known}.{hint}"
         )
+
+
+def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") -> None:
+    """Extra keyword arguments of sample() go to the engine's solve.
+
+    Check their names (and the integer options) now, not after the warmup.
+    """
+    check_solve_option_names(solve_kwargs, solve_fn, caller)
     for name in ("max_iters", "window", "patience"):
         if solve_kwargs.get(name) is not None:
             solve_kwargs[name] = check_int(name, solve_kwargs[name], call=caller)
@@ -148,6 +161,11 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
                 f"{caller}: {name}={value!r} must be a finite real number >= 0 (e.g. {name}=1e-8), or left out "
                 "for the default by dtype (1e-11 in float64, 1e-5 in float32)."
             )
+    if solve_kwargs.get("atol") == 0 and solve_kwargs.get("rtol") == 0:  # used to fail in the solve, after the warmup
+        raise ValueError(
+            f"{caller}: atol=0 and rtol=0 ask for an exact fixed point, which floating point cannot promise; give "
+            "one of them > 0 (e.g. rtol=1e-10 in float64), or leave both out for the default by dtype."
+        )
     if "fallback" in solve_kwargs and solve_kwargs["fallback"] != "sequential":
         fallback = solve_kwargs["fallback"]
         if fallback is None:
@@ -173,12 +191,51 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
         )
 
 
-def check_initial_position(initial_position, caller: str = "sample") -> None:
-    """Every leaf a real number or a real array (JAX refuses strings and objects with a raw message)."""
+def check_parallel(parallel, caller: str = "sample"):
+    """True, False (NumPy bools become Python bools) or "auto"; anything else is refused.
+
+    An int used to pass (``1 == True``) and then miss every ``parallel is True`` test downstream: ``parallel=0`` ran
+    a parallel solve.
+    """
+    if isinstance(parallel, (bool, np.bool_)):
+        return bool(parallel)
+    if isinstance(parallel, str) and parallel == "auto":
+        return parallel
+    raise ValueError(f"{caller}: parallel={parallel!r}; use True, False or 'auto' (the default).")
+
+
+def check_initial_position(initial_position, caller: str = "sample", *, adapting: bool = False) -> None:
+    """Every leaf a real number or a real array (JAX refuses strings and objects with a raw message).
+
+    ``adapting``: an adapting warmup will run; with x64 on, BlackJAX's warmups fail on float32 starts.
+    """
     if initial_position is None:
         return
+    x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+    leaves = jax.tree_util.tree_leaves(initial_position)
+    if adapting and x64 and any(getattr(leaf, "dtype", None) == np.float32 for leaf in leaves):
+        raise TypeError(
+            f"{caller}: initial_position holds float32 arrays while jax_enable_x64 is on; the adapting warmup "
+            "(BlackJAX's) mixes them with its float64 step size and fails deep inside. Cast the start to float64 "
+            "(jnp.asarray(x, jnp.float64)), or turn x64 off to sample in float32, or give step_size= (the burn-in "
+            "then keeps float32)."
+        )
+    if not leaves or not any(np.size(leaf) for leaf in leaves):  # {} or {"a": None} or jnp.zeros(0)
+        raise ValueError(
+            f"{caller}: initial_position={initial_position!r:.60} has no entries (no array leaves, or only empty "
+            "ones); there is nothing to sample. Give a start with at least one floating-point entry, e.g. "
+            "jnp.zeros(3) or {'mu': 0.0}."
+        )
     for path, leaf in jax.tree_util.tree_flatten_with_path(initial_position)[0]:
-        kind = np.asarray(leaf).dtype.kind if isinstance(leaf, (numbers.Number, np.ndarray, jax.Array)) else None
+        numeric = isinstance(leaf, (numbers.Number, np.ndarray, jax.Array))
+        dtype = leaf.dtype if isinstance(leaf, (np.ndarray, jax.Array)) else np.asarray(leaf).dtype if numeric else None
+        if dtype is not None and jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:  # float16, bfloat16
+            raise TypeError(
+                f"{caller}: initial_position{jax.tree_util.keystr(path)} has dtype {dtype}; sampling runs in "
+                "float32 or float64 (the warmup's adaptation and the accept test need their range and precision; "
+                "float16 used to fail deep inside the warmup). Cast it, e.g. jnp.asarray(x, jnp.float32)."
+            )
+        kind = dtype.kind if numeric and dtype is not None else None
         if kind is None or kind not in "fiubc":  # numeric dtypes other than float get the target's message
             raise TypeError(
                 f"{caller}: initial_position{jax.tree_util.keystr(path)} is {type(leaf).__name__} "
@@ -189,9 +246,15 @@ def check_initial_position(initial_position, caller: str = "sample") -> None:
 
 def check_flags_and_names(caller: str = "sample", **named) -> None:
     """True/False switches are bools; dims and coords are dicts (or None)."""
-    for name in ("progress_bar", "keep_warmup"):
-        if name in named and not isinstance(named[name], (bool, np.bool_)):
-            raise TypeError(f"{caller}: {name}={named[name]!r} must be True or False.")
+    if "progress_bar" in named and not (
+        isinstance(named["progress_bar"], (bool, np.bool_)) or named["progress_bar"] == "always"
+    ):  # "always": shown when stderr is not a terminal too (parmcmc.progress; parmcmc.infer.MCMC documents it)
+        raise TypeError(
+            f"{caller}: progress_bar={named['progress_bar']!r} must be True or False (or 'always': shown even when "
+            "stderr is not a terminal)."
+        )
+    if "keep_warmup" in named and not isinstance(named["keep_warmup"], (bool, np.bool_)):
+        raise TypeError(f"{caller}: keep_warmup={named['keep_warmup']!r} must be True or False.")
     for name, example in (("dims", "{'beta': ['feature']}"), ("coords", "{'feature': ['age', 'income']}")):
         value = named.get(name)
         if value is not None and not isinstance(value, dict):

@@ -1,5 +1,6 @@
 """solve()'s argument checks: each names the argument, the value and what to pass instead."""
 
+import math
 import numbers
 from typing import Any
 
@@ -14,14 +15,18 @@ __all__ = ["check_count", "check_tolerance", "num_steps_of"]
 
 
 def check_tolerance(name: str, value: Any) -> float:
-    """A tolerance: a real number >= 0 (a concrete 0-d array is accepted)."""
+    """A tolerance: a finite real number >= 0 (a concrete 0-d array is accepted).
+
+    An infinite tolerance is refused: every iterate, the first guess included, would count as converged.
+    """
     concrete_scalar = hasattr(value, "shape") and np.ndim(value) == 0 and not isinstance(value, Tracer)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not float(value) >= 0:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
         if concrete_scalar:
             return check_tolerance(name, float(value))
         raise ValueError(
-            f"solve: {name}={value!r} must be a real number >= 0 (e.g. {name}=1e-8), or None for the default "
-            "by dtype (1e-11 in float64, 1e-5 in float32); tolerances must be >= 0 and not both 0."
+            f"solve: {name}={value!r} must be a real number >= 0 and finite (e.g. {name}=1e-8), or None for the "
+            "default by dtype (1e-11 in float64, 1e-5 in float32); tolerances must be >= 0 and not both 0 (an infinite "
+            "tolerance would count any guess as converged)."
         )
     return float(value)
 

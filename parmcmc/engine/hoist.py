@@ -19,6 +19,10 @@ def flatten_fn(fn, x0, x0_flat, unravel, inputs):
     fn is traced once: the check reads the shapes of that trace's output, and its program is what the solve
     evaluates (HoistedFn ravels the output leaves).
     """
+    if not callable(fn):
+        raise TypeError(f"solve: fn must be a function (state, input_t) -> state; got {type(fn).__name__} {fn!r:.60}.")
+    if x0_flat.size == 0:
+        raise ValueError(f"solve: x0 has no entries (flattened shape {x0_flat.shape}); give a state with at least one.")
     one_input = jax.tree_util.tree_map(lambda leaf: leaf[0], inputs)
     # Hoist the arrays fn closes over (data, parameters) into arguments of the jitted solve: as
     # compile-time constants XLA may spend many seconds folding them into every batched evaluation.

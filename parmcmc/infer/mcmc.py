@@ -22,6 +22,7 @@ from parmcmc import api, progress
 from parmcmc.infer.kernels import AbstractKernel
 from parmcmc.io.arviz import solver_stats
 from parmcmc.io.output import datatree_from_run, thin
+from parmcmc.models.target import ChainStarts
 
 __all__ = ["CHAIN_METHODS", "MCMC", "MCMCState"]
 
@@ -54,6 +55,11 @@ def _extra_field_names(kernel) -> tuple:
 
 
 def _check_extra_fields(kernel, extra_fields) -> tuple:
+    if isinstance(extra_fields, str):  # iterating it would name each letter
+        raise TypeError(
+            f"MCMC.run: extra_fields must be a tuple of names, e.g. extra_fields=({extra_fields!r},); got the string "
+            f"{extra_fields!r}."
+        )
     available = _extra_field_names(kernel)
     unknown = [f for f in extra_fields if f not in available]
     if unknown:
@@ -62,6 +68,24 @@ def _check_extra_fields(kernel, extra_fields) -> tuple:
             f"available: {list(available)}."
         )
     return tuple(extra_fields)
+
+
+def _per_chain_init_params(init_params, num_chains: int):
+    """init_params with a leading chain axis of size num_chains, as NumPyro requires for num_chains > 1.
+
+    An unbatched start used to be read as one position with an extra axis: a (num_chains, D) start sampled a
+    (num_chains x D)-dimensional density, and a (D,) start was shared by every chain, both without a word.
+    """
+    leaves = jax.tree_util.tree_leaves(init_params)
+    shapes = [tuple(np.shape(leaf)) for leaf in leaves]
+    if not leaves or any(not shape or shape[0] != num_chains for shape in shapes):
+        raise ValueError(
+            f"MCMC.run: with num_chains={num_chains}, init_params must hold one start per chain along a leading "
+            f"axis of size {num_chains} (NumPyro's rule); got leaf shapes {shapes}. Stack the starts, e.g. "
+            f"jax.tree.map(lambda a: jnp.broadcast_to(a, ({num_chains}, *jnp.shape(a))), init_params) to start "
+            "every chain at the same point."
+        )
+    return init_params
 
 
 def _same_key(a, b) -> bool:
@@ -160,6 +184,8 @@ class MCMC(numpyro.infer.MCMC):
             if potential is None:
                 raise ValueError("MCMC.run: the kernel has neither a model nor a potential_fn.")
             model, initial_position = (lambda z: -potential(z)), init_params
+            if self.num_chains > 1:  # NumPyro's rule: one start per chain along a leading axis
+                initial_position = ChainStarts(_per_chain_init_params(init_params, self.num_chains))
         elif init_params is not None:
             raise NotImplementedError(
                 "MCMC.run: init_params= with a model is not supported; give the kernel "

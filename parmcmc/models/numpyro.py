@@ -19,13 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.infer.util as numpyro_util
 from numpyro.handlers import seed, substitute, trace
-from numpyro.infer.initialization import init_to_uniform
+from numpyro.infer.initialization import init_to_uniform, init_to_value
 from numpyro.infer.util import initialize_model
 
 from parmcmc.arguments import check_int
 from parmcmc.jitcache import program_jit
 from parmcmc.keys import chain_keys
-from parmcmc.models.target import Target, check_initial_positions, from_logdensity
+from parmcmc.models.target import ChainStarts, Target, check_initial_positions, from_logdensity
 
 __all__ = ["from_numpyro", "model_name"]
 
@@ -134,20 +134,119 @@ def _check_sites(model_trace: dict, name: str) -> None:
             "(enumeration with infer={'enumerate': 'parallel'}, or DiscreteHMCGibbs)."
         )
     if not latent:
+        params = [n for n, s in model_trace.items() if s["type"] == "param"]
         raise ValueError(
             f"{_CALLER}: model {name!r} has no latent sample sites (all sites are observed or deterministic); "
             "there is nothing to sample. Remove obs= from the sites you want to infer."
+            + (
+                f" Its numpyro.param site(s) {params} are not sampled: give each a prior with numpyro.sample."
+                if params
+                else ""
+            )
+        )
+    shapes = {n: tuple(np.shape(model_trace[n]["value"])) for n in latent}
+    if not any(np.prod(shape, dtype=int) for shape in shapes.values()):
+        raise ValueError(
+            f"{_CALLER}: model {name!r} has latent sample site(s) of size 0 only ({shapes}); there is nothing to "
+            "sample. Check the plate sizes or the .expand([...]) shapes that come from the data."
         )
 
 
-def _init_error(name: str, init_strategy, num_chains: int) -> ValueError:
+def _bad_observations(site: dict):
+    """(mask of entries whose log likelihood is not finite at the traced parameters, the value) or None."""
+    value = site["value"]
+    try:
+        with warnings.catch_warnings():  # NumPyro's "Out-of-support values" warning: the finding is reported here
+            warnings.simplefilter("ignore")
+            lp = site["fn"].log_prob(value)
+        if site.get("mask") is not None:  # numpyro.handlers.mask: masked entries do not count
+            lp = jnp.where(site["mask"], lp, 0.0)
+        bad = ~np.isfinite(np.asarray(lp))
+    except Exception:  # a distribution that cannot score this value at all: leave it to NumPyro's own message
+        return None
+    return (bad, np.asarray(value)) if bad.any() else None
+
+
+def _entries(mask, limit: int = 5) -> str:
+    where = [tuple(int(i) for i in ix) if len(ix) != 1 else int(ix[0]) for ix in np.argwhere(mask)[:limit]]
+    return f"{where}{' ...' if mask.sum() > limit else ''} ({int(mask.sum())} of {mask.size})"
+
+
+def _check_observed_values(model_trace: dict, name: str) -> None:
+    """Refuse observed data holding NaN or inf where they count (masked-out entries and obs_mask's are fine).
+
+    Such data used to surface as 'no valid start found ... try a narrower init', which sends the user to the
+    wrong place: no start can make the likelihood of a NaN observation finite.
+    """
+    for site_name, site in model_trace.items():
+        if site["type"] != "sample" or not site["is_observed"]:
+            continue
+        found = _bad_observations(site)
+        if found is None or not np.issubdtype(found[1].dtype, np.inexact):
+            continue
+        bad, value = found
+        event_dim = site["fn"].event_dim
+        nonfinite = ~np.isfinite(value)
+        if event_dim:
+            nonfinite = nonfinite.any(axis=tuple(range(value.ndim - event_dim, value.ndim)))
+        if nonfinite.shape != bad.shape or not (nonfinite & bad).any():
+            continue
+        raise ValueError(
+            f"{_CALLER}: the observed data of site {site_name!r} of model {name!r} hold NaN or inf at entries "
+            f"{_entries(nonfinite & bad)}, so its log likelihood is not finite for any parameters. Drop those "
+            "entries, or let NumPyro impute them: numpyro.sample(..., obs=y, obs_mask=jnp.isfinite(y)) samples the "
+            "missing entries, numpyro.handlers.mask(mask=...) leaves them out."
+        )
+
+
+def _check_init_values(init_strategy, model_trace: dict, name: str) -> None:
+    """init_to_value(values=...) naming no latent site: NumPyro ignores the name and starts that site at random."""
+    values = getattr(init_strategy, "keywords", {}).get("values")
+    if getattr(init_strategy, "func", None) is not init_to_value or not isinstance(values, dict):
+        return
+    latent = sorted(n for n, s in model_trace.items() if s["type"] == "sample" and not s["is_observed"])
+    unknown = sorted(set(values) - set(latent))
+    if unknown:
+        raise ValueError(
+            f"{_CALLER}: init_to_value(values=...) names {unknown}, which are not latent sample sites of model "
+            f"{name!r} (NumPyro would ignore them and start those sites at random); its latent sites are {latent}."
+        )
+
+
+def _observed_diagnosis(model_trace: dict) -> tuple[str, str]:
+    """Why no start may exist: observed sites (then factors) whose terms are not finite at a start tried."""
+    notes, factors = [], []
+    for site_name, site in model_trace.items():
+        if site["type"] == "sample" and site["is_observed"]:
+            found = _bad_observations(site)
+            if found is not None and site.get("infer", {}).get("is_auxiliary"):  # numpyro.factor: the value is the term
+                factors.append(f" numpyro.factor {site_name!r} is not finite at a start tried: {site['fn'].log_factor}")
+            elif found is not None:
+                bad, value = found
+                values = f" (values {value[bad][:3].tolist()})" if value.shape[: bad.ndim] == bad.shape else ""
+                notes.append(
+                    f" The observed data of site {site_name!r} have a log likelihood that is not finite (at a start "
+                    f"drawn by init_to_uniform) at entries {_entries(bad)}{values} under {type(site['fn']).__name__} "
+                    f"with support {site['fn'].support}: check those data against the distribution's support."
+                )
+    return "".join(notes), "".join(factors)
+
+
+def _init_error(name: str, init_strategy, num_chains: int, model_trace: dict) -> ValueError:
+    data, factors = _observed_diagnosis(model_trace)
+    if data:  # the data, not the starts, are the likely cause: say that first
+        return ValueError(
+            f"{_CALLER}: no valid start found for model {name!r} ({NUMPYRO_INIT_TRIES} starts tried per chain)."
+            + data
+            + factors
+        )
     return ValueError(
         f"{_CALLER}: no valid start found for model {name!r}: for at least one of {num_chains} chain(s), "
         f"{NUMPYRO_INIT_TRIES} starts drawn with {getattr(init_strategy, '__name__', init_strategy)!r} all "
         "gave a log density or gradient that is not finite. Try a narrower init "
         "(init_strategy=numpyro.infer.init_to_uniform(radius=0.5)), init_to_median or "
         "init_to_value(values={...}) with values inside every site's support, and check the model's "
-        "priors and likelihood for log(0), division by zero or overflow (float64 helps with overflow)."
+        "priors and likelihood for log(0), division by zero or overflow (float64 helps with overflow)." + factors
     )
 
 
@@ -228,6 +327,8 @@ def from_numpyro(
     model_trace = _trace_model(model, _raw_keys(trace_key, 1)[0], model_args, model_kwargs, name)
     _check_sites(model_trace, name)
     _check_observed_shapes(model_trace, name)
+    _check_observed_values(model_trace, name)
+    _check_init_values(init_strategy, model_trace, name)
 
     try:
         with _compiled_init_search():
@@ -240,12 +341,13 @@ def from_numpyro(
             )
     except RuntimeError as err:
         if "Cannot find valid initial parameters" in str(err):
-            raise _init_error(name, init_strategy, num_chains) from err
+            raise _init_error(name, init_strategy, num_chains, model_trace) from err
         raise ValueError(f"{_CALLER}: NumPyro could not initialise model {name!r}: {err}") from err
     except Exception as err:
         raise ValueError(
             f"{_CALLER}: NumPyro could not initialise model {name!r} ({type(err).__name__}: {err}). "
             "If the message points at an init strategy, try init_strategy=numpyro.infer.init_to_uniform."
+            + "".join(_observed_diagnosis(model_trace))
         ) from err
 
     potential_fn = info.potential_fn
@@ -273,6 +375,8 @@ def from_numpyro(
 
 def from_model(model, key, num_chains, model_args, model_kwargs, initial_position, init_strategy=None) -> Target:
     """The `Target` of sample()'s `model`: a log density when `initial_position` is given, else a NumPyro model."""
+    if isinstance(initial_position, ChainStarts):  # one start per chain (parmcmc.infer.MCMC's init_params)
+        return from_logdensity(model, initial_positions=initial_position.positions)
     if initial_position is not None:
         return from_logdensity(model, initial_position=initial_position, num_chains=num_chains)
     init = {} if init_strategy is None else {"init_strategy": init_strategy}

@@ -22,7 +22,7 @@ from jax.flatten_util import ravel_pytree
 from parmcmc.arguments import PyTree, check_int
 from parmcmc.jitcache import program_jit
 
-__all__ = ["Target", "check_initial_positions", "from_logdensity", "num_chains_of"]
+__all__ = ["ChainStarts", "Target", "check_initial_positions", "from_logdensity", "num_chains_of"]
 
 
 class Target(NamedTuple):
@@ -61,6 +61,16 @@ class Target(NamedTuple):
     name: str
 
 
+class ChainStarts(NamedTuple):
+    """One start per chain for a log density: `positions`' leaves carry a leading chain axis.
+
+    What parmcmc.infer.MCMC passes as sample()'s initial_position when NumPyro's init_params hold one start per
+    chain (NumPyro's rule for num_chains > 1); a plain initial_position is one start shared by every chain.
+    """
+
+    positions: PyTree
+
+
 def num_chains_of(positions: PyTree, caller: str) -> int:
     """The common leading-axis length of the leaves of `positions` (the number of chains)."""
     leaves = jax.tree_util.tree_leaves(positions)
@@ -94,9 +104,15 @@ def check_initial_positions(logdensity_fn: Callable, positions: PyTree, caller: 
     try:
         out = jax.eval_shape(logdensity_fn, one)
     except Exception as err:
+        hint = (  # a NumPyro model given with initial_position= fails inside NumPyro, often with no message
+            " If the model is a NumPyro model (not a log density of the position), leave initial_position out and "
+            "choose its starts with init_strategy=numpyro.infer.init_to_value(values={...})."
+            if caller == "from_logdensity"
+            else ""
+        )
         raise ValueError(
             f"{caller}: the log density of model {model_name!r} raised {type(err).__name__} on the initial "
-            f"position: {err}"
+            f"position: {err or '(no message)'}.{hint}"
         ) from err
     if getattr(out, "shape", None) != ():
         raise ValueError(

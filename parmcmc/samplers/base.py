@@ -220,6 +220,11 @@ class AbstractSampler(abc.ABC):
                 f"gradient-based), got dtype {flat.dtype}. Cast it, e.g. "
                 "jax.tree.map(lambda a: jnp.asarray(a, float), position)."
             )
+        if jnp.finfo(flat.dtype).bits < 32:  # the noise and the accept test need float32's range at least
+            raise TypeError(
+                f"initial_position has dtype {flat.dtype}; the samplers run in float32 or float64. Cast it, e.g. "
+                "jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), position)."
+            )
         bound = self._evolve(_layout=Layout.of(initial_position))
         bound = bound._on_bind()._cast_leaves()
         bound.check_position(bound.ravel(initial_position))

@@ -9,6 +9,7 @@ energy, velocity Verlet (:mod:`~parmcmc.samplers.integrators`) integrates
 BlackJAX 1.7's ``blackjax.hmc``, so the same ``rng_key`` gives the same chain.
 """
 
+import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -171,7 +172,7 @@ class HMC(AbstractSampler):
         self._set(
             num_integration_steps=_check_num_integration_steps(num_integration_steps),
             inverse_mass_matrix=_check_imm(inverse_mass_matrix),
-            divergence_threshold=float(divergence_threshold),
+            divergence_threshold=_check_divergence_threshold(divergence_threshold),
             step_size_jitter=_check_jitter(step_size_jitter),
             integration_steps_jitter=_check_steps_jitter(integration_steps_jitter),
             trajectory_length=_check_trajectory_length(trajectory_length),
@@ -197,7 +198,7 @@ class HMC(AbstractSampler):
         if "trajectory_length" in changes:
             changes["trajectory_length"] = _check_trajectory_length(changes["trajectory_length"])
         if "divergence_threshold" in changes:
-            changes["divergence_threshold"] = float(changes["divergence_threshold"])
+            changes["divergence_threshold"] = _check_divergence_threshold(changes["divergence_threshold"])
         return changes
 
     def _on_bind(self):
@@ -299,6 +300,16 @@ class HMC(AbstractSampler):
 
 def _check_num_integration_steps(num_integration_steps) -> int:
     return check_int("num_integration_steps", num_integration_steps)
+
+
+def _check_divergence_threshold(threshold) -> float:
+    """A positive real (inf: nothing counts as divergent); a negative one used to mark every draw divergent."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not float(threshold) > 0:
+        raise ValueError(
+            f"divergence_threshold must be a positive number (an energy error; 1000 by default, as Stan, NumPyro "
+            f"and BlackJAX), got {threshold!r}."
+        )
+    return float(threshold)
 
 
 def _check_imm(inverse_mass_matrix):

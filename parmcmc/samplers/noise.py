@@ -15,7 +15,7 @@ the same numbers under ``vmap`` as one call at a time.
 import jax
 from jax import Array
 
-from parmcmc.arguments import check_int
+from parmcmc.arguments import check_int, check_rng_key
 from parmcmc.samplers import threefry
 
 __all__ = [
@@ -46,8 +46,10 @@ def step_keys(rng_key: Array, num_steps: int) -> tuple[Array, Array]:
     -------
     (proposal_keys, accept_keys), each with leading axis ``num_steps``:
     ``split(split(rng_key, num_steps)[t])`` = ``(proposal_keys[t], accept_keys[t])``.
-    Works for typed keys (``jax.random.key``) and raw ``uint32`` keys alike.
+    Works for typed keys (``jax.random.key``) and raw ``uint32`` keys alike; anything else (an int, a batch of
+    keys) is refused with a message that says how to make a key.
     """
+    check_rng_key(rng_key)
     if threefry.applies(rng_key):  # the same keys, compiled in a fraction of the time (samplers/threefry.py)
         pairs = threefry.split(threefry.split(rng_key, num_steps), 2)
     else:
