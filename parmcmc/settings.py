@@ -220,8 +220,6 @@ def check_settings(
     check_mass_matrix_setting(inverse_mass_matrix, name, instance, step_size)
     _check_sampler_options(name, instance, dense_mass, step_size_jitter)
     _check_trajectory_options(name, instance, adaptation, integration_steps_jitter, num_chains, num_warmup, dense_mass)
-    if adaptation is None and (given_steps is not None or step_size is not None) and name == "hmc" and instance is None:
-        adaptation = "window"  # a given number of leapfrog steps (or step size) is a fixed trajectory: not adapted
     accept = target_acceptance
     if accept is not None and not (isinstance(accept, numbers.Real) and 0.0 < accept < 1.0):  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"sample: target_acceptance must lie in (0, 1); got {accept!r}.")
@@ -247,7 +245,11 @@ def check_settings(
         target_acceptance=accept,
         keep_warmup=keep_warmup,
         num_warmup=num_warmup,
+        adaptation=adaptation,
+        dense_mass=dense_mass,
     )
+    if adaptation is None and (given_steps is not None or step_size is not None) and name == "hmc" and instance is None:
+        adaptation = "window"  # a given number of leapfrog steps (or step size) is a fixed trajectory: not adapted
     thinning, prior = _check_output_settings(
         num_samples, initial_position, thinning, init_strategy, log_likelihood, posterior_predictive, prior
     )

@@ -289,6 +289,10 @@ def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, caller
             )
 
 
+# MALA's dense preconditioner is estimated from the warmup's draws from this many warmup steps on (prepare.warm_up).
+MALA_PRECONDITION_MIN_WARMUP = 20
+
+
 class IgnoredArgumentWarning(UserWarning):
     """An argument was given that the rest of the call makes meaningless; it is ignored."""
 
@@ -305,6 +309,8 @@ def warn_ignored_arguments(
     target_acceptance,
     keep_warmup,
     num_warmup,
+    adaptation=None,
+    dense_mass=None,
     caller="sample",
 ) -> None:
     """One IgnoredArgumentWarning per argument that the other arguments make meaningless."""
@@ -343,6 +349,26 @@ def warn_ignored_arguments(
                 "keep_warmup=True",
                 "warmup draws are kept only when warmup adapts the step size "
                 "(num_warmup > 0, no step_size=, no sampler instance)",
+            )
+        )
+    if adaptation is not None and not adapts:  # used to be ignored without a word
+        ignored.append(
+            ("adaptation=", "nothing is adapted (step_size= or a sampler instance was given, or num_warmup=0)")
+        )
+    if dense_mass and not adapts:
+        ignored.append(
+            (
+                "dense_mass=",
+                "no mass matrix or preconditioner is adapted (step_size= or a sampler instance "
+                "was given, or num_warmup=0)",
+            )
+        )
+    elif dense_mass and sampler_name == "mala" and num_warmup < MALA_PRECONDITION_MIN_WARMUP:
+        ignored.append(
+            (
+                "dense_mass=",
+                f"MALA's preconditioner is estimated from the warmup's draws and needs "
+                f"num_warmup >= {MALA_PRECONDITION_MIN_WARMUP}",
             )
         )
     for name, why in ignored:

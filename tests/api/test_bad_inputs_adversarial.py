@@ -266,3 +266,20 @@ def test_numpyro_model_given_with_initial_position_is_told_to_leave_it_out(no_he
     """NumPyro raises an AssertionError with no message when its model is called with a position."""
     with pytest.raises(ValueError, match=r"If the model is a NumPyro model .* leave initial_position out"):
         call_sample(model=normal_model)
+
+
+@pytest.mark.parametrize(
+    "changes, name",
+    [
+        (dict(adaptation="chees", step_size=0.3), "adaptation="),
+        (dict(adaptation="window_trajectory", num_warmup=0, step_size=0.3), "adaptation="),
+        (dict(dense_mass=True, step_size=0.3), "dense_mass="),
+        (dict(dense_mass=True, sampler=parmcmc.HMC(gaussian, 0.3, 5)), "dense_mass="),
+        (dict(dense_mass=True, sampler="mala", num_warmup=10), r"dense_mass=.*needs num_warmup >= 20"),
+    ],
+    ids=["chees-with-step-size", "trajectory-without-warmup", "dense-with-step-size", "dense-with-instance", "mala-short"],
+)
+def test_warmup_settings_that_nothing_adapts_warn(no_heavy_work, changes, name):
+    """These used to be dropped without a word (the run went on with a fixed step size and no dense metric)."""
+    with pytest.warns(parmcmc.IgnoredArgumentWarning, match=rf"sample: {name}"), pytest.raises(AssertionError):
+        call_sample(**changes)
