@@ -277,7 +277,7 @@ def test_numpyro_model_given_with_initial_position_is_told_to_leave_it_out(no_he
         (dict(dense_mass=True, sampler=parmcmc.HMC(gaussian, 0.3, 5)), "dense_mass="),
         (dict(dense_mass=True, sampler="mala", num_warmup=10), r"dense_mass=.*needs num_warmup >= 20"),
     ],
-    ids=["chees-with-step-size", "trajectory-without-warmup", "dense-with-step-size", "dense-with-instance", "mala-short"],
+    ids=["chees-step-size", "trajectory-no-warmup", "dense-step-size", "dense-instance", "mala-short"],
 )
 def test_warmup_settings_that_nothing_adapts_warn(no_heavy_work, changes, name):
     """These used to be dropped without a word (the run went on with a fixed step size and no dense metric)."""
