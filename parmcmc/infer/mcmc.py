@@ -88,6 +88,18 @@ def _per_chain_init_params(init_params, num_chains: int):
     return init_params
 
 
+def _check_state_fits(state: MCMCState, positions, num_chains: int) -> None:
+    """post_warmup_state must hold this MCMC's chains of this model's positions (else vmap fails deep inside)."""
+    shapes = lambda tree: jax.tree_util.tree_map(lambda a: tuple(np.shape(a)), tree)  # noqa: E731
+    mine, theirs = shapes(positions), shapes(state.z)
+    if jax.tree_util.tree_structure(theirs) != jax.tree_util.tree_structure(mine) or theirs != mine:
+        raise ValueError(
+            f"MCMC.run: post_warmup_state holds positions shaped {theirs}, but this MCMC runs {num_chains} chain(s) "
+            f"of positions shaped {mine} (leading axis: chain). Set post_warmup_state to this MCMC's own "
+            "last_state (or the state of an MCMC of the same model and num_chains)."
+        )
+
+
 def _same_key(a, b) -> bool:
     data = lambda k: np.asarray(jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k)
     return np.array_equal(data(a), data(b))
@@ -271,6 +283,7 @@ class MCMC(numpyro.infer.MCMC):
                     "first run; pass the same ones, or none."
                 )
             settings = self._make_settings(rng_key, self.num_warmup, self._args, self._kwargs, init_params)
+            _check_state_fits(state, self._prepared.positions, self.num_chains)
             prepared = self._prepared._replace(
                 positions=state.z,
                 step_size=state.step_size,

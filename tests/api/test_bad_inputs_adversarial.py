@@ -283,3 +283,14 @@ def test_warmup_settings_that_nothing_adapts_warn(no_heavy_work, changes, name):
     """These used to be dropped without a word (the run went on with a fixed step size and no dense metric)."""
     with pytest.warns(parmcmc.IgnoredArgumentWarning, match=rf"sample: {name}"), pytest.raises(AssertionError):
         call_sample(**changes)
+
+
+def test_post_warmup_state_of_another_mcmc_is_named():
+    """A state of 2 chains continued by a 1-chain MCMC used to fail inside vmap ('inconsistent sizes')."""
+    from parmcmc.infer.mcmc import MCMCState, _check_state_fits
+
+    state = MCMCState({"mu": jnp.zeros(2)}, jnp.ones(2), None, jax.random.key(0), 0)
+    _check_state_fits(state, {"mu": jnp.zeros(2)}, 2)
+    for positions, chains in (({"mu": jnp.zeros(1)}, 1), ({"a": jnp.zeros((2, 3))}, 2)):
+        with pytest.raises(ValueError, match=r"post_warmup_state holds positions shaped \{'mu': \(2,\)\}"):
+            _check_state_fits(state, positions, chains)
