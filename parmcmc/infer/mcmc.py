@@ -90,7 +90,7 @@ def _per_chain_init_params(init_params, num_chains: int):
 
 def _check_state_fits(state: MCMCState, positions, num_chains: int) -> None:
     """post_warmup_state must hold this MCMC's chains of this model's positions (else vmap fails deep inside)."""
-    shapes = lambda tree: jax.tree_util.tree_map(lambda a: tuple(np.shape(a)), tree)  # noqa: E731
+    shapes = lambda tree: jax.tree_util.tree_map(lambda a: tuple(np.shape(a)), tree)
     mine, theirs = shapes(positions), shapes(state.z)
     if jax.tree_util.tree_structure(theirs) != jax.tree_util.tree_structure(mine) or theirs != mine:
         raise ValueError(
