@@ -202,6 +202,7 @@ class QuasiDEER(AbstractLDSSolver):
         if self.diagonal not in ("exact", "hutchinson"):
             raise ValueError(f"QuasiDEER(diagonal={self.diagonal!r}): use 'exact' or 'hutchinson'.")
         check_int("num_probes", self.num_probes, call="QuasiDEER")
+        check_int("seed", self.seed, minimum=-(2**63), call="QuasiDEER")  # jax.random.key(seed) takes any integer
         _check_damping("QuasiDEER", self.damping, self.clip)
 
     def init(self, x0, num_steps):

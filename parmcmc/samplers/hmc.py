@@ -343,8 +343,8 @@ def _check_trajectory_length(length):
         return length
     if isinstance(length, bool) or not (isinstance(length, (int, float)) or jnp.ndim(length) == 0):
         raise TypeError(f"trajectory_length must be None or a positive float, got {length!r}.")
-    if not float(length) > 0.0:
-        raise ValueError(f"trajectory_length must be positive (an integration time), got {length!r}.")
+    if not 0.0 < float(length) < float("inf"):  # inf: an unbounded number of leapfrog steps per draw
+        raise ValueError(f"trajectory_length must be positive and finite (an integration time), got {length!r}.")
     return _as_float_array(length)
 
 

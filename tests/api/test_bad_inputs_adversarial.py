@@ -294,3 +294,11 @@ def test_post_warmup_state_of_another_mcmc_is_named():
     for positions, chains in (({"mu": jnp.zeros(1)}, 1), ({"a": jnp.zeros((2, 3))}, 2)):
         with pytest.raises(ValueError, match=r"post_warmup_state holds positions shaped \{'mu': \(2,\)\}"):
             _check_state_fits(state, positions, chains)
+
+
+def test_unbounded_trajectory_and_fractional_probe_seed_are_refused():
+    """trajectory_length=inf used to be accepted (ceil(inf / step) leapfrog steps); QuasiDEER(seed=1.5) too."""
+    with pytest.raises(ValueError, match="trajectory_length must be positive and finite"):
+        parmcmc.HMC(gaussian, 0.1, 5, trajectory_length=float("inf"), integration_steps_jitter=1.0)
+    with pytest.raises(TypeError, match="QuasiDEER: seed must be an integer"):
+        parmcmc.QuasiDEER(diagonal="hutchinson", seed=1.5)
