@@ -73,7 +73,8 @@ def check_rng_key(rng_key: Any, call: str | None = None) -> None:
     """Raise TypeError unless ``rng_key`` is one JAX random key.
 
     A typed key of shape () (``jax.random.key(0)``) or a raw ``uint32`` key of shape (2,)
-    (``jax.random.PRNGKey(0)``); traced keys pass the same test on their shape and dtype.
+    (``jax.random.PRNGKey(0)``; (4,) under ``jax_default_prng_impl="rbg"``); traced keys pass the same test on
+    their shape and dtype.
 
     Parameters
     ----------
@@ -90,7 +91,7 @@ def check_rng_key(rng_key: Any, call: str | None = None) -> None:
     dtype = getattr(rng_key, "dtype", None)
     shape = getattr(rng_key, "shape", None)
     typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
-    raw = not typed and dtype == np.uint32 and tuple(shape or ()) == (2,)
+    raw = not typed and dtype == np.uint32 and tuple(shape or ()) in ((2,), (4,))  # threefry's, or rbg's
     if (typed and shape == ()) or raw:
         return
     prefix = f"{call}: " if call else ""

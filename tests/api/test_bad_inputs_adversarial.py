@@ -302,3 +302,14 @@ def test_unbounded_trajectory_and_fractional_probe_seed_are_refused():
         parmcmc.HMC(gaussian, 0.1, 5, trajectory_length=float("inf"), integration_steps_jitter=1.0)
     with pytest.raises(TypeError, match="QuasiDEER: seed must be an integer"):
         parmcmc.QuasiDEER(diagonal="hutchinson", seed=1.5)
+
+
+def test_raw_keys_of_both_default_generators_pass_the_key_check():
+    """A raw key is (2,) uint32 under threefry and (4,) under jax_default_prng_impl="rbg"; both are one key."""
+    from parmcmc.arguments import check_rng_key
+
+    for key in (jnp.zeros(2, jnp.uint32), jnp.zeros(4, jnp.uint32), jax.random.key(0)):
+        check_rng_key(key)
+    for key in (jnp.zeros(3, jnp.uint32), jnp.zeros((2, 2), jnp.uint32), jnp.zeros(2, jnp.int32), 0):
+        with pytest.raises(TypeError, match="rng_key must be one JAX random key"):
+            check_rng_key(key, call="sample")
