@@ -126,7 +126,7 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
             f"{caller}: unknown argument(s) {unknown}. Keyword arguments that are not sample()'s own go to "
             f"the engine's solve, which takes {known}.{hint}"
         )
-    for name in ("max_iters", "window", "patience"):
+    for name in ("max_iters", "window", "patience", "budget"):
         if solve_kwargs.get(name) is not None:
             solve_kwargs[name] = check_int(name, solve_kwargs[name], call=caller)
     for name in ("atol", "rtol"):
