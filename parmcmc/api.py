@@ -126,7 +126,7 @@ def sample(
         continues sequentially from its exact prefix, with a warning: every returned chain is converged. Defaults
         here: max_iters = max(64, T // 8), patience = 16 (fail fast); for a block solve, counted in blocks,
         engine.blocks.fail_fast_budget: budget n // 2 - 2 block iterations of n = T / B (depth T / 2), past which a
-        chain goes on, up to max_iters = n, only while its exact prefix gains 2 blocks per iteration (a max_iters
+        chain goes on, up to max_iters = n, only while its exact prefix gains 1.5 blocks per iteration (a max_iters
         given here is the budget too, as for a plain solve).
     thinning
         Keep every thinning-th draw (NumPyro's rule: num_samples // thinning draws are kept).

@@ -132,9 +132,10 @@ def solve(
         every block is recomputed from its solved start. No decision of a discontinuous step map is linearised
         inside a block.
     budget
-        With patience: the iterations after which the solve goes on, up to max_iters (a hard cap), only while its exact
-        prefix grew by at least 2 per iteration over the last `patience` iterations; patience's checkpoints project
-        against it instead of max_iters (engine/failfast.py). None (default): max_iters.
+        With patience: the iterations after which the solve goes on, up to max_iters (a hard cap), only while its
+        exact prefix grew by at least 1.5 per iteration over the last `patience` iterations (its largest gain left
+        out); patience's checkpoints project against it instead of max_iters (engine/failfast.py). None (default):
+        max_iters.
 
     Returns
     -------

@@ -4,7 +4,7 @@ A block solve's iterations are not those of a plain solve: inside a block every 
 so the iteration only has to find the block ends, and a chain that contracts does that once its accept
 decisions have coupled with the true chain's, block by block, whatever T is. So the pilot is the block solve
 itself on T_p steps (n_p = ceil(T_p / B) blocks), under the fail-fast rule sample() gives it
-(`engine.blocks.fail_fast_budget`, engine/failfast.py: past the budget only while it still gains 2 blocks per
+(`engine.blocks.fail_fast_budget`, engine/failfast.py: past the budget only while it still gains 1.5 blocks per
 iteration), and
 
     k(T) = k_p * log2(n) / log2(n_p)      if the pilot converged ("log": the slowest of

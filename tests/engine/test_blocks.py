@@ -198,9 +198,9 @@ def test_fail_fast_in_blocks_stops_each_chain_on_its_own_under_vmap():
 
 
 def test_a_block_solve_still_coupling_at_its_budget_goes_on_and_converges():
-    # A weakly contracting Metropolis chain: its exact prefix gains ~1.5 blocks per iteration, then the
-    # tail couples at once (21 block iterations of 40). The old fixed budget (18 = n // 2 - 2) cut it off
-    # and fell back; past its budget it still gains >= 2 blocks per iteration, so now it goes on.
+    # A weakly contracting Metropolis chain whose blocks couple a few at a time (21 block iterations of 40).
+    # The old fixed budget (18 = n // 2 - 2) cut it off and fell back; past its budget its exact prefix
+    # still gains more than 1.5 blocks per iteration (its largest jump left out), so now it goes on.
     fn, x0, u = metropolis_walk(0.9, seed=5)
     budget, patience = fail_fast_budget(640, 16)
     free = solve(fn, x0, u, DEER(), block=16)
