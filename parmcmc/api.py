@@ -125,7 +125,9 @@ def sample(
         Passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve that fails
         continues sequentially from its exact prefix, with a warning: every returned chain is converged. Defaults
         here: max_iters = max(64, T // 8), patience = 16 (fail fast); for a block solve, counted in blocks,
-        engine.blocks.fail_fast_budget (depth T / 2: n // 2 - 2 block iterations of n = T / B).
+        engine.blocks.fail_fast_budget: budget n // 2 - 2 block iterations of n = T / B (depth T / 2), past which a
+        chain goes on, up to max_iters = n, only while its exact prefix gains 1.5 blocks per iteration (a max_iters
+        given here is the budget too, as for a plain solve).
     thinning
         Keep every thinning-th draw (NumPyro's rule: num_samples // thinning draws are kept).
     init_strategy
@@ -274,7 +276,11 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
         # early and continues sequentially from its exact prefix; the other chains are not held back.
         block = blocks.block_of(solver, num_samples)  # a block solve's budget is counted in blocks
         budget = (max(FAIL_FAST_MIN_BUDGET, num_samples // 8), FAIL_FAST_PATIENCE)
-        budget = budget if block is None else blocks.fail_fast_budget(num_samples, block)
+        if block is not None:  # past its budget, a block solve goes on while it converges (engine/failfast.py)
+            budget = blocks.fail_fast_budget(num_samples, block)
+            if kwargs.get("max_iters") is None and kwargs.get("patience", 1) is not None:  # else the user's budget
+                kwargs.setdefault("budget", budget[0])
+            budget = (-(-num_samples // block), budget[1])
         kwargs.setdefault("max_iters", budget[0])
         kwargs.setdefault("patience", budget[1])
         if display.show:  # one function for every run (compiled code stays reusable); it feeds `display`

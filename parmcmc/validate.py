@@ -139,7 +139,7 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
     Check their names (and the integer options) now, not after the warmup.
     """
     check_solve_option_names(solve_kwargs, solve_fn, caller)
-    for name in ("max_iters", "window", "patience"):
+    for name in ("max_iters", "window", "patience", "budget"):
         if solve_kwargs.get(name) is not None:
             solve_kwargs[name] = check_int(name, solve_kwargs[name], call=caller)
     for name in ("atol", "rtol"):

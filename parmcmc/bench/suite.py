@@ -1,11 +1,12 @@
 """./dev.sh bench suite: the model suite (parmcmc.models.suite) through sample()'s machinery.
 
-Per model and sampler it runs the warmup, the parallel solve of every chain (the solver sample() picks,
-with the exact sequential fallback), the sequential reference with the same keys, and parmcmc.diagnose on
-chain 0, and reports: Newton iterations of each chain, fallbacks, the largest |parallel - sequential| and
-the accept decisions that differ, the LLE and verdict of diagnose (and its predicted iterations), the
-seconds of one Newton iteration over the seconds of one batched sweep of the step map (all chains, all T
-states: the floor of an iteration's cost), and the compile time of the parallel run.
+Per model and sampler it runs the warmup, the parallel solve of every chain (the solver sample() picks, with
+the exact sequential fallback), the sequential reference with the same keys, and parmcmc.diagnose (a block
+solve's pilot on every chain, num_chains; a plain solve's on chain 0), and reports: Newton iterations of each
+chain, fallbacks, the largest |parallel - sequential| and the accept decisions that differ, the LLE and
+verdict of diagnose (and its predicted iterations), the seconds of one Newton iteration over the seconds of
+one batched sweep of the step map (all chains, all T states: the floor of an iteration's cost), and the
+compile time of the parallel run.
 
     ./dev.sh bench suite                                  # every model, MALA and HMC, T = 2000, 4 chains
     ./dev.sh bench suite --models radon banana --samplers mala --T 500 --warmup 300 --tag try
@@ -43,6 +44,7 @@ COLUMNS = [
     "outcome",
     "predicted",
     "predicted_blocks",
+    "predicted_chains",
     "iter_over_sweep",
     "compile_s",
     "parallel_s",
@@ -51,8 +53,14 @@ COLUMNS = [
 ]
 
 
-def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, diagnose_pilot=True, **solve_kwargs):
-    """One (model, sampler) row of the table; solve_kwargs (window, patience, ...) go to sample()'s solve."""
+def run_pair(
+    name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, diagnose_pilot=True, integration_steps=None, **kw
+):
+    """One (model, sampler) row of the table; kw (window, patience, ...) go to sample()'s solve.
+
+    integration_steps: HMC's fixed number of leapfrog steps (adaptation "window"); None: sample()'s default HMC.
+    """
+    solve_kwargs = kw
     from parmcmc.api import _one_chain, check_settings, pick_solver, prepare, run_chains
     from parmcmc.diagnose import diagnose
     from parmcmc.engine import Sequential, Shooting
@@ -73,7 +81,7 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
         model_kwargs=ex.model_kwargs,
         initial_position=None,
         step_size=None,
-        num_integration_steps=10,
+        num_integration_steps=integration_steps if sampler == "hmc" else None,
         inverse_mass_matrix=None,
         target_acceptance=None,
         keep_warmup=False,
@@ -104,6 +112,7 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
         chains=chains,
         warmup=warmup,
         dtype=str(dtype),
+        hmc="" if sampler != "hmc" else "default" if integration_steps is None else f"L={integration_steps}",
         iterations=iters,
         fell_back=int(np.sum(np.asarray(par.chains.fell_back))),
         seq_from=np.asarray(par.chains.sequential_from).tolist(),
@@ -118,11 +127,22 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
     row["blocked"] = isinstance(solver, Shooting) or kwargs.get("block") is not None
     row["iter_over_sweep"] = _iteration_over_sweep(prepared, xs, settings, par, iters)
     if diagnose_pilot:
-        one, x0 = _one_chain(prepared, 0)
-        # the solver that ran: a block solve is diagnosed by its own block pilot (predictability/block_verdict.py)
+        # the solver that ran: a block solve is diagnosed by its own block pilot (predictability/block_verdict.py),
+        # on every chain (the worst chain decides); a plain solve on chain 0
         ran = solver if kwargs.get("block") is None else Shooting(solver, kwargs["block"])
+        every = isinstance(ran, Shooting)
+        one, x0 = (per_chain(prepared), prepared.positions) if every else _one_chain(prepared, 0)
         t0 = time.perf_counter()
-        d = diagnose(one, x0, jax.random.key(seed + 1), T, solver=ran, lle_steps=min(T, 1024), pilot_steps=T // 2)
+        d = diagnose(
+            one,
+            x0,
+            jax.random.key(seed + 1),
+            T,
+            solver=ran,
+            lle_steps=min(T, 1024),
+            pilot_steps=T // 2,
+            num_chains=chains if every else None,
+        )
         row.update(
             lle=d.lle,
             lle_unc=d.spread,
@@ -131,9 +151,18 @@ def run_pair(name, sampler, T, chains, warmup, dtype, max_iters=None, seed=0, di
             pilot_iters=d.pilot_iters,
             pilot_result=d.pilot_result,
             predicted_blocks=f"B={d.block}: {d.block_iters:.0f} it., depth/T {d.block_depth / T:.2f}",
+            predicted_chains="/".join(f"{k:.0f}" for k in d.chain_iters),
             diagnose_s=time.perf_counter() - t0,
         )
     return row
+
+
+def per_chain(prepared):
+    """The sampler with every chain's step size, mass matrix and preconditioner (leading chain axis)."""
+    from parmcmc.prepare import chain_settings
+
+    settings = chain_settings(prepared.step_size, prepared.inverse_mass_matrix, prepared.preconditioner)
+    return prepared.template.per_chain(**settings)
 
 
 def depth(solver, block, T, iters, seq_from):
@@ -219,6 +248,9 @@ def main(argv=None):
     parser.add_argument("--window", type=int, default=None, help="sliding window of the solve")
     parser.add_argument("--block", type=int, default=None, help="multiple shooting with blocks of this length")
     parser.add_argument("--float32", action="store_true", help="float32 instead of float64")
+    parser.add_argument(
+        "--integration-steps", type=int, default=None, help="HMC: a fixed L (default: sample()'s default HMC)"
+    )
     parser.add_argument("--no-diagnose", action="store_true")
     parser.add_argument(
         "--pair-timeout", type=float, default=0, help="run each pair in a child process killed after this many s"
@@ -232,7 +264,8 @@ def main(argv=None):
     info = versions()
     header = (
         f"parmcmc bench suite '{args.tag}': T={args.T}, {args.chains} chains, warmup {args.warmup}, {dtype}, "
-        f"max_iters {args.max_iters or 'default'}, window {args.window}, block {args.block}; "
+        f"max_iters {args.max_iters or 'default'}, window {args.window}, block {args.block}, "
+        f"HMC {'default' if args.integration_steps is None else f'L={args.integration_steps}'}; "
         f"{info['device']} ({info['cpu_count']} CPUs), jax {info['jax']}"
     )
     print(header, flush=True)
@@ -255,6 +288,7 @@ def main(argv=None):
                     dtype,
                     args.max_iters,
                     diagnose_pilot=not args.no_diagnose,
+                    integration_steps=args.integration_steps,
                     **({} if args.window is None else {"window": args.window}),
                     **({} if args.block is None else {"block": args.block}),
                 )

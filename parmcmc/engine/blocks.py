@@ -212,6 +212,7 @@ def solve_blocked(
     progress,
     mesh,
     patience,
+    budget=None,
 ):
     """Run the driver's flat solve `solve_jit` by multiple shooting over blocks of `block` steps.
 
@@ -248,6 +249,7 @@ def solve_blocked(
         progress,
         None,
         patience,
+        budget,
     )
     states = _all_states(hoisted, consts, x0, ends, blocked, mask)[:T]
     seq_from = jnp.minimum(seq_from * block, T).astype(jnp.int32)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from parmcmc.engine import blocks, sharding
+from parmcmc.engine import blocks, failfast, sharding
 from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
 from parmcmc.engine.hoist import flatten_fn
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
@@ -78,6 +78,7 @@ def solve(
     mesh: Any = None,
     patience: int | None = None,
     block: int | None = None,
+    budget: int | None = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -120,7 +121,8 @@ def solve(
         The answer equals the unsharded solve up to rounding.
     patience
         Fail fast: every `patience` iterations, stop (result MAX_ITERS) if the exact prefix, at its rate so far,
-        would need more than 2 max_iters iterations and the residual has not fallen 100-fold since the last check.
+        would need more than 2 max_iters (or 2 budget) iterations and the residual has not fallen 100-fold since the
+        last check.
         With fallback="sequential" the chain then continues step by step from its exact prefix. None (default): run
         to convergence or max_iters.
     block
@@ -129,6 +131,11 @@ def solve(
         between block ends (max_iters, patience and num_iters count block iterations; window stays in steps); then
         every block is recomputed from its solved start. No decision of a discontinuous step map is linearised
         inside a block.
+    budget
+        With patience: the iterations after which the solve goes on, up to max_iters (a hard cap), only while its
+        exact prefix grew by at least 1.5 per iteration over the last `patience` iterations (its largest gain left
+        out); patience's checkpoints project against it instead of max_iters (engine/failfast.py). None (default):
+        max_iters.
 
     Returns
     -------
@@ -177,6 +184,10 @@ def solve(
         raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")
     if patience is not None:
         patience = check_count("patience", patience)
+    if budget is not None:
+        budget = check_count("budget", budget)
+        if patience is None:
+            raise ValueError(f"solve: budget={budget} needs patience= (the iterations its rate is measured over).")
     mesh = sharding.check_mesh(mesh)
     inputs = sharding.constrain_time(inputs, mesh)
     with sharding.use_mesh(mesh):  # the scans read the mesh while _solve_jit is traced
@@ -195,6 +206,7 @@ def solve(
             progress,
             mesh,
             patience,
+            budget,
         )
     states, converged, num_iters, residual, result, sequential_from, fell_back = out
     sol = solution(
@@ -213,7 +225,7 @@ def solve(
     return sol
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11, 12, 13))
+@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7, 10, 11, 12, 13, 14))
 def _solve_jit(
     hoisted,
     consts,
@@ -229,6 +241,7 @@ def _solve_jit(
     progress,
     mesh=None,
     patience=None,
+    budget=None,
 ):  # mesh: a static key only; the scans read it from sharding.use_mesh
     fn = functools.partial(hoisted, consts)
     if not solver.parallel:
@@ -238,10 +251,10 @@ def _solve_jit(
         code = jnp.where(finite, RESULTS.successful, RESULTS.nonfinite)
         zero = jnp.zeros((), jnp.int32)
         return states, finite, zero, residual, code.astype(jnp.int32), zero, jnp.zeros((), bool)
-    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress, patience)
+    return _iterate(fn, x0, inputs, guess, solver, max_iters, window, atol, rtol, fallback, progress, patience, budget)
 
 
-def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, progress, patience=None):
+def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, progress, patience=None, budget=None):
     """The iteration of every non-sequential solver (docs/convergence.md).
 
     Three guards wrap the solver's step, so that any Newton-type method converges within T iterations
@@ -250,10 +263,8 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
       f(x_{t0-1}) (guaranteed progress: at least one more exact state per iteration);
     - an update that is not finite from step j on (a state, or f at it) is rejected from j on: the
       states from j keep their previous values, which the next iteration linearises again;
-    - with `patience`, every `patience` iterations a solve whose exact prefix projects past 2 max_iters
-      and whose residual has not fallen 100-fold since the last check stops (result RESULTS.max_iters), so that
-      a failing chain hands over to the sequential fallback early. The factor 2: Newton on switching
-      maps often makes the whole tail exact at once, so the prefix's rate underestimates it.
+    - with `patience`, a solve that is not converging stops early (result RESULTS.max_iters), so that a
+      failing chain hands over to the sequential fallback early: engine/failfast.py.
     """
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     X = jnp.broadcast_to(x0, (T, *x0.shape)) if guess is None else guess
@@ -322,7 +333,7 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         return out, jax.tree_util.tree_map(pick, new_lin, lin)
 
     def body(carry):
-        X, lin, s, state, it, _, t0, r_ref = carry
+        X, lin, s, state, it, _, t0, ff = carry
         start, Xw, rel = x_start(X, s), jax.lax.dynamic_slice_in_dim(X, s, W), jnp.clip(t0 - s, 0, W - 1)
         q, pinned = pinned_successor(Xw, lin, start, rel)
         new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, (q, pinned))
@@ -330,19 +341,16 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         X = jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
         status, t0, residual = check(X, lin, s, it + 1)
         if patience is not None:
-            checkpoint = (it + 1) % patience == 0
-            projected = (it + 1) * T / jnp.maximum(t0, 1)
-            stalled = checkpoint & (projected > 2 * max_iters) & ~(residual < 1e-2 * r_ref)
-            status = jnp.where((status == RESULTS.running) & stalled, RESULTS.max_iters, status)
-            r_ref = jnp.where(checkpoint, residual, r_ref)
+            status, ff = failfast.fail_fast(status, ff, it + 1, t0, residual, T, max_iters, budget, patience)
         lin, s = advance(X, lin, s, t0)
-        return X, lin, s, state, it + 1, status, t0, r_ref
+        return X, lin, s, state, it + 1, status, t0, ff
 
     s0 = jnp.zeros((), jnp.int32)
     lin = linearize(X, s0)
     status, t0, residual = check(X, lin, s0, 0)
     lin, s0 = advance(X, lin, s0, t0)
-    init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status, t0, residual)
+    ff = None if patience is None else failfast.init(residual, t0, patience)
+    init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status, t0, ff)
     X, lin, _, _, it, status, _, _ = jax.lax.while_loop(lambda c: c[5] == RESULTS.running, body, init)
 
     fx = lin.fx if W == T else _evaluate_all(fn, X, x0, inputs, W)  # a window saw only its part

@@ -84,6 +84,9 @@ class Diagnosis(NamedTuple):
         The multiple-shooting solve (solve(..., block=B), engine/blocks.py) with B from the LLE (`block_size`): its
         predicted block iterations (`predict_block_iterations`) and sequential depth (block_iters + 2) * B, in
         steps, to set against T (the sequential chain) and predicted_iters (a plain solve).
+    chain_iters
+        A block pilot's predicted block iterations, per chain (several with diagnose's num_chains, whose other
+        figures are the worst chain's). Empty for a plain solve.
 
     When the solver diagnosed is a block solve (a Shooting solver), the pilot is that block solve and every
     iteration figure counts block iterations (predicted_iters = block_iters; budget: the fail-fast budget at
@@ -107,6 +110,7 @@ class Diagnosis(NamedTuple):
     block: int = 0
     block_iters: float = float("nan")
     block_depth: float = float("nan")
+    chain_iters: tuple = ()
 
     def predicted_at(self, T: int) -> float:
         """The same model's prediction for another chain length T (the pilot is not rerun)."""

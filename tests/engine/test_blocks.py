@@ -13,6 +13,7 @@ from parmcmc.engine import (
     DEER,
     MAX_ITERS,
     NONFINITE,
+    SUCCESSFUL,
     Jacobi,
     NotConvergedWarning,
     QuasiDEER,
@@ -194,3 +195,37 @@ def test_fail_fast_in_blocks_stops_each_chain_on_its_own_under_vmap():
     for c, a in enumerate((1.0, 0.8)):
         fn, x0, u = metropolis_walk(a)
         assert float(jnp.max(jnp.abs(sols.states[c] - _sequential(fn, x0, u)))) <= 1e-12
+
+
+def test_a_block_solve_still_coupling_at_its_budget_goes_on_and_converges():
+    # A weakly contracting Metropolis chain whose blocks couple a few at a time (21 block iterations of 40).
+    # The old fixed budget (18 = n // 2 - 2) cut it off and fell back; past its budget its exact prefix
+    # still gains more than 1.5 blocks per iteration (its largest jump left out), so now it goes on.
+    fn, x0, u = metropolis_walk(0.9, seed=5)
+    budget, patience = fail_fast_budget(640, 16)
+    free = solve(fn, x0, u, DEER(), block=16)
+    assert int(free.num_iters) == 21 > budget and bool(free.converged)
+    fixed = solve(fn, x0, u, DEER(), block=16, max_iters=budget, patience=patience, fallback="sequential")
+    assert int(fixed.num_iters) == budget and bool(fixed.fell_back)
+    sol = solve(fn, x0, u, DEER(), block=16, max_iters=40, budget=budget, patience=patience, fallback="sequential")
+    assert int(sol.num_iters) == 21 and not bool(sol.fell_back) and int(sol.result) == SUCCESSFUL
+    assert float(jnp.max(jnp.abs(sol.states - _sequential(fn, x0, u)))) <= 1e-12
+    # the user's max_iters stays a hard cap
+    capped = solve(fn, x0, u, DEER(), block=16, max_iters=19, budget=budget, patience=patience, fallback="sequential")
+    assert int(capped.num_iters) == 19 and bool(capped.fell_back)
+
+
+@pytest.mark.parametrize("a", [1.0, 0.95])
+def test_a_block_solve_that_gains_only_the_pinned_block_still_stops_by_its_budget(a):
+    fn, x0, u = metropolis_walk(a, D=4, seed=5)  # one block per iteration (a = 0.95: still 40 block iterations)
+    budget, patience = fail_fast_budget(640, 16)
+    old = solve(fn, x0, u, DEER(), block=16, max_iters=budget, patience=patience, fallback="sequential")
+    sol = solve(fn, x0, u, DEER(), block=16, max_iters=40, budget=budget, patience=patience, fallback="sequential")
+    assert bool(sol.fell_back) and int(sol.num_iters) <= int(old.num_iters) <= budget
+    assert float(jnp.max(jnp.abs(sol.states - _sequential(fn, x0, u)))) <= 1e-12
+
+
+def test_budget_needs_patience():
+    fn, x0, u = metropolis_walk(0.8)
+    with pytest.raises(ValueError, match="budget=5 needs patience"):
+        solve(fn, x0, u, DEER(), block=16, budget=5)

@@ -1,0 +1,60 @@
+"""Fail fast: when the driver's iteration stops early and hands a solve to the sequential fallback.
+
+With `patience` P, two rules stop a solve that is not converging (result RESULTS.max_iters; with
+fallback="sequential" it continues step by step from its exact prefix). Rates count unknowns (states, or
+block ends for a block solve) per iteration; the pin makes at least one more unknown exact per iteration,
+so one per iteration is the floor of any solve, and a solve that does not couple gains only that.
+
+- Before the budget: every P iterations, a solve whose exact prefix, at its rate so far, projects past
+  2 budget iterations and whose residual did not fall 100-fold since the last check stops. The factor 2:
+  Newton on switching maps often makes the whole tail exact at once, so the prefix's rate underestimates it.
+- From the budget on (up to max_iters, a hard cap): the solve goes on only while its exact prefix still
+  advances clearly faster than the pinned unknown: over the last P iterations, without the largest single
+  gain, at least `MIN_RATE` unknowns per iteration. Leaving out the largest gain keeps a chain that does not
+  couple, whose prefix jumped once (a cluster of blocks that happened to couple) and then went back to the
+  pin's pace, from being carried on by that one jump. Past the budget the comparison is with the sequential
+  remainder of m unknowns, which a solve gaining r per iteration finishes in m / r iterations: in depth it
+  never does worse than the sequential remainder (r >= 1), and it does clearly better while r stays above
+  the cost of an iteration in units of one unknown's sequential steps (about one for a block solve, whose
+  iteration runs its B steps in depth B, plus the overhead of its Jacobians). So a chain still coupling is
+  not cut off by a fixed budget, and one that gains only the pinned unknown stops at the budget as before.
+
+With budget = max_iters (the default) the second rule never fires before max_iters does, and the first is
+the rule the driver always had.
+"""
+
+import jax.numpy as jnp
+
+from parmcmc.engine.results import RESULTS
+
+__all__ = ["MIN_RATE", "fail_fast", "init"]
+
+MIN_RATE = 1.5  # unknowns per iteration past the budget (largest gain left out): clearly faster than the pin's 1
+
+
+def init(residual, t0, patience: int):
+    """The fail-fast carry after the initial check.
+
+    The residual at the last checkpoint, the last exact prefix, and the prefix's gains in the last P iterations.
+    """
+    return residual, jnp.asarray(t0, jnp.int32), jnp.zeros((patience,), jnp.int32)
+
+
+def fail_fast(status, carry, it, t0, residual, num_unknowns: int, max_iters: int, budget: int | None, patience: int):
+    """Return (status, carry) after iteration `it` (iterations done) with exact prefix t0 and `residual`.
+
+    status becomes RESULTS.max_iters where a running solve is to stop (module docstring).
+    """
+    r_ref, last, gains = carry
+    t0 = jnp.asarray(t0, jnp.int32)
+    soft = max_iters if budget is None else min(budget, max_iters)
+    checkpoint = it % patience == 0
+    projected = it * num_unknowns / jnp.maximum(t0, 1)
+    stalled = checkpoint & (it < soft) & (projected > 2 * soft) & ~(residual < 1e-2 * r_ref)
+    gains = gains.at[it % patience].set(t0 - last)  # the last min(it, P) gains; the others are 0
+    span = jnp.minimum(it, patience)
+    trimmed = jnp.where(span > 1, jnp.sum(gains) - jnp.max(gains), jnp.sum(gains))
+    slow = (it >= soft) & (trimmed < MIN_RATE * jnp.maximum(span - 1, 1))
+    status = jnp.where((status == RESULTS.running) & (stalled | slow), RESULTS.max_iters, status)
+    r_ref = jnp.where(checkpoint, residual, r_ref)
+    return status, (r_ref, t0, gains)
