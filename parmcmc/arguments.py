@@ -69,7 +69,7 @@ def _zero_dim_integer(value: Any) -> Any:
     return int(value)
 
 
-def check_rng_key(rng_key: Any, call: str | None = None) -> None:
+def check_rng_key(rng_key: Any, call: str | None = None, name: str = "rng_key") -> None:
     """Raise TypeError unless ``rng_key`` is one JAX random key.
 
     A typed key of shape () (``jax.random.key(0)``) or a raw ``uint32`` key of shape (2,)
@@ -82,6 +82,8 @@ def check_rng_key(rng_key: Any, call: str | None = None) -> None:
         The value given.
     call
         The function the user called, named at the start of the message.
+    name
+        The argument's name, as the caller spells it.
 
     Raises
     ------
@@ -101,6 +103,6 @@ def check_rng_key(rng_key: Any, call: str | None = None) -> None:
         "jax.random.key(seed)."
     )
     raise TypeError(
-        f"{prefix}rng_key must be one JAX random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0); got {got}."
+        f"{prefix}{name} must be one JAX random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0); got {got}."
         + hint
     )

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from parmcmc.arguments import check_int
 from parmcmc.engine.checks import check_count
 from parmcmc.engine.solvers import AbstractSolver, Jacobi
 
@@ -106,10 +107,8 @@ class Shooting(AbstractSolver):
                 f"Shooting(solver={self.solver!r}): the solver of the block ends must be an iterative solver "
                 "such as Jacobi() or DEER()."
             )
-        if self.block is not None and (
-            isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1
-        ):
-            raise ValueError(f"Shooting(block={self.block!r}): the block length must be an integer >= 1, or None.")
+        if self.block is not None:  # a NumPy integer or a 0-d integer array is read as the int it holds
+            object.__setattr__(self, "block", check_int("block", self.block, call="Shooting"))
 
 
 def plan(solver, block, num_steps, mesh, solve_jit):

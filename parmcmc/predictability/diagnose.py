@@ -79,6 +79,8 @@ def diagnose(
         )
     check_int("num_steps", num_steps, minimum=2, call="diagnose")
     check_int("lle_steps", lle_steps, minimum=2, call="diagnose")
+    check_int("pilot_steps", pilot_steps, call="diagnose")
+    check_int("num_probes", num_probes, call="diagnose")
     unknown = set(solve_kwargs) - {"atol", "rtol"}
     if unknown:
         raise TypeError(f"diagnose: unexpected keyword argument(s) {sorted(unknown)}; the pilot takes atol, rtol.")

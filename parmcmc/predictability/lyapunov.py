@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from parmcmc.arguments import check_int
+from parmcmc.arguments import check_int, check_rng_key
 from parmcmc.jitcache import program_jit
 
 __all__ = ["LyapunovEstimate", "lyapunov_exponent"]
@@ -77,6 +77,10 @@ def lyapunov_exponent(
     num_steps = _num_steps(inputs, "lyapunov_exponent")
     burn_in = num_steps // 10 if burn_in is None else burn_in
     check_int("num_probes", num_probes, call="lyapunov_exponent")
+    check_int("num_batches", num_batches, call="lyapunov_exponent")
+    if key is not None:
+        check_rng_key(key, "lyapunov_exponent", name="key")
+    key = jax.random.key(0) if key is None else key
     if not (isinstance(burn_in, int) and 0 <= burn_in <= num_steps - 2):
         raise ValueError(
             f"lyapunov_exponent: burn_in={burn_in!r} must be an integer in [0, T - 2] for T={num_steps} steps."
@@ -84,7 +88,6 @@ def lyapunov_exponent(
     x, unravel = ravel_pytree(x0)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"lyapunov_exponent: x0 must hold floating-point arrays; got dtype {x.dtype}.")
-    key = jax.random.key(0) if key is None else key
     logs = _log_growth(lambda y, u: ravel_pytree(fn(unravel(y), u))[0].astype(y.dtype), x, inputs, num_probes, key)
     logs = np.asarray(logs, dtype=np.float64)[burn_in:]  # (N, P)
     per_probe = logs.mean(axis=0)

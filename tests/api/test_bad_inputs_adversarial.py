@@ -313,3 +313,19 @@ def test_raw_keys_of_both_default_generators_pass_the_key_check():
     for key in (jnp.zeros(3, jnp.uint32), jnp.zeros((2, 2), jnp.uint32), jnp.zeros(2, jnp.int32), 0):
         with pytest.raises(TypeError, match="rng_key must be one JAX random key"):
             check_rng_key(key, call="sample")
+
+
+def test_diagnose_and_lyapunov_counts_and_keys_are_named_on_entry():
+    """diagnose(pilot_steps=0) used to fail after compiling the pilot's noise; lyapunov_exponent's num_batches=0 and
+    key=0 failed inside NumPy and JAX."""
+    sampler = parmcmc.MALA(lambda x: -0.5 * jnp.sum(x**2), step_size=0.5)
+    x0 = jnp.zeros(2)
+    for name in ("pilot_steps", "num_probes"):
+        with pytest.raises(ValueError, match=rf"diagnose: {name} must be"):
+            parmcmc.diagnose(sampler, x0, jax.random.key(0), 100, **{name: 0})
+    step = lambda x, u: 0.5 * x + u
+    u = jnp.ones((50, 2))
+    with pytest.raises(ValueError, match="lyapunov_exponent: num_batches must be a positive integer; got 0"):
+        parmcmc.lyapunov_exponent(step, x0, u, num_batches=0)
+    with pytest.raises(TypeError, match="lyapunov_exponent: key must be one JAX random key"):
+        parmcmc.lyapunov_exponent(step, x0, u, key=0)

@@ -120,8 +120,11 @@ def test_shooting_solver_is_the_block_option():
     assert Shooting() == Shooting(Jacobi(), None) and hash(Shooting()) == hash(Shooting(Jacobi()))
     with pytest.raises(TypeError, match="iterative solver"):
         Shooting(Sequential())
-    with pytest.raises(ValueError, match="block=0"):
+    with pytest.raises(ValueError, match="Shooting: block must be a positive integer; got 0"):
         Shooting(Jacobi(), 0)
+    with pytest.raises(TypeError, match="block must be a positive integer; got 1.5"):
+        Shooting(Jacobi(), 1.5)  # type: ignore[arg-type]
+    assert Shooting(Jacobi(), np.int64(8)) == Shooting(Jacobi(), 8)  # a NumPy integer is the int it holds
 
 
 def test_sample_with_the_block_solve_gives_the_sequential_draws():
