@@ -103,6 +103,5 @@ def check_rng_key(rng_key: Any, call: str | None = None, name: str = "rng_key") 
         "jax.random.key(seed)."
     )
     raise TypeError(
-        f"{prefix}{name} must be one JAX random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0); got {got}."
-        + hint
+        f"{prefix}{name} must be one JAX random key, e.g. jax.random.key(0) or jax.random.PRNGKey(0); got {got}." + hint
     )
