@@ -122,7 +122,7 @@ def test_shooting_solver_is_the_block_option():
         Shooting(Sequential())
     with pytest.raises(ValueError, match="Shooting: block must be a positive integer; got 0"):
         Shooting(Jacobi(), 0)
-    with pytest.raises(TypeError, match="block must be a positive integer; got 1.5"):
+    with pytest.raises(TypeError, match=r"block must be a positive integer; got 1\.5"):
         Shooting(Jacobi(), 1.5)  # type: ignore[arg-type]
     assert Shooting(Jacobi(), np.int64(8)) == Shooting(Jacobi(), 8)  # a NumPy integer is the int it holds
 
