@@ -24,7 +24,7 @@ import jax.numpy as jnp
 if sys.argv[1:2] != ["cases"]:  # the bench cases run in float32
     jax.config.update("jax_enable_x64", True)
 
-from parmcmc.engine import DEER, ELK, QuasiDEER, QuasiELK, solve  # noqa: E402
+from parmcmc.engine import DEER, ELK, QuasiDEER, QuasiELK, solve
 
 
 def step(x, u):
