@@ -258,16 +258,17 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     X = jnp.broadcast_to(x0, (T, *x0.shape)) if guess is None else guess
     aux = solver.init(x0, T)
-    take = lambda tree, s, n=W: jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, s, n), tree)
-    x_start = lambda X, s: jnp.where(s == 0, x0, X[jnp.maximum(s - 1, 0)])
+    # Without a sliding window (W == T) the window always starts at 0: no slicing, no copy into X.
+    full = W == T
+    take = lambda tree, s, n=W: tree if full else jax.tree_util.tree_map(lambda a: _window(a, s, n), tree)
+    x_start = lambda X, s: x0 if full else jnp.where(s == 0, x0, X[jnp.maximum(s - 1, 0)])
 
     def linearize(X, s):
-        Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
-        return solver.linearize(fn, shift(Xw, x_start(X, s)), take(inputs, s), take(aux, s))
+        return solver.linearize(fn, shift(take(X, s), x_start(X, s)), take(inputs, s), take(aux, s))
 
     def check(X, lin, s, it):
         """The status after an iterate, the first unconverged index t0 (prefix before it exact), the residual."""
-        Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
+        Xw = take(X, s)
         ok, residual = _per_step_check(Xw, lin.fx, atol, rtol)
         if progress is not None:
             jax.debug.callback(progress, it, residual, s)
@@ -313,8 +314,8 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         bad = bad | jnp.concatenate([bad_f[1:], jnp.zeros((1,), bool)])
         j = jnp.where(jnp.any(bad), jnp.argmax(bad), W)
         fresh = (idx > rel) & (idx < j)
-        out = jnp.where(fresh[:, None], new, Xw)
-        out = out.at[rel].set(lin.fx[rel])
+        # The pin as a select, not an in-place row update: XLA then needs no copy of the carried states.
+        out = jnp.where((idx == rel)[:, None], lin.fx[rel], jnp.where(fresh[:, None], new, Xw))
         # lin[t] is f (and A) at out[t-1]: the step's where out[t-1] is the step's or the pinned state (q),
         # the old one elsewhere.
         from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]]) | (idx == q)
@@ -323,11 +324,11 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
 
     def body(carry):
         X, lin, s, state, it, _, t0, r_ref = carry
-        start, Xw, rel = x_start(X, s), jax.lax.dynamic_slice_in_dim(X, s, W), jnp.clip(t0 - s, 0, W - 1)
+        start, Xw, rel = x_start(X, s), take(X, s), jnp.clip(t0 - s, 0, W - 1)
         q, pinned = pinned_successor(Xw, lin, start, rel)
         new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, (q, pinned))
         Xw, lin = guard(Xw, lin, new, new_lin, rel, q)
-        X = jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
+        X = Xw if full else jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
         status, t0, residual = check(X, lin, s, it + 1)
         if patience is not None:
             checkpoint = (it + 1) % patience == 0
@@ -375,10 +376,18 @@ def _evaluate_all(fn, X, x0, inputs, chunk):
     return jax.lax.map(lambda xu: fn(*xu), (shift(X, x0), inputs), batch_size=chunk)
 
 
+def _window(a, s, n):
+    return jax.lax.dynamic_slice_in_dim(a, s, n)
+
+
 def _per_step_check(X, fx, atol, rtol):
-    """Which steps are finite and within tolerance, and the residual (inf where anything is not finite)."""
-    finite = jnp.all(jnp.isfinite(X), axis=1) & jnp.all(jnp.isfinite(fx), axis=1)
+    """Which steps are finite and within tolerance, and the residual (inf where anything is not finite).
+
+    |x - f| is finite exactly where both are (or where their difference overflows, which is no convergence
+    either), so one test per entry decides both, in one pass (a hot spot of every iteration).
+    """
     err = jnp.abs(X - fx)
-    ok = finite & jnp.all(err <= atol + rtol * jnp.abs(X), axis=1)
-    residual = jnp.where(jnp.all(finite), jnp.max(err), jnp.inf).astype(X.dtype)
+    finite = jnp.isfinite(err)
+    ok = jnp.all(finite & (err <= atol + rtol * jnp.abs(X)), axis=1)
+    residual = jnp.max(jnp.where(finite, err, jnp.inf)).astype(X.dtype)
     return ok, residual
