@@ -260,7 +260,8 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
     aux = solver.init(x0, T)
     # Without a sliding window (W == T) the window always starts at 0: no slicing, no copy into X.
     full = W == T
-    take = lambda tree, s, n=W: tree if full else jax.tree_util.tree_map(lambda a: _window(a, s, n), tree)
+    window = lambda a, s, n: jax.lax.dynamic_slice_in_dim(a, s, n)
+    take = lambda tree, s, n=W: tree if full else jax.tree_util.tree_map(lambda a: window(a, s, n), tree)
     x_start = lambda X, s: x0 if full else jnp.where(s == 0, x0, X[jnp.maximum(s - 1, 0)])
 
     def linearize(X, s):
@@ -302,23 +303,23 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         q = jnp.minimum(rel + 1, W - 1)
         return q, jnp.where(q == rel + 1, lin.fx[rel], jnp.where(q == 0, start, Xw[jnp.maximum(q - 1, 0)]))
 
-    def guard(Xw, lin, new, new_lin, rel, q):
+    def guard(Xw, lin, new, new_lin, rel, q, first):
         """Keep the exact prefix, pin the state after it, reject the non-finite tail (see the docstring).
 
         Row q of new_lin is already taken after the pinned state (so f at the pinned state, not at the step's own
-        value there, decides whether that row is finite).
+        value there, decides whether that row is finite). `first` (iteration -1, `ident`): keep the guess, take new_lin.
         """
         idx = jnp.arange(W)
         bad = ~jnp.all(jnp.isfinite(new), axis=1)
         bad_f = ~jnp.all(jnp.isfinite(new_lin.fx), axis=1)  # fx[t] = f(new[t - 1]); fx[q] = f(pinned)
         bad = bad | jnp.concatenate([bad_f[1:], jnp.zeros((1,), bool)])
         j = jnp.where(jnp.any(bad), jnp.argmax(bad), W)
-        fresh = (idx > rel) & (idx < j)
+        fresh = (idx > rel) & (idx < j) & ~first
         # The pin as a select, not an in-place row update: XLA then needs no copy of the carried states.
-        out = jnp.where((idx == rel)[:, None], lin.fx[rel], jnp.where(fresh[:, None], new, Xw))
+        out = jnp.where(((idx == rel) & ~first)[:, None], lin.fx[rel], jnp.where(fresh[:, None], new, Xw))
         # lin[t] is f (and A) at out[t-1]: the step's where out[t-1] is the step's or the pinned state (q),
         # the old one elsewhere.
-        from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]]) | (idx == q)
+        from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]]) | (idx == q) | first
         pick = lambda a, b: jnp.where(from_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
         return out, jax.tree_util.tree_map(pick, new_lin, lin)
 
@@ -327,7 +328,7 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         start, Xw, rel = x_start(X, s), take(X, s), jnp.clip(t0 - s, 0, W - 1)
         q, pinned = pinned_successor(Xw, lin, start, rel)
         new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, (q, pinned))
-        Xw, lin = guard(Xw, lin, new, new_lin, rel, q)
+        Xw, lin = guard(Xw, lin, new, new_lin, rel, q, it < 0)
         X = Xw if full else jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
         status, t0, residual = check(X, lin, s, it + 1)
         if patience is not None:
@@ -340,10 +341,19 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         return X, lin, s, state, it + 1, status, t0, r_ref
 
     s0 = jnp.zeros((), jnp.int32)
-    lin = linearize(X, s0)
-    status, t0, residual = check(X, lin, s0, 0)
-    lin, s0 = advance(X, lin, s0, t0)
-    init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status, t0, residual)
+    # With a linearisation whose step returns the states unchanged (`ident`), iteration -1 linearises and checks the
+    # guess in the loop's own step: the program then holds one copy of the linearised step map, not two.
+    ident = solver.identity_linearization(take(X, s0)) if hasattr(solver, "identity_linearization") else None
+    if ident is None:
+        lin = linearize(X, s0)
+        status, t0, residual = check(X, lin, s0, 0)
+        lin, s0 = advance(X, lin, s0, t0)
+        it0 = jnp.zeros((), jnp.int32)
+    else:  # the carry as check and advance type it
+        code, t0 = jax.eval_shape(check, X, ident, s0, 0)[:2]
+        status, t0, s0, residual = jnp.full((), RESULTS.running, code.dtype), *jnp.zeros((2,), t0.dtype), X[0, 0]
+        lin, it0 = ident, jnp.full((), -1, jnp.int32)
+    init = (X, lin, s0, solver.init_state(x0), it0, status, t0, residual)
     X, lin, _, _, it, status, _, _ = jax.lax.while_loop(lambda c: c[5] == RESULTS.running, body, init)
 
     fx = lin.fx if W == T else _evaluate_all(fn, X, x0, inputs, W)  # a window saw only its part
@@ -374,10 +384,6 @@ def _at(tree, t):
 def _evaluate_all(fn, X, x0, inputs, chunk):
     """fn at every state's predecessor, in chunks to bound the memory of a windowed solve."""
     return jax.lax.map(lambda xu: fn(*xu), (shift(X, x0), inputs), batch_size=chunk)
-
-
-def _window(a, s, n):
-    return jax.lax.dynamic_slice_in_dim(a, s, n)
 
 
 def _per_step_check(X, fx, atol, rtol):
