@@ -310,9 +310,9 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         value there, decides whether that row is finite). `first` (iteration -1, `ident`): keep the guess, take new_lin.
         """
         idx = jnp.arange(W)
-        bad = ~jnp.all(jnp.isfinite(new), axis=1)
-        bad_f = ~jnp.all(jnp.isfinite(new_lin.fx), axis=1)  # fx[t] = f(new[t - 1]); fx[q] = f(pinned)
-        bad = bad | jnp.concatenate([bad_f[1:], jnp.zeros((1,), bool)])
+        # new[t] and f at it (fx[t + 1] = f(new[t]); fx[q] = f(pinned)) in one test per entry and one row reduction
+        fx_next = jnp.concatenate([new_lin.fx[1:], jnp.zeros_like(new_lin.fx[:1])])
+        bad = ~jnp.all(jnp.isfinite(new) & jnp.isfinite(fx_next), axis=1)
         j = jnp.where(jnp.any(bad), jnp.argmax(bad), W)
         fresh = (idx > rel) & (idx < j) & ~first
         # The pin as a select, not an in-place row update: XLA then needs no copy of the carried states.
@@ -326,9 +326,10 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
     def body(carry):
         X, lin, s, state, it, _, t0, r_ref = carry
         start, Xw, rel = x_start(X, s), take(X, s), jnp.clip(t0 - s, 0, W - 1)
-        q, pinned = pinned_successor(Xw, lin, start, rel)
+        # Materialised on its own: read in the step's kernels, it made XLA copy the carried states every iteration.
+        q, pinned = jax.lax.optimization_barrier(pinned_successor(Xw, lin, start, rel))
         new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, (q, pinned))
-        Xw, lin = guard(Xw, lin, new, new_lin, rel, q, it < 0)
+        Xw, lin = jax.lax.optimization_barrier(guard(Xw, lin, new, new_lin, rel, q, it < 0))  # (same reason)
         X = Xw if full else jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
         status, t0, residual = check(X, lin, s, it + 1)
         if patience is not None:

@@ -93,7 +93,8 @@ class AbstractIterativeSolver(AbstractSolver):
         """
         if extra is not None:
             q, x = extra
-            x_prev = jax.lax.dynamic_update_slice_in_dim(x_prev, x[None].astype(x_prev.dtype), q, 0)
+            row = jnp.arange(x_prev.shape[0]) == q  # a select, not an in-place row update (no copy of x_prev)
+            x_prev = jnp.where(row.reshape((-1,) + (1,) * (x_prev.ndim - 1)), x.astype(x_prev.dtype), x_prev)
         return self.linearize(fn, x_prev, inputs, aux)
 
 
