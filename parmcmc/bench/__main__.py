@@ -215,8 +215,9 @@ def main(argv=None):
         out = make()
         for r in out:
             print(
-                f"{r['case']} T={r['T']}: compile {r.get('parallel_compile_s', float('nan')):.2f} s "
-                f"(CPU {r.get('parallel_compile_cpu_s', float('nan')):.2f} s; the solve alone "
+                f"{r['case']} T={r['T']}: the parallel program (noise + solve + statistics and exactness) compiles "
+                f"in {r.get('parallel_compile_s', float('nan')):.2f} s "
+                f"(CPU {r.get('parallel_compile_cpu_s', float('nan')):.2f} s; the solve alone, CPU "
                 f"{r.get('solve_compile_cpu_s', float('nan')):.2f} s), "
                 f"{r.get('newton_iterations')} iterations, cost ratio {r.get('cost_ratio', float('nan')):.2f} "
                 f"(medians {r.get('cost_ratio_median', float('nan')):.2f}; rounds' quartiles "

@@ -82,7 +82,10 @@ def _blackjax_algorithm(case: Case):
 def run_case(
     case: Case, solver=None, repeats: int = 3, seed: int = 0, cpu_sequential: bool = True, cost: bool = True
 ) -> dict:
-    """Measure one case (module docstring); `cost=False` leaves out the iteration cost (three more compilations)."""
+    """Measure one case (module docstring); `cost=False` leaves out the iteration cost and the solve's compile time.
+
+    Those take four more compilations.
+    """
     solver = case.solver if solver is None else solver
     key_init, key_run = jax.random.split(jax.random.key(seed))
     x0 = case.init(key_init).astype(case.dtype)
@@ -108,6 +111,7 @@ def run_case(
         return jax.vmap(one)(keys, x0)
 
     par, t_par = time_jitted(parallel, keys, x0, repeats=repeats)
+    solve_cpu = solve_compile_cpu_s(sampler, solver, keys, x0, case.num_steps, **kwargs) if cost else float("nan")
     (seq_pos, seq_acc), t_seq = time_jitted(sequential, keys, x0, repeats=repeats)
     row = dict(
         case=case.name,
@@ -125,6 +129,7 @@ def run_case(
         parallel_s=t_par.median_s,
         parallel_compile_s=t_par.compile_s,
         parallel_compile_cpu_s=t_par.compile_cpu_s,
+        solve_compile_cpu_s=solve_cpu,
         parallel_temp_MiB=t_par.temp_bytes / 2**20,
         sequential_s=t_seq.median_s,
         sequential_compile_s=t_seq.compile_s,
@@ -145,6 +150,24 @@ def run_case(
         row["sequential_cpu_s"] = t_cpu.median_s
         row["speedup_vs_sequential_cpu"] = t_cpu.median_s / t_par.median_s
     return row
+
+
+def solve_compile_cpu_s(sampler, solver, keys, x0, num_steps: int, **solve_kwargs) -> float:
+    """CPU seconds to trace, lower and compile the solve alone, as the parallel program runs it (vmapped over chains).
+
+    The parallel program's compile (`parallel_compile_cpu_s`) adds the noise schedule before the solve and the
+    statistics and exactness pass after it.
+    """
+    U = jax.jit(jax.vmap(lambda k: sampler.noise(k, num_steps)))(keys)
+
+    def solve_all(U, x0):
+        return jax.vmap(lambda u, x: solve(sampler.step, x, u, solver, **solve_kwargs))(U, x0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unconverged solve's warning is not what is measured
+        c0 = time.process_time()
+        jax.jit(solve_all).lower(U, x0).compile()
+        return time.process_time() - c0
 
 
 def iteration_floor(sampler, solver, keys, x0, num_steps: int, repeats: int = 3) -> float | None:
@@ -192,7 +215,6 @@ def iteration_cost(sampler, solver, keys, x0, num_steps: int, iters=(4, 24), rep
         10x slower than inside a loop (docs/performance.md), so `floor_s` is not used here.
     cost_ratio_median: the same ratio from medians, and cost_ratio_rounds the ratios of each round (quartiles):
         how far the figure can be trusted on that machine.
-    solve_compile_cpu_s: CPU seconds to trace, lower and compile that solve (iters[1]) alone.
     """
     U = jax.jit(jax.vmap(lambda k: sampler.noise(k, num_steps)))(keys)
 
@@ -210,14 +232,12 @@ def iteration_cost(sampler, solver, keys, x0, num_steps: int, iters=(4, 24), rep
 
         return jax.vmap(newton)(U, x0)
 
-    progs, taken, compile_cpu = {}, {}, 0.0
+    progs, taken = {}, {}
     floor_prog = jax.jit(floor).lower(U, x0, 0).compile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the capped solves report that they did not converge
         for k in iters:
-            c0 = time.process_time()
             solve_prog = jax.jit(solve_k(k)).lower(U, x0).compile()
-            compile_cpu = time.process_time() - c0
             progs["solve", k] = functools.partial(solve_prog, U, x0)
             progs["floor", k] = functools.partial(floor_prog, U, x0, k)
             taken["solve", k] = int(np.max(progs["solve", k]()))
@@ -245,7 +265,6 @@ def iteration_cost(sampler, solver, keys, x0, num_steps: int, iters=(4, 24), rep
         cost_ratio_median=median_ratio,
         cost_ratio_rounds=tuple(float(np.quantile(rounds, q)) for q in (0.25, 0.5, 0.75)),
         marginal_iterations=taken["solve", iters[1]] - taken["solve", iters[0]],  # 0: the cap was not reached
-        solve_compile_cpu_s=compile_cpu,
     )
 
 

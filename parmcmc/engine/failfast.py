@@ -47,6 +47,9 @@ def fail_fast(status, carry, it, t0, residual, num_unknowns: int, max_iters: int
     """
     r_ref, last, gains = carry
     t0 = jnp.asarray(t0, jnp.int32)
+    # it == 0: the guess's own check, in the loop of a solve that linearises the guess there (engine/solve.py); the
+    # record of gains starts from it, as `init` starts it for a solve that checks the guess before its loop.
+    last = jnp.where(it == 0, t0, last)
     soft = max_iters if budget is None else min(budget, max_iters)
     checkpoint = it % patience == 0
     projected = it * num_unknowns / jnp.maximum(t0, 1)

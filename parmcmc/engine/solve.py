@@ -19,6 +19,9 @@ from jax.flatten_util import ravel_pytree
 from parmcmc.engine import blocks, failfast, sharding
 from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
 from parmcmc.engine.hoist import flatten_fn
+from parmcmc.engine.residual import at as _at
+from parmcmc.engine.residual import evaluate_all as _evaluate_all
+from parmcmc.engine.residual import per_step_check as _per_step_check
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
 from parmcmc.engine.results import (
     MAX_ITERS,
@@ -269,16 +272,18 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
     T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
     X = jnp.broadcast_to(x0, (T, *x0.shape)) if guess is None else guess
     aux = solver.init(x0, T)
-    take = lambda tree, s, n=W: jax.tree_util.tree_map(lambda a: jax.lax.dynamic_slice_in_dim(a, s, n), tree)
-    x_start = lambda X, s: jnp.where(s == 0, x0, X[jnp.maximum(s - 1, 0)])
+    # Without a sliding window (W == T) the window always starts at 0: no slicing, no copy into X.
+    full = W == T
+    window = lambda a, s, n: jax.lax.dynamic_slice_in_dim(a, s, n)
+    take = lambda tree, s, n=W: tree if full else jax.tree_util.tree_map(lambda a: window(a, s, n), tree)
+    x_start = lambda X, s: x0 if full else jnp.where(s == 0, x0, X[jnp.maximum(s - 1, 0)])
 
     def linearize(X, s):
-        Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
-        return solver.linearize(fn, shift(Xw, x_start(X, s)), take(inputs, s), take(aux, s))
+        return solver.linearize(fn, shift(take(X, s), x_start(X, s)), take(inputs, s), take(aux, s))
 
     def check(X, lin, s, it):
         """The status after an iterate, the first unconverged index t0 (prefix before it exact), the residual."""
-        Xw = jax.lax.dynamic_slice_in_dim(X, s, W)
+        Xw = take(X, s)
         ok, residual = _per_step_check(Xw, lin.fx, atol, rtol)
         if progress is not None:
             jax.debug.callback(progress, it, residual, s)
@@ -312,33 +317,34 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         q = jnp.minimum(rel + 1, W - 1)
         return q, jnp.where(q == rel + 1, lin.fx[rel], jnp.where(q == 0, start, Xw[jnp.maximum(q - 1, 0)]))
 
-    def guard(Xw, lin, new, new_lin, rel, q):
+    def guard(Xw, lin, new, new_lin, rel, q, first):
         """Keep the exact prefix, pin the state after it, reject the non-finite tail (see the docstring).
 
         Row q of new_lin is already taken after the pinned state (so f at the pinned state, not at the step's own
-        value there, decides whether that row is finite).
+        value there, decides whether that row is finite). `first` (iteration -1, `ident`): keep the guess, take new_lin.
         """
         idx = jnp.arange(W)
-        bad = ~jnp.all(jnp.isfinite(new), axis=1)
-        bad_f = ~jnp.all(jnp.isfinite(new_lin.fx), axis=1)  # fx[t] = f(new[t - 1]); fx[q] = f(pinned)
-        bad = bad | jnp.concatenate([bad_f[1:], jnp.zeros((1,), bool)])
+        # new[t] and f at it (fx[t + 1] = f(new[t]); fx[q] = f(pinned)) in one test per entry and one row reduction
+        fx_next = jnp.concatenate([new_lin.fx[1:], jnp.zeros_like(new_lin.fx[:1])])
+        bad = ~jnp.all(jnp.isfinite(new) & jnp.isfinite(fx_next), axis=1)
         j = jnp.where(jnp.any(bad), jnp.argmax(bad), W)
-        fresh = (idx > rel) & (idx < j)
-        out = jnp.where(fresh[:, None], new, Xw)
-        out = out.at[rel].set(lin.fx[rel])
+        fresh = (idx > rel) & (idx < j) & ~first
+        # The pin as a select, not an in-place row update: XLA then needs no copy of the carried states.
+        out = jnp.where(((idx == rel) & ~first)[:, None], lin.fx[rel], jnp.where(fresh[:, None], new, Xw))
         # lin[t] is f (and A) at out[t-1]: the step's where out[t-1] is the step's or the pinned state (q),
         # the old one elsewhere.
-        from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]]) | (idx == q)
+        from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]]) | (idx == q) | first
         pick = lambda a, b: jnp.where(from_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
         return out, jax.tree_util.tree_map(pick, new_lin, lin)
 
     def body(carry):
         X, lin, s, state, it, _, t0, ff = carry
-        start, Xw, rel = x_start(X, s), jax.lax.dynamic_slice_in_dim(X, s, W), jnp.clip(t0 - s, 0, W - 1)
-        q, pinned = pinned_successor(Xw, lin, start, rel)
+        start, Xw, rel = x_start(X, s), take(X, s), jnp.clip(t0 - s, 0, W - 1)
+        # Materialised on its own: read in the step's kernels, it made XLA copy the carried states every iteration.
+        q, pinned = jax.lax.optimization_barrier(pinned_successor(Xw, lin, start, rel))
         new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, (q, pinned))
-        Xw, lin = guard(Xw, lin, new, new_lin, rel, q)
-        X = jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
+        Xw, lin = jax.lax.optimization_barrier(guard(Xw, lin, new, new_lin, rel, q, it < 0))  # (same reason)
+        X = Xw if full else jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
         status, t0, residual = check(X, lin, s, it + 1)
         if patience is not None:
             status, ff = failfast.fail_fast(status, ff, it + 1, t0, residual, T, max_iters, budget, patience)
@@ -346,11 +352,20 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         return X, lin, s, state, it + 1, status, t0, ff
 
     s0 = jnp.zeros((), jnp.int32)
-    lin = linearize(X, s0)
-    status, t0, residual = check(X, lin, s0, 0)
-    lin, s0 = advance(X, lin, s0, t0)
+    # With a linearisation whose step returns the states unchanged (`ident`), iteration -1 linearises and checks the
+    # guess in the loop's own step: the program then holds one copy of the linearised step map, not two.
+    ident = solver.identity_linearization(take(X, s0)) if hasattr(solver, "identity_linearization") else None
+    if ident is None:
+        lin = linearize(X, s0)
+        status, t0, residual = check(X, lin, s0, 0)
+        lin, s0 = advance(X, lin, s0, t0)
+        it0 = jnp.zeros((), jnp.int32)
+    else:  # the carry as check and advance type it
+        code, t0 = jax.eval_shape(check, X, ident, s0, 0)[:2]
+        status, t0, s0, residual = jnp.full((), RESULTS.running, code.dtype), *jnp.zeros((2,), t0.dtype), X[0, 0]
+        lin, it0 = ident, jnp.full((), -1, jnp.int32)
     ff = None if patience is None else failfast.init(residual, t0, patience)
-    init = (X, lin, s0, solver.init_state(x0), jnp.zeros((), jnp.int32), status, t0, ff)
+    init = (X, lin, s0, solver.init_state(x0), it0, status, t0, ff)
     X, lin, _, _, it, status, _, _ = jax.lax.while_loop(lambda c: c[5] == RESULTS.running, body, init)
 
     fx = lin.fx if W == T else _evaluate_all(fn, X, x0, inputs, W)  # a window saw only its part
@@ -372,21 +387,3 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         X, converged, residual = jax.lax.cond(converged, lambda X: (X, converged, residual), go_on, X)
     status = jnp.where(jnp.isfinite(residual), status, RESULTS.nonfinite)
     return X, converged, it, residual, status.astype(jnp.int32), seq_from, fell_back
-
-
-def _at(tree, t):
-    return jax.tree_util.tree_map(lambda a: a[t], tree)
-
-
-def _evaluate_all(fn, X, x0, inputs, chunk):
-    """fn at every state's predecessor, in chunks to bound the memory of a windowed solve."""
-    return jax.lax.map(lambda xu: fn(*xu), (shift(X, x0), inputs), batch_size=chunk)
-
-
-def _per_step_check(X, fx, atol, rtol):
-    """Which steps are finite and within tolerance, and the residual (inf where anything is not finite)."""
-    finite = jnp.all(jnp.isfinite(X), axis=1) & jnp.all(jnp.isfinite(fx), axis=1)
-    err = jnp.abs(X - fx)
-    ok = finite & jnp.all(err <= atol + rtol * jnp.abs(X), axis=1)
-    residual = jnp.where(jnp.all(finite), jnp.max(err), jnp.inf).astype(X.dtype)
-    return ok, residual

@@ -1,0 +1,54 @@
+"""The driver's program: where the guess is linearised, and that doing it inside the loop changes no answer."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from parmcmc.engine import (
+    DEER,
+    ELK,
+    NONFINITE,
+    SUCCESSFUL,
+    Jacobi,
+    NotConvergedWarning,
+    Picard,
+    QuasiDEER,
+    Sequential,
+    solve,
+)
+
+
+def step(x, u):
+    return jnp.sinh(0.3 * x) + u  # sinh: a primitive that only the step map uses
+
+
+X0, INPUTS = jnp.zeros(3), 0.1 * jnp.ones((50, 3))
+
+
+@pytest.mark.parametrize(
+    ("solver", "copies"), [(Jacobi(), 1), (QuasiDEER(), 1), (DEER(), 1), (ELK(), 2), (Picard(), 2)], ids=repr
+)
+def test_the_solves_that_start_from_the_guess_in_their_loop_hold_one_copy_of_the_step_map(solver, copies):
+    # Jacobi, QuasiDEER and DEER linearise the guess in the loop's own step (iteration -1); ELK's trust region and
+    # Picard's cumulative sum keep a linearisation before the loop: a second compiled copy of the step map.
+    program = str(jax.make_jaxpr(lambda x0, u: solve(step, x0, u, solver).states)(X0, INPUTS))
+    assert program.count("sinh") == copies
+
+
+@pytest.mark.parametrize("solver", [Jacobi(), QuasiDEER(), DEER()], ids=repr)
+def test_iteration_minus_one_only_linearises_and_checks_the_guess(solver):
+    exact = solve(step, X0, INPUTS, Sequential()).states
+    calls = []
+    sol = solve(step, X0, INPUTS, solver, initial_guess=exact, progress=lambda it, r, s: calls.append(int(it)))
+    assert bool(sol.converged) and int(sol.num_iters) == 0 and int(sol.result) == SUCCESSFUL
+    assert np.array_equal(np.asarray(sol.states), np.asarray(exact))  # the guess itself, not a step from it
+    assert calls == [0]  # the check of iteration 0 reports as the check before the loop did
+
+    sol = solve(step, X0, INPUTS, solver)
+    assert bool(sol.converged) and float(jnp.max(jnp.abs(sol.states - exact))) <= 1e-10
+
+    bad_guess = exact.at[7].set(jnp.nan)
+    with pytest.warns(NotConvergedWarning, match="after 0 iterations"):
+        sol = solve(step, X0, INPUTS, solver, initial_guess=bad_guess)
+    assert int(sol.result) == NONFINITE and int(sol.num_iters) == 0 and not bool(sol.converged)
