@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point that sets itself up: ./dev.sh demo | test [pytest args] | bench [args] | python [args] | lint | docs
-# (`./dev.sh test` with no arguments runs lint and the docs build before the suite, as CI does)
+# (`./dev.sh test` with no arguments also runs lint and the docs build beside the suite, as CI does)
 # Creates .venv with Python >= 3.12 and installs the package when missing or when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,18 +29,26 @@ ensure_venv() {
         "$py" -m venv .venv
     fi
     .venv/bin/python -m pip install -q --upgrade pip >&2
-    .venv/bin/python -m pip install -q -e '.[test,plot]' >&2
+    # Extras named as arguments (ensure_venv lint docs) come in the same pip run: one resolution, one editable build.
+    local extras=test,plot e
+    for e in "$@"; do extras+=",$e"; done
+    .venv/bin/python -m pip install -q -e ".[$extras]" >&2
     cksum < pyproject.toml > "$stamp"
+    for e in "$@"; do cksum < pyproject.toml > ".venv/.parmcmc-$e-installed"; done
 }
 
-# An optional dependency group (pyproject.toml) on top of the venv, reinstalled when pyproject.toml changes.
+# Optional dependency groups (pyproject.toml) on top of the venv, reinstalled when pyproject.toml changes; those
+# missing or stale are installed in one pip run.
 ensure_extra() {
-    local stamp=.venv/.parmcmc-$1-installed
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(cksum < pyproject.toml)" ]; then
-        return 0
-    fi
-    .venv/bin/python -m pip install -q -e ".[$1]" >&2
-    cksum < pyproject.toml > "$stamp"
+    local e stamp stale=()
+    for e in "$@"; do
+        stamp=.venv/.parmcmc-$e-installed
+        [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(cksum < pyproject.toml)" ] || stale+=("$e")
+    done
+    [ ${#stale[@]} -gt 0 ] || return 0
+    local IFS=,
+    .venv/bin/python -m pip install -q -e ".[${stale[*]}]" >&2
+    for e in "${stale[@]}"; do cksum < pyproject.toml > ".venv/.parmcmc-$e-installed"; done
 }
 
 # ruff check, ruff format --check and basedpyright (configured in pyproject.toml); runs all three, fails if any does.
@@ -57,22 +65,29 @@ cmd=${1:-help}; [ $# -gt 0 ] && shift
 case "$cmd" in
     demo)   ensure_venv; exec .venv/bin/python -m parmcmc.demo "$@" ;;
     # Tests run in two processes by default: most of their time is single-threaded XLA compilation.
-    # `./dev.sh test` alone (the README's and CI's command) first runs lint and the docs build (side by side, ~40 s)
-    # and fails if either does; with pytest arguments (chosen tests) it runs pytest alone.
-    test)   ensure_venv
-            if [ $# -eq 0 ]; then
-                # The docs build runs beside basedpyright (both single-threaded; ~10 s of wall saved); its log
-                # is printed after lint's. Both extras are installed first: two pip runs must not overlap.
-                ensure_extra lint; ensure_extra docs
-                docs_log=$(mktemp); ./dev.sh docs >"$docs_log" 2>&1 & docs_pid=$!
-                lint_rc=0; lint || lint_rc=1
-                docs_rc=0; wait "$docs_pid" || docs_rc=1
-                cat "$docs_log" >&2; rm -f "$docs_log"
-                [ $lint_rc -eq 0 ] || { echo "error: ./dev.sh lint failed (findings above)" >&2; exit 1; }
-                [ $docs_rc -eq 0 ] || { echo "error: ./dev.sh docs failed (warnings above)" >&2; exit 1; }
+    # `./dev.sh test` alone (the README's and CI's command) also runs lint and the docs build, and fails if either
+    # does: both run beside the suite at low priority (nice 10), in the gaps the two workers leave (their start,
+    # the last file's tail) instead of ~30 s before it with one of two cores idle; their logs follow pytest's.
+    # With pytest arguments (chosen tests) it runs pytest alone.
+    test)   if [ $# -gt 0 ]; then
+                ensure_venv
+                exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
             fi
-            # Files go to the workers in collection order (tests/conftest.py puts the two longest first).
-            exec .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@" ;;
+            ensure_venv lint docs; ensure_extra lint docs  # first: two pip runs must not overlap
+            lint_log=$(mktemp); docs_log=$(mktemp)
+            nice -n 10 ./dev.sh lint >"$lint_log" 2>&1 & lint_pid=$!
+            nice -n 10 ./dev.sh docs >"$docs_log" 2>&1 & docs_pid=$!
+            # Files go to the workers in collection order (tests/conftest.py puts the longest first).
+            test_rc=0
+            .venv/bin/python -m pytest -n "${PARMCMC_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder \
+                || test_rc=$?
+            lint_rc=0; wait "$lint_pid" || lint_rc=1
+            docs_rc=0; wait "$docs_pid" || docs_rc=1
+            cat "$lint_log" "$docs_log" >&2; rm -f "$lint_log" "$docs_log"
+            [ $lint_rc -eq 0 ] || echo "error: ./dev.sh lint failed (findings above)" >&2
+            [ $docs_rc -eq 0 ] || echo "error: ./dev.sh docs failed (warnings above)" >&2
+            [ $test_rc -eq 0 ] || echo "error: the tests failed (pytest's report above the lint and docs logs)" >&2
+            [ $test_rc -eq 0 ] && [ $lint_rc -eq 0 ] && [ $docs_rc -eq 0 ] ;;
     # PARMCMC_NO_VENV=1: the Python already there (${PYTHON:-python3}, with the package on PYTHONPATH), no venv and
     # nothing fetched: a lent GPU machine (`./dev.sh bench device_wheels` prints its command).
     bench)  if [ -n "${PARMCMC_NO_VENV:-}" ]; then exec "${PYTHON:-python3}" -m parmcmc.bench "$@"; fi

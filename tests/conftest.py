@@ -1,6 +1,9 @@
 import collections
 import contextlib
+import json
 import os
+import resource
+import time
 
 # XLA's backend optimisations off (LLVM -O0, no expensive passes): the suite's time is mostly compiling small
 # programs that then run for milliseconds, and JAX's flag says just that ("useful if the cost of optimization is
@@ -9,6 +12,8 @@ import os
 # optimised build in the last bits (a DEER solve by 7e-16), so a chain after adaptation is another draw of the same
 # seed: no tolerance changes. PARMCMC_TEST_OPTIMIZE=1 runs the suite with XLA's default optimisations, as users run;
 # tests/api/test_optimized_build.py always runs the demo that way (parallel = sequential in the users' build).
+# The few tests whose time is running rather than compiling (long chains: SBC, the statistical checks) carry
+# `@pytest.mark.optimized` and run in the users' build (fixture `_build` below).
 if os.environ.get("PARMCMC_TEST_OPTIMIZE") != "1":
     os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
 
@@ -16,12 +21,16 @@ import jax
 import jax.monitoring
 import pytest
 
+import parmcmc.jitcache
+
 # The no_heavy_work fixture of the input-check tests (tests/helpers/sample_checks.py).
 pytest_plugins = ["helpers.sample_checks"]
 
+OPTIMIZE = os.environ.get("PARMCMC_TEST_OPTIMIZE") == "1"
+
 # Tests check exactness in float64; float32 tests ask for float32 explicitly.
 jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_disable_most_optimizations", os.environ.get("PARMCMC_TEST_OPTIMIZE") != "1")
+jax.config.update("jax_disable_most_optimizations", not OPTIMIZE)
 
 _COMPILES: list = []
 _PER_FILE = collections.defaultdict(lambda: [0, 0.0])  # test file -> [XLA compilations, compile seconds]
@@ -52,6 +61,33 @@ def count_compiles():
     return _counting
 
 
+def _switch_build(optimized: bool) -> None:
+    """XLA's backend optimisations on or off for what compiles next. The flag is read when XLA compiles and is
+    not part of any cache key, so both caches of compiled code (JAX's and parmcmc's) are emptied: a test's
+    programs are then all compiled in its own build, whichever tests ran before it in this process."""
+    if jax.config.read("jax_disable_most_optimizations") != (not optimized):
+        jax.clear_caches()
+        parmcmc.jitcache._compiled.clear()
+        jax.config.update("jax_disable_most_optimizations", not optimized)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "optimized: the module compiles with XLA's optimisations on (its time is running)"
+    )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _build(request):
+    """A module whose tests run long chains (`pytestmark = pytest.mark.optimized`) compiles with XLA's
+    optimisations: for it the running, not the compiling, is the time, and -O0 code runs ~2-3x slower. Set per
+    module so that a module-scoped fixture is built in the same build as the tests that use it."""
+    optimized = OPTIMIZE or request.node.get_closest_marker("optimized") is not None
+    _switch_build(optimized)
+    yield
+    _switch_build(OPTIMIZE)
+
+
 # The longest test files, started first: with `--dist loadfile --no-loadscope-reorder` (./dev.sh test) xdist
 # hands out files in collection order, so these two begin at once on the two workers instead of one of them
 # starting last (xdist's default order puts files with the most tests first: the 2-test workflow file last).
@@ -64,10 +100,53 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))
 
 
+# PARMCMC_TEST_PROFILE=DIR: each process (xdist worker or not) writes DIR/<worker>.json with, per test file, its
+# wall seconds, this process's CPU seconds (user + sys, all threads), its subprocesses' CPU seconds, its XLA
+# compilations and their seconds, and the order and start time of its files: where the suite's time goes.
+_PROFILE = collections.defaultdict(lambda: {"wall": 0.0, "cpu": 0.0, "child_cpu": 0.0, "start": None})
+_TESTS = {}  # test id -> (wall s, CPU s with subprocesses, XLA compilations, their wall s)
+_T0 = time.perf_counter()
+
+
+def _cpu():
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    _CURRENT[0] = os.path.basename(str(item.fspath))
+    _CURRENT[0] = name = os.path.basename(str(item.fspath))
+    wall, (cpu, child), n = time.perf_counter(), _cpu(), len(_COMPILES)
     yield
+    entry, (cpu2, child2) = _PROFILE[name], _cpu()
+    if entry["start"] is None:
+        entry["start"] = round(wall - _T0, 1)
+    entry["wall"] += time.perf_counter() - wall
+    entry["cpu"] += cpu2 - cpu
+    entry["child_cpu"] += child2 - child
+    _TESTS[item.nodeid] = (
+        round(time.perf_counter() - wall, 2),
+        round(cpu2 - cpu + child2 - child, 2),
+        len(_COMPILES) - n,
+        round(sum(_COMPILES[n:]), 2),
+    )
+
+
+def pytest_sessionfinish(session):
+    out = os.environ.get("PARMCMC_TEST_PROFILE")
+    if not out or not _PROFILE:
+        return
+    os.makedirs(out, exist_ok=True)
+    rows = {
+        name: {
+            **{k: round(v, 2) if isinstance(v, float) else v for k, v in entry.items()},
+            "compiles": _PER_FILE[name][0],
+            "compile_s": round(_PER_FILE[name][1], 2),
+        }
+        for name, entry in _PROFILE.items()
+    }
+    with open(os.path.join(out, os.environ.get("PYTEST_XDIST_WORKER", "main") + ".json"), "w") as f:
+        json.dump({"files": rows, "tests": _TESTS}, f, indent=1)
 
 
 def pytest_terminal_summary(terminalreporter):
