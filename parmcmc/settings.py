@@ -83,7 +83,9 @@ def _check_trajectory_options(name, instance, adaptation, jitter, num_chains, nu
 
 
 def _check_sampler_options(name, instance, dense_mass, step_size_jitter) -> None:
-    if dense_mass not in (None, True, False, "low_rank"):
+    if not (
+        dense_mass is None or type(dense_mass) is bool or (isinstance(dense_mass, str) and dense_mass == "low_rank")
+    ):
         raise TypeError(
             f"sample: dense_mass must be True, False, 'low_rank' (HMC) or None (by dimension); got {dense_mass!r}."
         )

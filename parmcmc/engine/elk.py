@@ -80,6 +80,9 @@ def _check_lam(solver: "AbstractELK") -> None:
             f"{name}(lam={solver.lam!r}): lam must be a number in [{LAM_MIN:g}, {LAM_MAX:g}]; for the "
             f"undamped step use {'DEER' if name == 'ELK' else 'QuasiDEER'}()."
         )
+    for flag in ("adaptive", "smoother"):  # "yes" or 1 would pass as true
+        if not isinstance(getattr(solver, flag), bool):
+            raise TypeError(f"{name}({flag}={getattr(solver, flag)!r}): {flag} must be True or False.")
 
 
 class AbstractELK(AbstractIterativeSolver):

@@ -182,6 +182,8 @@ def solve(
                 f"got flattened shape {guess.shape}."
             )
         guess = guess.astype(x0_flat.dtype)
+        if not isinstance(guess, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(guess))):
+            raise ValueError("solve: initial_guess holds NaN or inf; give finite states, or None (x0 repeated).")
 
     if fallback not in (None, "sequential"):
         raise ValueError(f"solve: fallback={fallback!r}; use None or 'sequential'.")

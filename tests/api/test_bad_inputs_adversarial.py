@@ -329,3 +329,19 @@ def test_diagnose_and_lyapunov_counts_and_keys_are_named_on_entry():
         parmcmc.lyapunov_exponent(step, x0, u, num_batches=0)
     with pytest.raises(TypeError, match="lyapunov_exponent: key must be one JAX random key"):
         parmcmc.lyapunov_exponent(step, x0, u, key=0)
+
+
+def test_non_finite_guess_truthy_flags_and_dense_mass_one_are_refused_by_name():
+    """A NaN initial_guess used to end 'non-finite after 0 iterations' and blame fn; ELK(adaptive="yes") and
+    dense_mass=1 passed as true."""
+    from parmcmc.engine import DEER, ELK, solve
+
+    step = lambda x, u: 0.5 * x + u
+    u, x0 = jnp.ones((20, 2)), jnp.zeros(2)
+    with pytest.raises(ValueError, match="solve: initial_guess holds NaN or inf"):
+        solve(step, x0, u, DEER(), initial_guess=jnp.full((20, 2), jnp.nan))
+    for flag in ("adaptive", "smoother"):
+        with pytest.raises(TypeError, match=rf"ELK\({flag}='yes'\): {flag} must be True or False"):
+            ELK(**{flag: "yes"})
+    with pytest.raises(TypeError, match="dense_mass must be True, False, 'low_rank'"):
+        settings(dense_mass=1)
