@@ -49,6 +49,10 @@ def test_iteration_minus_one_only_linearises_and_checks_the_guess(solver):
     assert bool(sol.converged) and float(jnp.max(jnp.abs(sol.states - exact))) <= 1e-10
 
     bad_guess = exact.at[7].set(jnp.nan)
+    with pytest.raises(ValueError, match="initial_guess holds NaN or inf"):  # refused by name when it can be seen
+        solve(step, X0, INPUTS, solver, initial_guess=bad_guess)
+    # Under jit the guess is a tracer and reaches the loop: iteration -1 finds it non-finite and stops there.
     with pytest.warns(NotConvergedWarning, match="after 0 iterations"):
-        sol = solve(step, X0, INPUTS, solver, initial_guess=bad_guess)
+        sol = jax.jit(lambda g: solve(step, X0, INPUTS, solver, initial_guess=g))(bad_guess)
+        sol = jax.block_until_ready(sol)
     assert int(sol.result) == NONFINITE and int(sol.num_iters) == 0 and not bool(sol.converged)
