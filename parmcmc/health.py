@@ -17,7 +17,6 @@ import re
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
@@ -137,11 +136,11 @@ def warn_if_infinite_density(chains, call: str = "sample") -> None:
 
     Every later proposal is rejected. Such draws look like a converged chain; say so.
     """
-    lp = jnp.asarray(chains.stats.logdensity)  # (chain, draw)
-    stuck = jnp.isposinf(lp)
-    if bool(jnp.any(stuck)):
-        rows = jnp.flatnonzero(jnp.any(stuck, axis=1)).tolist()
-        first = [int(jnp.argmax(stuck[k])) for k in rows]
+    lp = np.asarray(chains.stats.logdensity)  # (chain, draw), on the host
+    stuck = np.isposinf(lp)
+    if bool(np.any(stuck)):
+        rows = np.flatnonzero(np.any(stuck, axis=1)).tolist()
+        first = [int(np.argmax(stuck[k])) for k in rows]
         warnings.warn(
             f"{call}: the log density is +inf at the draws of chain(s) {rows} from draw(s) {first} on. A chain "
             "that accepts a point of infinite density never leaves it (every later proposal is rejected; HMC "

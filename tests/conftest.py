@@ -3,7 +3,10 @@ import contextlib
 import json
 import os
 import resource
+import shutil
+import tempfile
 import time
+import traceback
 
 # XLA's backend optimisations off (LLVM -O0, no expensive passes): the suite's time is mostly compiling small
 # programs that then run for milliseconds, and JAX's flag says just that ("useful if the cost of optimization is
@@ -16,6 +19,18 @@ import time
 # `@pytest.mark.optimized` and run in the users' build (fixture `_build` below).
 if os.environ.get("PARMCMC_TEST_OPTIMIZE") != "1":
     os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+
+# One persistent compilation cache for the whole run, shared by the xdist workers and the subprocesses the tests
+# start (set before JAX is imported; the workers inherit the controller's environment): a program compiled once is
+# read back wherever the same program is compiled again (another worker, another test's closure of the same code,
+# the sharding subprocess). The cache key is the program, its compile options (the optimisation level included)
+# and JAX's version, so nothing stale is served. Fresh for every run and removed at its end by the process that made
+# it; a JAX_COMPILATION_CACHE_DIR already set is used as it is. PARMCMC_TEST_CACHE=0 turns it off.
+if os.environ.get("PARMCMC_TEST_CACHE") != "0" and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="parmcmc-test-xla-")
+    os.environ["PARMCMC_TEST_CACHE_OWNER"] = str(os.getpid())
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax
 import jax.monitoring
@@ -35,14 +50,35 @@ jax.config.update("jax_disable_most_optimizations", not OPTIMIZE)
 _COMPILES: list = []
 _PER_FILE = collections.defaultdict(lambda: [0, 0.0])  # test file -> [XLA compilations, compile seconds]
 _CURRENT = ["(collection)"]
+_PROGRAMS = collections.defaultdict(lambda: [0, 0.0])  # program name -> [XLA compilations, compile seconds]
+_SITES = collections.defaultdict(lambda: [0, 0.0])  # caller line and program -> the same (profiling only)
+_PROFILING = bool(os.environ.get("PARMCMC_TEST_PROFILE"))
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _on_event(event, duration, **kwargs):
+def _on_event(event, duration, fun_name="?", **kwargs):
+    """Every backend compile, a program read back from the persistent cache included (JAX times both alike): the
+    compile-count tests then mean what they meant without the cache, whichever worker compiled a program first."""
     if event == "/jax/core/compile/backend_compile_duration":
         _COMPILES.append(duration)
         entry = _PER_FILE[_CURRENT[0]]
         entry[0] += 1
         entry[1] += duration
+        program = _PROGRAMS[fun_name]
+        program[0] += 1
+        program[1] += duration
+        if _PROFILING:  # the innermost caller in this repository: which line of ours asked for this program
+            frame = next(
+                (
+                    f
+                    for f in reversed(traceback.extract_stack()[:-1])
+                    if f.filename.startswith(_REPO) and "site-packages" not in f.filename
+                ),
+                None,
+            )
+            site = _SITES[f"{os.path.relpath(frame.filename)}:{frame.lineno} {fun_name}" if frame else fun_name]
+            site[0] += 1
+            site[1] += duration
 
 
 jax.monitoring.register_event_duration_secs_listener(_on_event)
@@ -69,6 +105,11 @@ def _switch_build(optimized: bool) -> None:
         jax.clear_caches()
         parmcmc.jitcache._compiled.clear()
         jax.config.update("jax_disable_most_optimizations", not optimized)
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("PARMCMC_TEST_CACHE_OWNER") == str(os.getpid()):  # the process that made the cache
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 def pytest_configure(config):
@@ -102,7 +143,9 @@ def pytest_collection_modifyitems(items):
 
 # PARMCMC_TEST_PROFILE=DIR: each process (xdist worker or not) writes DIR/<worker>.json with, per test file, its
 # wall seconds, this process's CPU seconds (user + sys, all threads), its subprocesses' CPU seconds, its XLA
-# compilations and their seconds, and the order and start time of its files: where the suite's time goes.
+# compilations and their seconds, and the order and start time of its files; and per compiled program (by name:
+# jit(_run) is parmcmc's, jit(add) an eager operation) and per calling line its compilations and seconds: where the
+# suite's time goes.
 _PROFILE = collections.defaultdict(lambda: {"wall": 0.0, "cpu": 0.0, "child_cpu": 0.0, "start": None})
 _TESTS = {}  # test id -> (wall s, CPU s with subprocesses, XLA compilations, their wall s)
 _T0 = time.perf_counter()
@@ -146,7 +189,9 @@ def pytest_sessionfinish(session):
         for name, entry in _PROFILE.items()
     }
     with open(os.path.join(out, os.environ.get("PYTEST_XDIST_WORKER", "main") + ".json"), "w") as f:
-        json.dump({"files": rows, "tests": _TESTS}, f, indent=1)
+        programs = {k: [n, round(t, 2)] for k, (n, t) in sorted(_PROGRAMS.items(), key=lambda kv: -kv[1][1])}
+        sites = {k: [n, round(t, 2)] for k, (n, t) in sorted(_SITES.items(), key=lambda kv: -kv[1][1])}
+        json.dump({"files": rows, "tests": _TESTS, "programs": programs, "sites": sites}, f, indent=1)
 
 
 def pytest_terminal_summary(terminalreporter):

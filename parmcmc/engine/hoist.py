@@ -23,7 +23,7 @@ def flatten_fn(fn, x0, x0_flat, unravel, inputs):
         raise TypeError(f"solve: fn must be a function (state, input_t) -> state; got {type(fn).__name__} {fn!r:.60}.")
     if x0_flat.size == 0:
         raise ValueError(f"solve: x0 has no entries (flattened shape {x0_flat.shape}); give a state with at least one.")
-    one_input = jax.tree_util.tree_map(lambda leaf: leaf[0], inputs)
+    one_input = jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), inputs)
     # Hoist the arrays fn closes over (data, parameters) into arguments of the jitted solve: as
     # compile-time constants XLA may spend many seconds folding them into every batched evaluation.
     # The compiled solve is keyed on the traced program (Python values fn reads are literals in it),

@@ -100,7 +100,10 @@ def check_initial_positions(logdensity_fn: Callable, positions: PyTree, caller: 
                 f"differentiate the log density); got a leaf of dtype {jnp.result_type(leaf)}. "
                 "Convert it with jnp.asarray(x, dtype=float)."
             )
-    one = jax.tree_util.tree_map(lambda leaf: leaf[0], positions)
+    one = jax.tree_util.tree_map(  # chain 0's shapes: the check traces, it runs nothing
+        lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf)[1:], jnp.result_type(leaf)) if jnp.ndim(leaf) else leaf[0],
+        positions,
+    )
     try:
         out = jax.eval_shape(logdensity_fn, one)
     except Exception as err:

@@ -324,13 +324,14 @@ class AbstractSampler(abc.ABC):
                 f"logdensity_fn must return a real floating scalar, got shape {out.shape} and dtype {out.dtype}."
             )
         logdensity, grad = program_jit(self.value_and_grad)(x)  # compiled once per program
-        if not bool(jnp.isfinite(logdensity)):
+        logdensity, grad = np.asarray(logdensity), np.asarray(grad)  # checked on the host: no eager programs
+        if not bool(np.isfinite(logdensity)):
             raise ValueError(
                 f"The log density at the initial position is {float(logdensity)}; "
                 "start the chain where it is finite (e.g. inside the support)."
             )
-        if not bool(jnp.all(jnp.isfinite(grad))):
-            bad = jnp.flatnonzero(~jnp.isfinite(grad))[:5].tolist()
+        if not bool(np.all(np.isfinite(grad))):
+            bad = np.flatnonzero(~np.isfinite(grad))[:5].tolist()
             raise ValueError(
                 "The gradient of the log density is not finite at the initial "
                 f"position (flat indices {bad}); start the chain elsewhere."

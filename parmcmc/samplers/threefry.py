@@ -10,7 +10,13 @@ compilation grows faster than its size).
 The draws are bit for bit JAX's, for typed and raw keys, under JAX's default generator (threefry2x32 with
 ``jax_threefry_partitionable``, the default since JAX 0.5) and float32/float64: ``applies`` says when, and
 the callers fall back to ``jax.random`` otherwise.
+
+``split``, ``uniform`` and ``normal`` are jitted functions: called outside a program (a test, an eager noise
+schedule) each is one compiled program per shape instead of some twenty-five eager operations compiled one by one;
+inside a program they are inlined as any nested jit.
 """
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +75,7 @@ def _counted(data, n: int):
     return _hash(data[..., 0:1], data[..., 1:2], jnp.zeros_like(lo), lo)
 
 
+@partial(jax.jit, static_argnames="num")
 def split(keys, num: int):
     """``jax.vmap(lambda k: jax.random.split(k, num))`` over any leading axes of ``keys``: shape (..., num)."""
     data, wrap = _data(keys)
@@ -96,11 +103,13 @@ def _from_bits(bits, dtype, minval, maxval):
     return lax.max(lo, floats * (hi - lo) + lo)
 
 
+@partial(jax.jit, static_argnames=("n", "dtype"))
 def uniform(keys, n: int, dtype):
     """``jax.random.uniform(key, (n,), dtype)`` per key: shape (..., n)."""
     return _from_bits(_bits(keys, n, dtype), dtype, 0.0, 1.0)
 
 
+@partial(jax.jit, static_argnames=("n", "dtype"))
 def normal(keys, n: int, dtype):
     """``jax.random.normal(key, (n,), dtype)`` per key: shape (..., n)."""
     dtype = jnp.dtype(dtype)
