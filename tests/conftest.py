@@ -48,7 +48,7 @@ jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_disable_most_optimizations", not OPTIMIZE)
 
 _COMPILES: list = []
-_PER_FILE = collections.defaultdict(lambda: [0, 0.0])  # test file -> [XLA compilations, compile seconds]
+_PER_FILE = collections.defaultdict(lambda: [0, 0.0, 0])  # test file -> [XLA compilations, their s, cache hits]
 _CURRENT = ["(collection)"]
 _PROGRAMS = collections.defaultdict(lambda: [0, 0.0])  # program name -> [XLA compilations, compile seconds]
 _SITES = collections.defaultdict(lambda: [0, 0.0])  # caller line and program -> the same (profiling only)
@@ -81,7 +81,13 @@ def _on_event(event, duration, fun_name="?", **kwargs):
             site[1] += duration
 
 
+def _on_cache_hit(event, **kwargs):
+    if event == "/jax/compilation_cache/cache_hits":
+        _PER_FILE[_CURRENT[0]][2] += 1
+
+
 jax.monitoring.register_event_duration_secs_listener(_on_event)
+jax.monitoring.register_event_listener(_on_cache_hit)
 
 
 @contextlib.contextmanager
@@ -185,6 +191,7 @@ def pytest_sessionfinish(session):
             **{k: round(v, 2) if isinstance(v, float) else v for k, v in entry.items()},
             "compiles": _PER_FILE[name][0],
             "compile_s": round(_PER_FILE[name][1], 2),
+            "cache_hits": _PER_FILE[name][2],
         }
         for name, entry in _PROFILE.items()
     }
@@ -199,5 +206,5 @@ def pytest_terminal_summary(terminalreporter):
     if not _PER_FILE or os.environ.get("PYTEST_XDIST_WORKER"):
         return
     terminalreporter.write_sep("-", "XLA compilations per test file (count, backend compile seconds)")
-    for name, (count, seconds) in sorted(_PER_FILE.items(), key=lambda kv: -kv[1][1]):
+    for name, (count, seconds, _) in sorted(_PER_FILE.items(), key=lambda kv: -kv[1][1]):
         terminalreporter.write_line(f"{count:6d} {seconds:8.1f} s  {name}")
