@@ -99,18 +99,44 @@ def exactness(sampler, x0, states, inputs, stats, atol, rtol, alpha_moved=None) 
 
 
 def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
-    """The chain's statistics (as sampler.chain_stats) and its Exactness.
+    """The chain's statistics (as sampler.chain_stats) and its Exactness, from one compiled copy of the step.
 
-    The statistics at the solved and at the moved states are computed in one vmapped pass (one compiled
-    copy of the step, not two).
+    One pass over the chain cut into windows of LENGTH steps (vmapped; the last one padded with the last step):
+    each step's transition is evaluated, forward-mode, at the solved state (with the window's tangent, for the
+    LLE) and at the state moved by the tolerance (for the near-threshold count), as a batch of two. The statistics,
+    the acceptance probabilities at the moved states and the LLE's log growths all come out of it, so the program
+    holds one copy of the step and its derivative here, not three (statistics, moved statistics, the LLE's tangent
+    scan). The LLE is the mean over every whole window (it was 8 of them, evenly spaced: `lle_along`).
     """
+    T, D = states.shape
+    L = max(1, min(LENGTH, T))
+    n, whole = -(-T // L), T // L
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
-    both = jnp.concatenate([previous, moved_by_tolerance(x0, states, atol, rtol)], axis=0)
-    twice = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a], axis=0), inputs)
-    all_stats = jax.vmap(sampler.stats)(both, twice)
-    T = states.shape[0]
-    stats = jax.tree_util.tree_map(lambda a: a[:T], all_stats)
-    return stats, exactness(sampler, x0, states, inputs, stats, atol, rtol, all_stats.acceptance_rate[T:])
+    moved = moved_by_tolerance(x0, states, atol, rtol)
+
+    def windows(a):  # (T, ...) -> (n, L, ...), the last window padded with the last step
+        a = jnp.concatenate([a, jnp.repeat(a[-1:], n * L - T, axis=0)]) if n * L > T else a
+        return a.reshape((n, L, *a.shape[1:]))
+
+    tiny = jnp.finfo(states.dtype).tiny
+    # Fixed starting tangents, jax.random.normal(key(0), ...), drawn on the host: constants of the program.
+    v0 = threefry.host_normal(0, (n, D), states.dtype)
+    v0 = jnp.asarray(v0 / np.linalg.norm(v0, axis=1, keepdims=True), states.dtype)
+
+    def body(v, step_inputs):
+        x, x_moved, u = step_inputs
+        transition = lambda y, t: jax.jvp(lambda z: sampler._transition(z, u), (y,), (t,))
+        (_, info), (dx, _) = jax.vmap(transition)(jnp.stack([x, x_moved]), jnp.stack([v, jnp.zeros_like(v)]))
+        size = jnp.maximum(jnp.linalg.norm(dx[0]), tiny)
+        return dx[0] / size, (info, jnp.log(size))
+
+    run = lambda v, xs, ms, us: jax.lax.scan(body, v, (xs, ms, us))[1]
+    info, logs = jax.vmap(run)(v0, windows(previous), windows(moved), jax.tree_util.tree_map(windows, inputs))
+    per_step = lambda a, lane: a[:, :, lane].reshape((n * L, *a.shape[3:]))[:T]
+    stats = jax.tree_util.tree_map(lambda a: per_step(a, 0), info)
+    lle = jnp.mean(logs[:whole, L // 4 :])
+    near = near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, per_step(info.acceptance_rate, 1))
+    return stats, Exactness(near, lle)
 
 
 def any_may_differ(result: Any) -> bool:
