@@ -17,6 +17,7 @@ A chain with no near-threshold decision gives the sequential chain's draws; othe
 chain of the same sampler that may part from the replay at such a decision (docs/precision.md).
 """
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -123,19 +124,43 @@ def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
     v0 = threefry.host_normal(0, (n, D), states.dtype)
     v0 = jnp.asarray(v0 / np.linalg.norm(v0, axis=1, keepdims=True), states.dtype)
 
+    template = jax.eval_shape(sampler.stats, x0.astype(states.dtype), jax.tree_util.tree_map(lambda a: a[0], inputs))
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    real = [jnp.issubdtype(t.dtype, jnp.floating) for t in leaves]
+    # Every figure of a step in two arrays, (2, k) reals and (2, m) integers and flags, so that the window axis moves
+    # in front of the time axis in a transpose or two, not one per statistic.
+    packs = (
+        jnp.result_type(states.dtype, *(t.dtype for t, r in zip(leaves, real, strict=True) if r)),
+        jnp.result_type(jnp.int32, *(t.dtype for t, r in zip(leaves, real, strict=True) if not r)),
+    )
+
     def body(v, step_inputs):
         x, x_moved, u = step_inputs
-        transition = lambda y, t: jax.jvp(lambda z: sampler._transition(z, u), (y,), (t,))
-        (_, info), (dx, _) = jax.vmap(transition)(jnp.stack([x, x_moved]), jnp.stack([v, jnp.zeros_like(v)]))
+        transition = lambda y, t: jax.jvp(lambda z: sampler._transition(z, u), (y,), (t,), has_aux=True)
+        _, dx, info = jax.vmap(transition)(jnp.stack([x, x_moved]), jnp.stack([v, jnp.zeros_like(v)]))
         size = jnp.maximum(jnp.linalg.norm(dx[0]), tiny)
-        return dx[0] / size, (info, jnp.log(size))
+        columns = [a.reshape((2, -1)) for a in jax.tree_util.tree_leaves(info)]
+        floats = [c.astype(packs[0]) for c, r in zip(columns, real, strict=True) if r]
+        ints = [c.astype(packs[1]) for c, r in zip(columns, real, strict=True) if not r]
+        floats.append(jnp.broadcast_to(jnp.log(size), (2, 1)).astype(packs[0]))
+        return dx[0] / size, (jnp.concatenate(floats, axis=1), jnp.concatenate(ints, axis=1) if ints else None)
 
     run = lambda v, xs, ms, us: jax.lax.scan(body, v, (xs, ms, us))[1]
-    info, logs = jax.vmap(run)(v0, windows(previous), windows(moved), jax.tree_util.tree_map(windows, inputs))
-    per_step = lambda a, lane: a[:, :, lane].reshape((n * L, *a.shape[3:]))[:T]
-    stats = jax.tree_util.tree_map(lambda a: per_step(a, 0), info)
+    packed = jax.vmap(run)(v0, windows(previous), windows(moved), jax.tree_util.tree_map(windows, inputs))
+    floats, ints = (None if p is None else p.reshape((n * L, 2, p.shape[-1]))[:T] for p in packed)  # (T, lane, k)
+
+    def lane(j):
+        out, at = [], [0, 0]
+        for t, r in zip(leaves, real, strict=True):
+            size, pack = math.prod(t.shape), floats if r else ints
+            out.append(pack[:, j, at[1 - r] : at[1 - r] + size].reshape((T, *t.shape)).astype(t.dtype))
+            at[1 - r] += size
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    stats = lane(0)
+    logs = floats[: whole * L, 0, -1].reshape((whole, L))
     lle = jnp.mean(logs[:whole, L // 4 :])
-    near = near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, per_step(info.acceptance_rate, 1))
+    near = near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, lane(1).acceptance_rate)
     return stats, Exactness(near, lle)
 
 
