@@ -8,8 +8,8 @@ the very draws of the sequential chain depends on two things this module measure
   some Delta_t, measured by recomputing the step's statistics at the moved state. A decision is "near its
   threshold" when its margin |log u_t - log alpha_t| is at most 10 Delta_t times the growth the dynamics can
   give a difference over the chain (below).
-- the largest Lyapunov exponent (LLE) along the solved chain: K tangent vectors pushed through the step
-  Jacobians at the solved states, from K offsets, each for L steps, vmapped (depth L, not T). Where the LLE is
+- the largest Lyapunov exponent (LLE) along the solved chain: a tangent vector pushed through the step Jacobians
+  at the solved states in every window of L steps, the windows vmapped (depth L, not T). Where the LLE is
   negative differences shrink and the growth factor is 1; where it is positive a difference can grow by up to
   exp(LLE T) (capped at 1 / machine epsilon) before it meets a decision.
 
@@ -143,18 +143,19 @@ def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
         floats = [c.astype(packs[0]) for c, r in zip(columns, real, strict=True) if r]
         ints = [c.astype(packs[1]) for c, r in zip(columns, real, strict=True) if not r]
         floats.append(jnp.broadcast_to(jnp.log(size), (2, 1)).astype(packs[0]))
-        return dx[0] / size, (jnp.concatenate(floats, axis=1), jnp.concatenate(ints, axis=1) if ints else None)
+        return dx[0] / size, (jnp.concatenate(floats, axis=1), jnp.concatenate([jnp.zeros((2, 0), packs[1]), *ints], 1))
 
     run = lambda v, xs, ms, us: jax.lax.scan(body, v, (xs, ms, us))[1]
     packed = jax.vmap(run)(v0, windows(previous), windows(moved), jax.tree_util.tree_map(windows, inputs))
-    floats, ints = (None if p is None else p.reshape((n * L, 2, p.shape[-1]))[:T] for p in packed)  # (T, lane, k)
+    floats, ints = (p.reshape((n * L, 2, p.shape[-1]))[:T] for p in packed)  # (T, lane, figure)
 
     def lane(j):
-        out, at = [], [0, 0]
+        """The statistics of lane j (0: the solved states, 1: the moved ones), unpacked."""
+        out, columns = [], {True: 0, False: 0}  # the next column of the real and of the integer pack
         for t, r in zip(leaves, real, strict=True):
-            size, pack = math.prod(t.shape), floats if r else ints
-            out.append(pack[:, j, at[1 - r] : at[1 - r] + size].reshape((T, *t.shape)).astype(t.dtype))
-            at[1 - r] += size
+            size, pack, at = math.prod(t.shape), floats if r else ints, columns[r]
+            out.append(pack[:, j, at : at + size].reshape((T, *t.shape)).astype(t.dtype))
+            columns[r] = at + size
         return jax.tree_util.tree_unflatten(treedef, out)
 
     stats = lane(0)

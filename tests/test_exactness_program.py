@@ -39,9 +39,17 @@ def test_the_pass_gives_the_statistics_the_moved_acceptance_and_the_lle_of_every
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     # The LLE over every whole window of LENGTH steps: lle_along with that many windows, tiling them.
     whole = T // LENGTH
-    lle = lle_along(sampler.step, x0, states[: whole * LENGTH], jax.tree_util.tree_map(lambda a: a[: whole * LENGTH], inputs), num_offsets=whole)
+    lle = lle_along(
+        sampler.step,
+        x0,
+        states[: whole * LENGTH],
+        jax.tree_util.tree_map(lambda a: a[: whole * LENGTH], inputs),
+        num_offsets=whole,
+    )
     np.testing.assert_allclose(figures.lle, lle, rtol=1e-10)
     assert float(figures.lle) < 0  # a contracting chain
     moved = moved_by_tolerance(x0, states, TOL, TOL)
     alpha_moved = jax.vmap(sampler.stats)(moved, inputs).acceptance_rate
-    assert int(figures.near_threshold) == int(near_threshold(sampler, x0, states, inputs, want, lle, TOL, TOL, alpha_moved))
+    assert int(figures.near_threshold) == int(
+        near_threshold(sampler, x0, states, inputs, want, lle, TOL, TOL, alpha_moved)
+    )

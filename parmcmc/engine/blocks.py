@@ -256,7 +256,9 @@ def solve_blocked(
     )
     fell_back = jnp.logical_and(fallback is not None, ~converged)
     if fallback:  # the block ends before seq_from are exact: continue sequentially from there
-        ends = jax.lax.cond(converged, lambda e: e, lambda e: _continue(block_map, consts, x0, e, blocked, mask, seq_from), ends)
+        ends = jax.lax.cond(
+            converged, lambda e: e, lambda e: _continue(block_map, consts, x0, e, blocked, mask, seq_from), ends
+        )
     states, f_ends = _all_states(hoisted, consts, x0, ends, blocked, mask)
     if fallback:  # as the driver's fallback: the continued ends checked, a non-finite residual reported as such
         ok, residual_after = per_step_check(ends, f_ends, atol, rtol)

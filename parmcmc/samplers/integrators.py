@@ -100,7 +100,12 @@ def integrate_until(
 
 
 def trajectory(
-    value_and_grad: ValueAndGrad, velocity: Callable[[Array], Array], position: Array, momentum: Array, step_size, num_steps
+    value_and_grad: ValueAndGrad,
+    velocity: Callable[[Array], Array],
+    position: Array,
+    momentum: Array,
+    step_size,
+    num_steps,
 ) -> tuple[Array, IntegratorState]:
     """``num_steps`` velocity Verlet steps from ``(position, momentum)``, with the gradient at the start.
 
@@ -131,8 +136,6 @@ def trajectory(
         out = jax.lax.fori_loop(0, num_steps + 1, body, init)
     else:
         start = jnp.zeros_like(num_steps)
-        out = jax.lax.while_loop(
-            lambda c: c[0] <= num_steps, lambda c: (c[0] + 1, body(c[0], c[1])), (start, init)
-        )[1]
+        out = jax.lax.while_loop(lambda c: c[0] <= num_steps, lambda c: (c[0] + 1, body(c[0], c[1])), (start, init))[1]
     x, p, logdensity_start, logdensity, grad = out
     return logdensity_start, IntegratorState(x, p, logdensity, grad)
