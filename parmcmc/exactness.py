@@ -8,8 +8,8 @@ the very draws of the sequential chain depends on two things this module measure
   some Delta_t, measured by recomputing the step's statistics at the moved state. A decision is "near its
   threshold" when its margin |log u_t - log alpha_t| is at most 10 Delta_t times the growth the dynamics can
   give a difference over the chain (below).
-- the largest Lyapunov exponent (LLE) along the solved chain: K tangent vectors pushed through the step
-  Jacobians at the solved states, from K offsets, each for L steps, vmapped (depth L, not T). Where the LLE is
+- the largest Lyapunov exponent (LLE) along the solved chain: a tangent vector pushed through the step Jacobians
+  at the solved states in every window of L steps, the windows vmapped (depth L, not T). Where the LLE is
   negative differences shrink and the growth factor is 1; where it is positive a difference can grow by up to
   exp(LLE T) (capped at 1 / machine epsilon) before it meets a decision.
 
@@ -17,6 +17,7 @@ A chain with no near-threshold decision gives the sequential chain's draws; othe
 chain of the same sampler that may part from the replay at such a decision (docs/precision.md).
 """
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -99,18 +100,69 @@ def exactness(sampler, x0, states, inputs, stats, atol, rtol, alpha_moved=None) 
 
 
 def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
-    """The chain's statistics (as sampler.chain_stats) and its Exactness.
+    """The chain's statistics (as sampler.chain_stats) and its Exactness, from one compiled copy of the step.
 
-    The statistics at the solved and at the moved states are computed in one vmapped pass (one compiled
-    copy of the step, not two).
+    One pass over the chain cut into windows of LENGTH steps (vmapped; the last one padded with the last step):
+    each step's transition is evaluated, forward-mode, at the solved state (with the window's tangent, for the
+    LLE) and at the state moved by the tolerance (for the near-threshold count), as a batch of two. The statistics,
+    the acceptance probabilities at the moved states and the LLE's log growths all come out of it, so the program
+    holds one copy of the step and its derivative here, not three (statistics, moved statistics, the LLE's tangent
+    scan). The LLE is the mean over every whole window (it was 8 of them, evenly spaced: `lle_along`).
     """
+    T, D = states.shape
+    L = max(1, min(LENGTH, T))
+    n, whole = -(-T // L), T // L
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
-    both = jnp.concatenate([previous, moved_by_tolerance(x0, states, atol, rtol)], axis=0)
-    twice = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, a], axis=0), inputs)
-    all_stats = jax.vmap(sampler.stats)(both, twice)
-    T = states.shape[0]
-    stats = jax.tree_util.tree_map(lambda a: a[:T], all_stats)
-    return stats, exactness(sampler, x0, states, inputs, stats, atol, rtol, all_stats.acceptance_rate[T:])
+    moved = moved_by_tolerance(x0, states, atol, rtol)
+
+    def windows(a):  # (T, ...) -> (n, L, ...), the last window padded with the last step
+        a = jnp.concatenate([a, jnp.repeat(a[-1:], n * L - T, axis=0)]) if n * L > T else a
+        return a.reshape((n, L, *a.shape[1:]))
+
+    tiny = jnp.finfo(states.dtype).tiny
+    # Fixed starting tangents, jax.random.normal(key(0), ...), drawn on the host: constants of the program.
+    v0 = threefry.host_normal(0, (n, D), states.dtype)
+    v0 = jnp.asarray(v0 / np.linalg.norm(v0, axis=1, keepdims=True), states.dtype)
+
+    template = jax.eval_shape(sampler.stats, x0.astype(states.dtype), jax.tree_util.tree_map(lambda a: a[0], inputs))
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    real = [jnp.issubdtype(t.dtype, jnp.floating) for t in leaves]
+    # Every figure of a step in two arrays, (2, k) reals and (2, m) integers and flags, so that the window axis moves
+    # in front of the time axis in a transpose or two, not one per statistic.
+    packs = (
+        jnp.result_type(states.dtype, *(t.dtype for t, r in zip(leaves, real, strict=True) if r)),
+        jnp.result_type(jnp.int32, *(t.dtype for t, r in zip(leaves, real, strict=True) if not r)),
+    )
+
+    def body(v, step_inputs):
+        x, x_moved, u = step_inputs
+        transition = lambda y, t: jax.jvp(lambda z: sampler._transition(z, u), (y,), (t,), has_aux=True)
+        _, dx, info = jax.vmap(transition)(jnp.stack([x, x_moved]), jnp.stack([v, jnp.zeros_like(v)]))
+        size = jnp.maximum(jnp.linalg.norm(dx[0]), tiny)
+        columns = [a.reshape((2, -1)) for a in jax.tree_util.tree_leaves(info)]
+        floats = [c.astype(packs[0]) for c, r in zip(columns, real, strict=True) if r]
+        ints = [c.astype(packs[1]) for c, r in zip(columns, real, strict=True) if not r]
+        floats.append(jnp.broadcast_to(jnp.log(size), (2, 1)).astype(packs[0]))
+        return dx[0] / size, (jnp.concatenate(floats, axis=1), jnp.concatenate([jnp.zeros((2, 0), packs[1]), *ints], 1))
+
+    run = lambda v, xs, ms, us: jax.lax.scan(body, v, (xs, ms, us))[1]
+    packed = jax.vmap(run)(v0, windows(previous), windows(moved), jax.tree_util.tree_map(windows, inputs))
+    floats, ints = (p.reshape((n * L, 2, p.shape[-1]))[:T] for p in packed)  # (T, lane, figure)
+
+    def lane(j):
+        """The statistics of lane j (0: the solved states, 1: the moved ones), unpacked."""
+        out, columns = [], {True: 0, False: 0}  # the next column of the real and of the integer pack
+        for t, r in zip(leaves, real, strict=True):
+            size, pack, at = math.prod(t.shape), floats if r else ints, columns[r]
+            out.append(pack[:, j, at : at + size].reshape((T, *t.shape)).astype(t.dtype))
+            columns[r] = at + size
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    stats = lane(0)
+    logs = floats[: whole * L, 0, -1].reshape((whole, L))
+    lle = jnp.mean(logs[:whole, L // 4 :])
+    near = near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, lane(1).acceptance_rate)
+    return stats, Exactness(near, lle)
 
 
 def any_may_differ(result: Any) -> bool:

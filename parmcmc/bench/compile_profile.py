@@ -2,10 +2,14 @@
 
     ./dev.sh bench compile_profile [T ...] (default T = 1000)
     ./dev.sh bench compile_profile cases [banana logistic gaussian] [--T T]
+    ./dev.sh bench compile_profile eight_schools [repeats]
 
 The second form compiles the bench's parallel program of each case (parmcmc/bench/cases.py:
 ``jax.jit(vmap(run_chain))``, noise + solve + statistics and exactness) and each of its three parts alone,
 and prints CPU seconds of trace, lower and XLA compile, and the kernels of the optimised program.
+
+The third compiles the program that ``sample(parallel=True)`` runs for eight schools (non-centred, float64, 4 chains x
+2000 draws after 1000 warmup, the default HMC; the warmup runs first) and prints its CPU seconds and kernels.
 
 For QuasiDEER, DEER, ELK and QuasiELK on the RNN cell of parmcmc/bench/scan_compile.py (D = 4, float64):
 seconds to trace and lower a jitted solve, seconds for XLA to compile it (wall-clock, and the
@@ -118,8 +122,55 @@ def main_cases(argv):
         print(f"{name} T={case.num_steps} {type(case.solver).__name__}: {parts}", flush=True)
 
 
+def sample_program(repeats: int = 2):
+    """Compile eight schools' sample(parallel=True) program `repeats` times: ((trace, lower, compile), kernels) each."""
+    import parmcmc
+    from parmcmc import api
+    from parmcmc.models.builtin import eight_schools
+
+    class Captured(Exception):
+        pass
+
+    captured = {}
+
+    def capture(fn):  # stands in for api.program_jit: keeps the program and its arguments, runs nothing
+        def call(*args):
+            captured["program"] = (fn, args)
+            raise Captured
+
+        return call
+
+    ex, program_jit = eight_schools(), api.program_jit
+    api.program_jit = capture
+    try:
+        parmcmc.sample(
+            ex.model,
+            model_args=ex.model_args,
+            model_kwargs=ex.model_kwargs,
+            rng_key=jax.random.key(0),
+            num_samples=2000,
+            num_warmup=1000,
+            num_chains=4,
+            parallel=True,
+            progress_bar=False,
+        )
+    except Captured:
+        pass
+    finally:
+        api.program_jit = program_jit
+    fn, args = captured["program"]
+    from parmcmc.engine.solve import unconverged_reported_by_caller
+
+    with unconverged_reported_by_caller():  # as sample() traces it: it reports unconverged chains itself
+        return [_timed_compile(fn, *args) for _ in range(repeats)]
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["cases"]:
     main_cases(sys.argv[2:])
+elif __name__ == "__main__" and sys.argv[1:2] == ["eight_schools"]:
+    print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}; CPU s: trace / lower / compile = total", flush=True)
+    for t, k in sample_program(int(sys.argv[2]) if len(sys.argv) > 2 else 2):
+        print(f"eight schools sample(parallel=True): {t[0]:.2f}/{t[1]:.2f}/{t[2]:.2f}={sum(t):.2f} ({k} kernels)")
 elif __name__ == "__main__":
     Ts = [int(a) for a in sys.argv[1:]] or [1000]
     print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, float64, D = 4", flush=True)

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 
 from parmcmc.arguments import check_int
 from parmcmc.engine.checks import check_count
+from parmcmc.engine.residual import per_step_check
+from parmcmc.engine.results import NONFINITE
 from parmcmc.engine.solvers import AbstractSolver, Jacobi
 
 __all__ = [
@@ -233,7 +235,9 @@ def solve_blocked(
     window = -(-window // block)
     progress = None if progress is None else _BlockProgress(progress, block)
     block_map = _BlockMap(hoisted)
-    ends, converged, it, residual, code, seq_from, fell_back = solve_jit(
+    # The fallback runs here, not in the driver: the final pass below evaluates every block map at its start, which
+    # is the check of the continued block ends, so the program holds no third copy of the block map for it.
+    ends, converged, it, residual, code, seq_from, _ = solve_jit(
         block_map,
         consts,
         x0,
@@ -244,20 +248,41 @@ def solve_blocked(
         window,
         atol,
         rtol,
-        fallback,
+        None,
         progress,
         None,
         patience,
         budget,
     )
-    states = _all_states(hoisted, consts, x0, ends, blocked, mask)[:T]
+    fell_back = jnp.logical_and(fallback is not None, ~converged)
+    if fallback:  # the block ends before seq_from are exact: continue sequentially from there
+        ends = jax.lax.cond(
+            converged, lambda e: e, lambda e: _continue(block_map, consts, x0, e, blocked, mask, seq_from), ends
+        )
+    states, f_ends = _all_states(hoisted, consts, x0, ends, blocked, mask)
+    if fallback:  # as the driver's fallback: the continued ends checked, a non-finite residual reported as such
+        ok, residual_after = per_step_check(ends, f_ends, atol, rtol)
+        converged = jnp.where(fell_back, jnp.all(ok), converged)
+        residual = jnp.where(fell_back, residual_after, residual)
+        code = jnp.where(jnp.isfinite(residual), code, NONFINITE).astype(code.dtype)
     seq_from = jnp.minimum(seq_from * block, T).astype(jnp.int32)
-    return states, converged, it, residual, code, seq_from, fell_back
+    return states[:T], converged, it, residual, code, seq_from, fell_back
+
+
+def _continue(block_map, consts, x0, ends, blocked, mask, first):
+    """The block ends from block `first` on, each the block map of the one before (the sequential fallback)."""
+
+    def one(k, ends):
+        start = jnp.where(k == 0, x0, ends[jnp.maximum(k - 1, 0)])
+        u = jax.tree_util.tree_map(lambda a: a[k], (blocked, mask))
+        return ends.at[k].set(block_map(consts, start, u))
+
+    return jax.lax.fori_loop(first, ends.shape[0], one, ends)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _all_states(hoisted, consts, x0, ends, blocked, mask):
-    """Every block run from its solved start.
+    """Every block run from its solved start, and the block map at every start (F_k(s_{k-1}), for the check).
 
     The last state of block k is its solved end s_k, so that the residual at a block end is the block solve's and
     the next block starts where it says.
@@ -266,7 +291,8 @@ def _all_states(hoisted, consts, x0, ends, blocked, mask):
     fn = functools.partial(hoisted, consts)
 
     def one(x, e, u, m):
-        return _run_block(fn, x, u, m)[1].at[-1].set(e)
+        xs = _run_block(fn, x, u, m)[1]
+        return xs.at[-1].set(e), xs[-1]
 
-    xs = jax.vmap(one)(starts, ends, blocked, mask)
-    return xs.reshape((-1, *xs.shape[2:]))
+    xs, f_ends = jax.vmap(one)(starts, ends, blocked, mask)
+    return xs.reshape((-1, *xs.shape[2:])), f_ends

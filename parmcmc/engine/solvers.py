@@ -125,9 +125,11 @@ def _evaluate(fn: StepFn, x_prev: jax.Array, inputs: Any) -> jax.Array:
 
 def _jacobian_with_value(fn: StepFn, x: jax.Array, u: Any):
     """f(x, u) and its dense Jacobian df/dx from one linearisation (forward mode)."""
-    fx, f_jvp = jax.linearize(lambda y: fn(y, u), x)
-    cols = jax.vmap(f_jvp)(jnp.eye(x.shape[0], dtype=x.dtype))  # row i = J e_i
-    return fx, cols.T
+    # One forward pass per column, the value computed alongside (unbatched under the vmap): one compiled copy of fn.
+    # (jax.linearize compiled two when fn holds a while loop, which it cannot split into value and tangent parts.)
+    # The value comes out unbatched (it does not depend on the tangents), so [0] costs nothing.
+    fxs, cols = jax.vmap(lambda v: jax.jvp(lambda y: fn(y, u), (x,), (v,)))(jnp.eye(x.shape[0], dtype=x.dtype))
+    return fxs[0], cols.T  # row i of cols = J e_i
 
 
 def _check_damping(name: str, damping: float, clip: float | None) -> None:

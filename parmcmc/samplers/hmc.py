@@ -261,15 +261,14 @@ class HMC(AbstractSampler):
         # M^{1/2} is only needed for the noise; the step needs M^{-1} alone (no factorisation per step).
         metric = metrics.EuclideanMetric(self.inverse_mass_matrix, None)
         step_size = self.step_sizes(noise_t)
-        logdensity, grad = self.value_and_grad(x)
-        start = integrators.IntegratorState(x, noise_t.momentum, logdensity, grad)
-        one_step = integrators.velocity_verlet(self.value_and_grad, lambda p: metrics.velocity(metric, p))
+        velocity = lambda p: metrics.velocity(metric, p)
         if noise_t.num_steps is None:
             num_steps = jnp.asarray(self.num_integration_steps, jnp.int32)
-            end = integrators.integrate(one_step, start, step_size, self.num_integration_steps)
+            steps = self.num_integration_steps
         else:
-            num_steps = noise_t.num_steps
-            end = integrators.integrate_until(one_step, start, step_size, num_steps)
+            num_steps = steps = noise_t.num_steps
+        # The gradient at the start is the trajectory loop's first evaluation: one compiled copy of the density.
+        logdensity, end = integrators.trajectory(self.value_and_grad, velocity, x, noise_t.momentum, step_size, steps)
         end_momentum = -1.0 * end.momentum  # flipped: makes the proposal reversible
         energy_start = -logdensity + metrics.kinetic_energy(metric, noise_t.momentum)
         energy_end = -end.logdensity + metrics.kinetic_energy(metric, end_momentum)

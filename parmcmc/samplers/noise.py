@@ -63,6 +63,8 @@ def side_keys(rng_key: Array, num_steps: int, stream: int) -> Array:
 
     The stream is apart from BlackJAX's ``split(rng_key, num_steps)``.
     """
+    if threefry.applies(rng_key):  # the same keys without two more hash loops in the program
+        return threefry.split(threefry.fold_in(rng_key, stream), num_steps)
     return jax.random.split(jax.random.fold_in(rng_key, stream), num_steps)
 
 

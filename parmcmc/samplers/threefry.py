@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["applies", "normal", "split", "uniform"]
+__all__ = ["applies", "fold_in", "normal", "split", "uniform"]
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -80,6 +80,14 @@ def split(keys, num: int):
     """``jax.vmap(lambda k: jax.random.split(k, num))`` over any leading axes of ``keys``: shape (..., num)."""
     data, wrap = _data(keys)
     b1, b2 = _counted(data, num)
+    return wrap(jnp.stack([b1, b2], axis=-1))
+
+
+def fold_in(keys, data: int):
+    """``jax.random.fold_in(key, data)`` per key, for a Python int ``0 <= data < 2**32``: the hash of (0, data)."""
+    data_, wrap = _data(keys)
+    x2 = jnp.full(data_.shape[:-1], np.uint32(data))
+    b1, b2 = _hash(data_[..., 0], data_[..., 1], jnp.zeros_like(x2), x2)
     return wrap(jnp.stack([b1, b2], axis=-1))
 
 

@@ -75,3 +75,17 @@ def test_the_host_draws_are_jax_randoms(dtype):
         np.testing.assert_allclose(got, want, rtol=4 * np.finfo(want.dtype).eps, atol=0)  # SciPy's erfinv: an ulp
         coin = np.asarray(jax.random.bernoulli(jax.random.key(seed), 0.5, shape))
         np.testing.assert_array_equal(threefry.host_coin(seed, shape), coin)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_side_keys_are_jax_randoms_fold_in_and_split_bit_for_bit_and_compile_no_hash_loop(raw):
+    kd = lambda k: np.asarray(k if k.dtype == jnp.uint32 else jax.random.key_data(k))
+    for seed in (0, 7, 2**31 + 5):
+        key = jax.random.PRNGKey(seed) if raw else jax.random.key(seed)
+        for stream in (0, 1, noise.JITTER_STREAM, noise.TRAJECTORY_STREAM, 2**32 - 1):
+            np.testing.assert_array_equal(kd(threefry.fold_in(key, stream)), kd(jax.random.fold_in(key, stream)))
+            want = jax.random.split(jax.random.fold_in(key, stream), 9)
+            np.testing.assert_array_equal(kd(noise.side_keys(key, 9, stream)), kd(want))
+    # jax.random's hashes lower as rolled loops (one compiled loop kernel each); the straight-line hash has none.
+    program = jax.jit(lambda k: noise.side_keys(k, 9, noise.JITTER_STREAM)).lower(jax.random.key(0)).as_text()
+    assert "while" not in program

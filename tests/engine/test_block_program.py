@@ -1,0 +1,55 @@
+"""A solve's program: how many copies of the step map it compiles, and that the block fallback's figures hold."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from helpers.systems import switching_map
+
+from parmcmc.engine import DEER, MAX_ITERS, Jacobi, NotConvergedWarning, QuasiDEER, Sequential, solve
+
+
+def step(x, u):
+    return jnp.sinh(0.3 * x) + u  # sinh: a primitive that only the step map uses
+
+
+X0, INPUTS = jnp.zeros(3), 0.1 * jnp.ones((50, 3))
+
+
+@pytest.mark.parametrize("solver", [Jacobi(), QuasiDEER(), DEER()], ids=repr)
+def test_the_block_fallback_adds_one_copy_of_the_step_map_not_two(solver):
+    # The loop's linearisation and the final pass hold one copy each; the fallback's sequential continuation one
+    # more. Its check is the final pass's own evaluation at every block start (it used to be a third copy).
+    count = lambda fallback: str(
+        jax.make_jaxpr(lambda x0, u: solve(step, x0, u, solver, block=8, fallback=fallback).states)(X0, INPUTS)
+    ).count("sinh")
+    assert count(None) == 2
+    assert count("sequential") == 3
+
+
+def test_after_a_block_fallback_the_figures_are_those_of_the_continued_chain():
+    fn, x0, u = switching_map(T=300)
+    ref = solve(fn, x0, u, Sequential()).states
+    sol = solve(fn, x0, u, Jacobi(), block=16, max_iters=1, fallback="sequential")
+    assert bool(sol.fell_back) and bool(sol.converged) and int(sol.result) == MAX_ITERS
+    assert float(jnp.max(jnp.abs(sol.states - ref))) <= 1e-10
+    # The residual is the continued block ends' (within tolerance), not the failed solve's.
+    assert 0.0 <= float(sol.residual) <= 1e-10
+    with pytest.warns(NotConvergedWarning, match="after 1 iterations"):
+        unfinished = solve(fn, x0, u, Jacobi(), block=16, max_iters=1)
+    assert not bool(unfinished.converged) and float(unfinished.residual) > 1e-10
+
+
+def looping_step(x, u):  # a while loop with a traced count, as HMC's trajectory has
+    count = jnp.ceil(3 * u[0] ** 2 + 1).astype(jnp.int32)
+    return jax.lax.while_loop(lambda c: c[0] < count, lambda c: (c[0] + 1, jnp.sinh(0.3 * c[1]) + u), (0, x))[1]
+
+
+@pytest.mark.parametrize("solver", [QuasiDEER(), DEER()], ids=repr)
+def test_a_jacobian_of_a_step_with_a_while_loop_holds_one_copy_of_it(solver):
+    # jax.linearize cannot split a while loop into value and tangent parts: it compiled the loop twice (the value,
+    # then value and tangents together). One vmapped jvp per column computes the value alongside, unbatched.
+    program = str(jax.make_jaxpr(lambda x0, u: solve(looping_step, x0, u, solver).states)(X0, INPUTS))
+    assert program.count("sinh") == 1
+    sol = solve(looping_step, X0, INPUTS, solver)
+    assert bool(sol.converged)
+    assert float(jnp.max(jnp.abs(sol.states - solve(looping_step, X0, INPUTS, Sequential()).states))) <= 1e-12
