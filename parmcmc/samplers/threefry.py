@@ -11,7 +11,7 @@ The draws are bit for bit JAX's, for typed and raw keys, under JAX's default gen
 ``jax_threefry_partitionable``, the default since JAX 0.5) and float32/float64: ``applies`` says when, and
 the callers fall back to ``jax.random`` otherwise.
 
-``split``, ``uniform`` and ``normal`` are jitted functions: called outside a program (a test, an eager noise
+``split``, ``fold_in``, ``uniform`` and ``normal`` are jitted functions: called outside a program (a test, an eager noise
 schedule) each is one compiled program per shape instead of some twenty-five eager operations compiled one by one;
 inside a program they are inlined as any nested jit.
 """
@@ -83,6 +83,7 @@ def split(keys, num: int):
     return wrap(jnp.stack([b1, b2], axis=-1))
 
 
+@partial(jax.jit, static_argnames="data")
 def fold_in(keys, data: int):
     """``jax.random.fold_in(key, data)`` per key, for a Python int ``0 <= data < 2**32``: the hash of (0, data)."""
     data_, wrap = _data(keys)
