@@ -11,7 +11,7 @@ _NO_KERNEL = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast", 
 class Kernel(NamedTuple):
     opcode: str  # fusion, copy, call, custom-call, ...
     elements: int  # of its (first) output
-    reduces: list[int]  # for each reduce inside it (a fusion's body), the number of elements it reads
+    reduces: list[int]  # for each reduce or reduce-window inside it (a fusion's body), the elements it reads
 
 
 def _computations(text: str) -> dict[str, list[str]]:
@@ -50,8 +50,8 @@ def _reduces(comps, name) -> list[int]:
     out = []
     for instr in comps.get(name, []):
         _, rest = _split(instr)
-        if rest.startswith("reduce("):
-            operand = re.match(r"reduce\(%([\w.\-]+)", rest).group(1)
+        if rest.startswith(("reduce(", "reduce-window(")):
+            operand = re.match(r"reduce(?:-window)?\(%([\w.\-]+)", rest).group(1)
             shapes = [_split(i)[0] for i in comps[name] if i.startswith(f"%{operand} = ")]
             out.append(_elements(shapes[0]) if shapes else 0)
     return out
