@@ -117,9 +117,11 @@ def guard(Xw, lin, new, new_lin, rel, q, pinned, last, first, atol, rtol, rows=N
     finite = jnp.isfinite(new) & jnp.isfinite(fx_next)
     if rows is None:
         (good,) = _row_reduce([finite], [])
-    else:  # and, per row, the checks of (new, f at new) and of (the old state, f at new)
+    else:  # and, per row, the checks of (new, f at new) and of (the old state, f at new); the last row's old state
+        # is `last` where the pinned row is the last (q == rel: f there taken again by the step)
         ok_new, err_new = _entries(new, new_lin.fx, atol, rtol)
-        ok_mix, err_mix = _entries(Xw, new_lin.fx, atol, rtol)
+        old = jnp.where(((idx == W - 1) & (q == rel) & ~first)[:, None], last, Xw)
+        ok_mix, err_mix = _entries(old, new_lin.fx, atol, rtol)
         good, ok_new, ok_mix, err_new, err_mix = _row_reduce([finite, ok_new, ok_mix], [err_new, err_mix])
     j = first_false(good)[0]  # the first row not finite, or W
     fresh = (idx > rel) & (idx < j) & ~first
@@ -139,10 +141,9 @@ def guard(Xw, lin, new, new_lin, rel, q, pinned, last, first, atol, rtol, rows=N
     # where that was finite) unless it is the last row (q == rel), whose f the step took again; every other row is
     # the old state with the old f: last iteration's check.
     jj = jnp.maximum(j, rel + 1)
-    ok_last, err_last = row_check(last[None], new_lin.fx[W - 1 :], atol, rtol)
     old_ok, old_err = rows
-    pinned_ok = jnp.where(q == rel, ok_last, jnp.isfinite(old_err))
-    pinned_err = jnp.where(q == rel, err_last, jnp.where(jnp.isfinite(old_err), 0, jnp.inf).astype(old_err.dtype))
+    pinned_ok = jnp.where(q == rel, ok_mix, jnp.isfinite(old_err))
+    pinned_err = jnp.where(q == rel, err_mix, jnp.where(jnp.isfinite(old_err), 0, jnp.inf).astype(old_err.dtype))
     at_rel, mixed = (idx == rel) & ~first, (idx == jj) | first
     step_row = (idx > rel) & (idx < jj)
 
