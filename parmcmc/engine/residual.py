@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from parmcmc.engine.solvers import shift
 
-__all__ = ["at", "evaluate_all", "first_false", "guard", "per_step_check", "row_check"]
+__all__ = ["at", "evaluate_all", "first_false", "first_false_and_max", "guard", "per_step_check", "row_check"]
 
 
 def at(tree, t):
@@ -43,9 +43,9 @@ def _row_reduce(all_of, max_of):
     flags = functools.reduce(jnp.bitwise_or, [jnp.where(a, 0, 1 << i) for i, a in enumerate(all_of)])
     bits = [jax.lax.bitcast_convert_type(m, _INT[m.dtype.itemsize]) for m in max_of]
     init = (jnp.array(0, flags.dtype), *(jnp.array(0, b.dtype) for b in bits))
-    top = lambda a, b: (a[0] | b[0], *(jnp.maximum(x, y) for x, y in zip(a[1:], b[1:])))
+    top = lambda a, b: (a[0] | b[0], *(jnp.maximum(x, y) for x, y in zip(a[1:], b[1:], strict=True)))
     flags, *bits = jax.lax.reduce((flags, *bits), init, top, (1,))
-    maxima = [jax.lax.bitcast_convert_type(b, m.dtype) for b, m in zip(bits, max_of)]
+    maxima = [jax.lax.bitcast_convert_type(b, m.dtype) for b, m in zip(bits, max_of, strict=True)]
     return (*((flags & (1 << i)) == 0 for i in range(len(all_of))), *maxima)
 
 
@@ -72,21 +72,23 @@ def per_step_check(X, fx, atol, rtol):
     return ok, jnp.max(err).astype(X.dtype)
 
 
-def first_false(mask, values=None):
-    """The first index along axis 0 where `mask` is False (its length if none), and the maximum of `values`.
+def first_false(mask):
+    """The first index along axis 0 where `mask` is False, or its length if none.
 
-    One variadic reduction, its outputs coupled (the index travels with its key) when there are no values: XLA's
-    CPU backend splits a plain reduction over a long axis into a tree of partial reductions, one kernel each, but
-    runs a variadic one as a single pass (and drops the unused outputs of one whose outputs are independent).
+    One variadic reduction whose outputs are coupled (the key twice, the second chosen by the first): XLA's CPU
+    backend splits a plain reduction over a long axis into a tree of partial reductions, one kernel each, but runs
+    a variadic one as a single pass (and would drop an unused output that the others do not depend on).
     """
     n = mask.shape[0]
     key = jnp.where(mask, n, jnp.arange(n))
-    if values is None:  # the key twice, the second output chosen by the first: a coupled pair
+    smaller = lambda a, b: (jnp.minimum(a[0], b[0]), jnp.where(b[0] < a[0], b[1], a[1]))
+    return jax.lax.reduce((key, key), (jnp.array(n), jnp.array(n)), smaller, (0,))[1]
 
-        def smaller(a, b):
-            return jnp.minimum(a[0], b[0]), jnp.where(b[0] < a[0], b[1], a[1])
 
-        return jax.lax.reduce((key, key), (jnp.array(n), jnp.array(n)), smaller, (0,))[1], None
+def first_false_and_max(mask, values):
+    """`first_false(mask)` and the maximum of `values`, in one variadic reduction (one pass)."""
+    n = mask.shape[0]
+    key = jnp.where(mask, n, jnp.arange(n))
     init = (jnp.array(n, key.dtype), jnp.array(-jnp.inf, values.dtype))
     both = lambda a, b: (jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1]))
     return jax.lax.reduce((key, values), init, both, (0,))
@@ -123,7 +125,7 @@ def guard(Xw, lin, new, new_lin, rel, q, pinned, last, first, atol, rtol, rows=N
         old = jnp.where(((idx == W - 1) & (q == rel) & ~first)[:, None], last, Xw)
         ok_mix, err_mix = _entries(old, new_lin.fx, atol, rtol)
         good, ok_new, ok_mix, err_new, err_mix = _row_reduce([finite, ok_new, ok_mix], [err_new, err_mix])
-    j = first_false(good)[0]  # the first row not finite, or W
+    j = first_false(good)  # the first row not finite, or W
     fresh = (idx > rel) & (idx < j) & ~first
     # The pin as a select, not an in-place row update: XLA then needs no copy of the carried states.
     pin = jnp.where(q == rel + 1, pinned, last)  # lin.fx[rel], the exact state there (q == rel only when last)

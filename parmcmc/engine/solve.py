@@ -22,7 +22,7 @@ from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
 from parmcmc.engine.hoist import flatten_fn
 from parmcmc.engine.residual import at as _at
 from parmcmc.engine.residual import evaluate_all as _evaluate_all
-from parmcmc.engine.residual import first_false as _first_false
+from parmcmc.engine.residual import first_false_and_max as _first_false_and_max
 from parmcmc.engine.residual import guard as _guard
 from parmcmc.engine.residual import per_step_check as _per_step_check
 from parmcmc.engine.residual import row_check as _row_check
@@ -288,9 +288,11 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         return solver.linearize(fn, shift(take(X, s), x_start(X, s)), take(inputs, s), take(aux, s))
 
     def check(rows, s, it):
-        """The status from the per-row check of an iterate, the first unconverged index t0 (prefix before it exact),
-        the residual."""
-        j, residual = _first_false(*rows)  # one pass
+        """The status of an iterate from its per-row check, its first unconverged index t0, and the residual.
+
+        The states before t0 are exact.
+        """
+        j, residual = _first_false_and_max(*rows)  # one pass
         residual = residual.astype(X.dtype)
         if progress is not None:
             jax.debug.callback(progress, it, residual, s)

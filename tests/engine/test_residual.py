@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from parmcmc.engine.residual import first_false, guard, per_step_check, row_check
+from parmcmc.engine.residual import first_false, first_false_and_max, guard, per_step_check, row_check
 from parmcmc.engine.solvers import Linearization
 
 W, D, ATOL, RTOL = 8, 3, 1e-6, 1e-6
@@ -118,6 +118,6 @@ def test_the_check_counts_nan_and_inf_as_unconverged_and_its_residual_as_inf():
 
 def test_first_false_finds_the_first_unconverged_row_and_the_largest_value():
     mask = jnp.array([True, True, False, True, False])
-    assert int(first_false(mask)[0]) == 2 and int(first_false(jnp.ones(5, bool))[0]) == 5
-    j, top = first_false(mask, jnp.array([0.5, 3.0, 1.0, np.inf, 2.0]))
+    assert int(first_false(mask)) == 2 and int(first_false(jnp.ones(5, bool))) == 5
+    j, top = first_false_and_max(mask, jnp.array([0.5, 3.0, 1.0, np.inf, 2.0]))
     assert int(j) == 2 and float(top) == np.inf

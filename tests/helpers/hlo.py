@@ -41,6 +41,12 @@ def _split(instr: str) -> tuple[str, str]:
     return rhs, ""
 
 
+def _find(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    assert found is not None, (pattern, text[:200])
+    return found.group(1)
+
+
 def _elements(shape: str) -> int:
     dims = re.search(r"\[([\d,]*)\]", shape)
     return math.prod(int(d) for d in dims.group(1).split(",") if d) if dims else 1
@@ -51,7 +57,7 @@ def _reduces(comps, name) -> list[int]:
     for instr in comps.get(name, []):
         _, rest = _split(instr)
         if rest.startswith(("reduce(", "reduce-window(")):
-            operand = re.match(r"reduce(?:-window)?\(%([\w.\-]+)", rest).group(1)
+            operand = _find(r"^reduce(?:-window)?\(%([\w.\-]+)", rest)
             shapes = [_split(i)[0] for i in comps[name] if i.startswith(f"%{operand} = ")]
             out.append(_elements(shapes[0]) if shapes else 0)
     return out
@@ -60,13 +66,13 @@ def _reduces(comps, name) -> list[int]:
 def while_body_kernels(text: str) -> list[list[Kernel]]:
     """The kernels of every while loop's body in a compiled program's HLO text (`compiled.as_text()`)."""
     comps = _computations(text)
-    bodies = [re.search(r"body=%?([\w.\-]+)", i).group(1) for c in comps.values() for i in c if " while(" in i]
+    bodies = [_find(r"body=%?([\w.\-]+)", i) for c in comps.values() for i in c if " while(" in i]
     loops = []
     for body in bodies:
         kernels = []
         for instr in comps[body]:
             shape, rest = _split(instr)
-            opcode = re.match(r"([\w\-]+)", rest).group(1)
+            opcode = _find(r"^([\w\-]+)", rest)
             if opcode in _NO_KERNEL:
                 continue
             called = re.search(r"calls=%?([\w.\-]+)", rest)
