@@ -4,9 +4,9 @@ Each step of a solution must satisfy x_t = f(x_{t-1}, u_t) to the tolerance atol
 finite; the residual is the largest |x_t - f(x_{t-1}, u_t)|, infinite where anything is not finite.
 
 The iteration's guard (keep the exact prefix, pin the state after it, reject a non-finite tail) and the check of
-its result read the same two arrays, the new states and f at them: `guard` tests both in one pass over them, a
-single reduction per row with several outputs, and takes the check of the rows it keeps from the previous
-iteration (on a CPU every pass over T x D is a kernel of its own, which XLA does not fuse with its producers).
+its result read the same arrays, the new states and f at them: `guard` tests both in one pass over them, a single
+reduction per row with several outputs, and takes the check of the rows it keeps from the previous iteration (on a
+CPU each pass over T x D is a kernel of its own, a launch plus a sweep through memory).
 """
 
 import functools
