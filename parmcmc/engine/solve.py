@@ -22,7 +22,10 @@ from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
 from parmcmc.engine.hoist import flatten_fn
 from parmcmc.engine.residual import at as _at
 from parmcmc.engine.residual import evaluate_all as _evaluate_all
+from parmcmc.engine.residual import first_false_and_max as _first_false_and_max
+from parmcmc.engine.residual import guard as _guard
 from parmcmc.engine.residual import per_step_check as _per_step_check
+from parmcmc.engine.residual import row_check as _row_check
 from parmcmc.engine.results import _REPORTED_BY_CALLER as _REPORTED_BY_CALLER  # chain.py reads it
 from parmcmc.engine.results import (
     MAX_ITERS,
@@ -284,13 +287,15 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
     def linearize(X, s):
         return solver.linearize(fn, shift(take(X, s), x_start(X, s)), take(inputs, s), take(aux, s))
 
-    def check(X, lin, s, it):
-        """The status after an iterate, the first unconverged index t0 (prefix before it exact), the residual."""
-        Xw = take(X, s)
-        ok, residual = _per_step_check(Xw, lin.fx, atol, rtol)
+    def check(rows, s, it):
+        """The status of an iterate from its per-row check, its first unconverged index t0, and the residual.
+
+        The states before t0 are exact.
+        """
+        j, residual = _first_false_and_max(*rows)  # one pass
+        residual = residual.astype(X.dtype)
         if progress is not None:
             jax.debug.callback(progress, it, residual, s)
-        j = jnp.where(jnp.all(ok), W, jnp.argmin(ok))
         status = jnp.where(
             ~jnp.isfinite(residual),
             RESULTS.nonfinite,
@@ -302,6 +307,9 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         )
         return status, s + j, residual
 
+    def rows_of(X, lin, s):
+        return _row_check(take(X, s), lin.fx, atol, rtol)
+
     def advance(X, lin, s, t0):
         """Slide the window to the first unconverged state, re-evaluating only if it moved."""
         if W == T:
@@ -311,48 +319,32 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         return lin, s_new
 
     def pinned_successor(Xw, lin, start, rel):
-        """Return (q, the state before step q).
+        """Return (q, the state before step q, the last row of lin.fx: the guard's check reads it).
 
         q = rel + 1 follows the pinned state, whose value lin.fx[rel] is known before the step, so the step
         linearises row q at it (`extra`). When rel = W - 1, q = W - 1 and the state before it lies in the kept
         prefix (or is `start`).
         """
         q = jnp.minimum(rel + 1, W - 1)
-        return q, jnp.where(q == rel + 1, lin.fx[rel], jnp.where(q == 0, start, Xw[jnp.maximum(q - 1, 0)]))
-
-    def guard(Xw, lin, new, new_lin, rel, q, first):
-        """Keep the exact prefix, pin the state after it, reject the non-finite tail (see the docstring).
-
-        Row q of new_lin is already taken after the pinned state (so f at the pinned state, not at the step's own
-        value there, decides whether that row is finite). `first` (iteration -1, `ident`): keep the guess, take new_lin.
-        """
-        idx = jnp.arange(W)
-        # new[t] and f at it (fx[t + 1] = f(new[t]); fx[q] = f(pinned)) in one test per entry and one row reduction
-        fx_next = jnp.concatenate([new_lin.fx[1:], jnp.zeros_like(new_lin.fx[:1])])
-        bad = ~jnp.all(jnp.isfinite(new) & jnp.isfinite(fx_next), axis=1)
-        j = jnp.where(jnp.any(bad), jnp.argmax(bad), W)
-        fresh = (idx > rel) & (idx < j) & ~first
-        # The pin as a select, not an in-place row update: XLA then needs no copy of the carried states.
-        out = jnp.where(((idx == rel) & ~first)[:, None], lin.fx[rel], jnp.where(fresh[:, None], new, Xw))
-        # lin[t] is f (and A) at out[t-1]: the step's where out[t-1] is the step's or the pinned state (q),
-        # the old one elsewhere.
-        from_new = jnp.concatenate([jnp.zeros((1,), bool), fresh[:-1]]) | (idx == q) | first
-        pick = lambda a, b: jnp.where(from_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
-        return out, jax.tree_util.tree_map(pick, new_lin, lin)
+        pinned = jnp.where(q == rel + 1, lin.fx[rel], jnp.where(q == 0, start, Xw[jnp.maximum(q - 1, 0)]))
+        return q, pinned, lin.fx[W - 1]
 
     def body(carry):
-        X, lin, s, state, it, _, t0, ff = carry
+        X, lin, s, state, it, _, t0, ff, rows = carry
         start, Xw, rel = x_start(X, s), take(X, s), jnp.clip(t0 - s, 0, W - 1)
         # Materialised on its own: read in the step's kernels, it made XLA copy the carried states every iteration.
-        q, pinned = jax.lax.optimization_barrier(pinned_successor(Xw, lin, start, rel))
+        q, pinned, last = jax.lax.optimization_barrier(pinned_successor(Xw, lin, start, rel))
         new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, (q, pinned))
-        Xw, lin = jax.lax.optimization_barrier(guard(Xw, lin, new, new_lin, rel, q, it < 0))  # (same reason)
+        # Without a window the guard also checks its result from the step's arrays and last iteration's rows.
+        Xw, lin, rows = _guard(Xw, lin, new, new_lin, rel, q, pinned, last, it < 0, atol, rtol, rows if full else None)
+        pass  # BARRIER-REMOVED
         X = Xw if full else jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
-        status, t0, residual = check(X, lin, s, it + 1)
+        rows = rows if full else rows_of(X, lin, s)
+        status, t0, residual = check(rows, s, it + 1)
         if patience is not None:
             status, ff = failfast.fail_fast(status, ff, it + 1, t0, residual, T, max_iters, budget, patience)
         lin, s = advance(X, lin, s, t0)
-        return X, lin, s, state, it + 1, status, t0, ff
+        return X, lin, s, state, it + 1, status, t0, ff, rows
 
     s0 = jnp.zeros((), jnp.int32)
     # With a linearisation whose step returns the states unchanged (`ident`), iteration -1 linearises and checks the
@@ -360,16 +352,18 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
     ident = solver.identity_linearization(take(X, s0)) if hasattr(solver, "identity_linearization") else None
     if ident is None:
         lin = linearize(X, s0)
-        status, t0, residual = check(X, lin, s0, 0)
+        rows = rows_of(X, lin, s0)
+        status, t0, residual = check(rows, s0, 0)
         lin, s0 = advance(X, lin, s0, t0)
         it0 = jnp.zeros((), jnp.int32)
-    else:  # the carry as check and advance type it
-        code, t0 = jax.eval_shape(check, X, ident, s0, 0)[:2]
+    else:  # the carry as check and advance type it; iteration -1 checks every row itself
+        rows = (jnp.zeros((W,), bool), jnp.zeros((W,), X.dtype))
+        code, t0 = jax.eval_shape(check, rows, s0, 0)[:2]
         status, t0, s0, residual = jnp.full((), RESULTS.running, code.dtype), *jnp.zeros((2,), t0.dtype), X[0, 0]
         lin, it0 = ident, jnp.full((), -1, jnp.int32)
     ff = None if patience is None else failfast.init(residual, t0, patience)
-    init = (X, lin, s0, solver.init_state(x0), it0, status, t0, ff)
-    X, lin, _, _, it, status, _, _ = jax.lax.while_loop(lambda c: c[5] == RESULTS.running, body, init)
+    init = (X, lin, s0, solver.init_state(x0), it0, status, t0, ff, rows)
+    X, lin, _, _, it, status, _, _, _ = jax.lax.while_loop(lambda c: c[5] == RESULTS.running, body, init)
 
     fx = lin.fx if W == T else _evaluate_all(fn, X, x0, inputs, W)  # a window saw only its part
     ok, residual = _per_step_check(X, fx, atol, rtol)

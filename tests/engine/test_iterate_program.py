@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.hlo import while_body_kernels
 
 from parmcmc.engine import (
     DEER,
@@ -56,3 +57,30 @@ def test_iteration_minus_one_only_linearises_and_checks_the_guess(solver):
         sol = jax.jit(lambda g: solve(step, X0, INPUTS, solver, initial_guess=g))(bad_guess)
         sol = jax.block_until_ready(sol)
     assert int(sol.result) == NONFINITE and int(sol.num_iters) == 0 and not bool(sol.converged)
+
+
+def _loop_body(fn, *args):
+    """The kernels of the largest while-loop body of fn's optimised program."""
+    return max(while_body_kernels(jax.jit(fn).lower(*args).compile().as_text()), key=len)
+
+
+@pytest.mark.parametrize("solver", [QuasiDEER(), DEER()], ids=repr)
+def test_the_guard_and_the_check_make_one_pass_over_the_step_and_copy_no_carried_states(solver):
+    # One iteration's kernels on a CPU: the guard's finiteness test and the check (tolerance, residual, first
+    # unconverged row) are one reduction over the T x D arrays; the carried states and f are never copied; the rest
+    # of the driver (pin, selects, bookkeeping) is a bounded number of small kernels beside the bare Newton step.
+    T, D = 256, 8
+    x0, u = jnp.zeros((1, D)), 0.1 * jnp.ones((1, T, D))
+    body = _loop_body(jax.vmap(lambda x, v: solve(step, x, v, solver, max_iters=3).num_iters), x0, u)
+
+    def newton(x, v):
+        def one(_, X):
+            x_prev = jnp.concatenate([x[None], X[:-1]])
+            return solver.solve_lds(solver.linearize(step, x_prev, v, None), x_prev, x)
+
+        return jax.lax.fori_loop(0, 3, one, jnp.broadcast_to(x, (T, D)))
+
+    floor = _loop_body(jax.vmap(newton), x0, u)
+    assert sum(r >= T * D for k in body for r in k.reduces) == 1  # main's driver had 4 (the guard's 2, the check's 2)
+    assert not [k for k in body if k.opcode == "copy" and k.elements >= T * D]
+    assert len(body) - len(floor) <= 20  # 23 on main
