@@ -11,9 +11,9 @@ The draws are bit for bit JAX's, for typed and raw keys, under JAX's default gen
 ``jax_threefry_partitionable``, the default since JAX 0.5) and float32/float64: ``applies`` says when, and
 the callers fall back to ``jax.random`` otherwise.
 
-``split``, ``fold_in``, ``uniform`` and ``normal`` are jitted functions: called outside a program (a test, an eager noise
-schedule) each is one compiled program per shape instead of some twenty-five eager operations compiled one by one;
-inside a program they are inlined as any nested jit.
+``split``, ``fold_in``, ``uniform`` and ``normal`` are jitted functions: called outside a program (a test, an
+eager noise schedule) each is one compiled program per shape instead of some twenty-five eager operations
+compiled one by one; inside a program they are inlined as any nested jit.
 """
 
 from functools import partial
