@@ -317,14 +317,14 @@ def _check_output_settings(
             "the start is given. Leave one of them out."
         )
     for name, value in (("log_likelihood", log_likelihood), ("posterior_predictive", posterior_predictive)):
-        if value not in (None, True, False):
+        if value is not None and not isinstance(value, bool | jnp.bool_):  # 1 == True: 0, 1 and 1.0 are refused
             raise TypeError(f"sample: {name} must be True or False; got {value!r}.")
     if prior is not None:
         prior = check_int("prior", prior, call="sample")
-    if (prior or posterior_predictive) and initial_position is not None:
-        raise ValueError(
-            "sample: prior= and posterior_predictive= draw from a NumPyro model; a log density "
-            "given with initial_position= has no prior or observations to draw."
+    if (prior or posterior_predictive or log_likelihood) and initial_position is not None:
+        raise ValueError(  # log_likelihood=True was ignored for a log density: a group asked for and never there
+            "sample: prior=, posterior_predictive= and log_likelihood=True need a NumPyro model; a log density "
+            "given with initial_position= has no prior or observations to draw or evaluate. Leave them out."
         )
     return thinning, prior
 

@@ -345,3 +345,19 @@ def test_non_finite_guess_truthy_flags_and_dense_mass_one_are_refused_by_name():
             ELK(**{flag: "yes"})
     with pytest.raises(TypeError, match="dense_mass must be True, False, 'low_rank'"):
         settings(dense_mass=1)
+
+
+@pytest.mark.parametrize("name", ["log_likelihood", "posterior_predictive"])
+@pytest.mark.parametrize("value", [0, 1, 1.0])
+def test_the_output_switches_take_only_bools(no_heavy_work, name, value):
+    """log_likelihood=1 used to pass (1 == True)."""
+    with pytest.raises(TypeError, match=rf"sample: {name} must be True or False; got {value!r}"):
+        call_sample(**{name: value})
+    assert settings(**{name: np.bool_(False)}).initial_position is not None  # numpy's bools are bools
+
+
+def test_log_likelihood_true_with_a_plain_log_density_is_refused(no_heavy_work):
+    """A log density has no observed sites: the log_likelihood group asked for was silently never there."""
+    with pytest.raises(ValueError, match=r"log_likelihood=True need a NumPyro model"):
+        call_sample(log_likelihood=True)
+    assert settings(log_likelihood=False).log_likelihood is False  # saying no is fine
