@@ -88,7 +88,7 @@ def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
     max_diff = float(max(jax.tree_util.tree_leaves(diff)))
     # az.summary returns a DataFrame here; it is annotated with the union of all its return kinds.
     summary = pd.concat(  # pyright: ignore[reportCallIssue]
-        {name: az.summary(tree, kind="all")[list(SUMMARY_STATS)] for name, tree in trees.items()},  # pyright: ignore[reportArgumentType]
+        {name: _summary(tree)[list(SUMMARY_STATS)] for name, tree in trees.items()},  # pyright: ignore[reportArgumentType]
         axis=1,
     )
     table = pd.DataFrame(
@@ -119,12 +119,23 @@ def compare(model, *, rng_key, num_samples, **kwargs) -> Comparison:
     return Comparison(trees["parallel"], trees["sequential"], summary, table, max_diff, differing, verdict)
 
 
+def _summary(tree):
+    """``az.summary(tree, kind="all")``, without ArviZ's warnings about dividing by a variance of zero.
+
+    A chain that never moved (already reported by FrozenChainWarning) has no variance: its ESS, MCSE and r-hat are
+    NaN in the table, which says it; ArviZ's "invalid value encountered in scalar divide" would only repeat it.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        return az.summary(tree, kind="all")
+
+
 def _verdict(trees, max_diff, differing, dtype) -> str:
     """Same draws; same distribution within Monte Carlo error; or different (see Comparison)."""
     same_tol = 1e-8 if np.dtype(dtype) == np.float64 else 1e-3
     if np.isfinite(max_diff) and max_diff <= same_tol and differing == 0:
         return "same draws"
-    stats = {name: az.summary(tree, kind="all") for name, tree in trees.items()}
+    stats = {name: _summary(tree) for name, tree in trees.items()}
     a, b = stats["parallel"], stats["sequential"]
     mcse = np.sqrt(a["mcse_mean"] ** 2 + b["mcse_mean"] ** 2)
     mcse_sd = np.sqrt(a["mcse_sd"] ** 2 + b["mcse_sd"] ** 2)

@@ -344,6 +344,26 @@ def test_extreme_step_size_warns_frozen_chain(step_size, match):
         )
 
 
+def test_compare_on_frozen_chains_warns_frozen_chain_and_lets_no_arviz_warning_through():
+    """Frozen chains have no variance: compare's summary shows NaN ESS and MCSE; ArviZ's 0/0 RuntimeWarnings were
+    let through on top of FrozenChainWarning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comparison = parmcmc.compare(
+            lambda x: -0.5 * jnp.sum((x - 1.0) ** 2),
+            rng_key=jax.random.key(0),
+            num_samples=100,
+            num_warmup=0,
+            num_chains=2,
+            initial_position=jnp.zeros(3),
+            step_size=1e30,
+            sampler="mala",
+            progress_bar=False,
+        )
+    assert {w.category for w in caught} == {parmcmc.FrozenChainWarning}, [str(w.message)[:80] for w in caught]
+    assert comparison.verdict == "same draws" and comparison.summary.isna().to_numpy().any()
+
+
 # ---------------------------------------------------------------- exactness: replay or valid chain
 def test_contracting_chain_reports_the_sequential_draws():
     sampler, x0 = parmcmc.MALA(gaussian, 0.5), jnp.full(3, 0.5)
