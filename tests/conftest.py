@@ -25,7 +25,8 @@ if os.environ.get("PARMCMC_TEST_OPTIMIZE") != "1":
 # read back wherever the same program is compiled again (another worker, another test's closure of the same code,
 # the sharding subprocess). The cache key is the program, its compile options (the optimisation level included)
 # and JAX's version, so nothing stale is served. Fresh for every run and removed at its end by the process that made
-# it; a JAX_COMPILATION_CACHE_DIR already set is used as it is. PARMCMC_TEST_CACHE=0 turns it off.
+# it; a JAX_COMPILATION_CACHE_DIR already set is used as it is. PARMCMC_TEST_CACHE=0 turns it off. An entry read
+# while another process writes it is a miss (pyproject.toml's filterwarnings says why its warning is harmless).
 if os.environ.get("PARMCMC_TEST_CACHE") != "0" and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="parmcmc-test-xla-")
     os.environ["PARMCMC_TEST_CACHE_OWNER"] = str(os.getpid())
