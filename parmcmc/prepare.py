@@ -62,6 +62,12 @@ def prepare(s: Settings) -> Prepared:
         s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position, s.init_strategy
     )
     check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data)
+    if s.log_likelihood and not target.observed_data:  # the group asked for could never be there: say so now
+        raise ValueError(
+            f"sample: log_likelihood=True asks for the pointwise log likelihood of the observed sites, but model "
+            f"{target.name!r} observes nothing (no numpyro.sample(..., obs=...)). Pass the data, or leave "
+            "log_likelihood out."
+        )
     name, template = s.sampler_name, s.sampler
     if template is None:
         if name == "mala":

@@ -361,3 +361,13 @@ def test_log_likelihood_true_with_a_plain_log_density_is_refused(no_heavy_work):
     with pytest.raises(ValueError, match=r"log_likelihood=True need a NumPyro model"):
         call_sample(log_likelihood=True)
     assert settings(log_likelihood=False).log_likelihood is False  # saying no is fine
+
+
+def test_log_likelihood_true_for_a_model_that_observes_nothing_is_refused(no_heavy_work):
+    """The group asked for could never be there: it used to be left out without a word."""
+
+    def prior_only():
+        numpyro.sample("mu", dist.Normal(0.0, 1.0))
+
+    with pytest.raises(ValueError, match=r"log_likelihood=True .* model 'prior_only' observes nothing"):
+        parmcmc.sample(prior_only, rng_key=jax.random.key(0), num_samples=10, num_warmup=10, log_likelihood=True)
