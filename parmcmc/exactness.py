@@ -93,12 +93,6 @@ def near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_mo
     return jnp.sum(margin <= SAFETY * delta * growth).astype(jnp.int32)
 
 
-def exactness(sampler, x0, states, inputs, stats, atol, rtol, alpha_moved=None) -> Exactness:
-    """Both figures for one solved chain (jittable; vmap it over chains)."""
-    lle = lle_along(sampler.step, x0, states, inputs)
-    return Exactness(near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_moved), lle)
-
-
 def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
     """The chain's statistics (as sampler.chain_stats) and its Exactness, from one compiled copy of the step.
 
@@ -160,7 +154,7 @@ def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
 
     stats = lane(0)
     logs = floats[: whole * L, 0, -1].reshape((whole, L))
-    lle = jnp.mean(logs[:whole, L // 4 :])
+    lle = jnp.mean(logs[:, L // 4 :])
     near = near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, lane(1).acceptance_rate)
     return stats, Exactness(near, lle)
 

@@ -337,7 +337,6 @@ def _iterate(fn, x0, inputs, guess, solver, max_iters, W, atol, rtol, fallback, 
         new, new_lin, state = solver.step(fn, start, Xw, take(inputs, s), take(aux, s), lin, state, (q, pinned))
         # Without a window the guard also checks its result from the step's arrays and last iteration's rows.
         Xw, lin, rows = _guard(Xw, lin, new, new_lin, rel, q, pinned, last, it < 0, atol, rtol, rows if full else None)
-        pass  # BARRIER-REMOVED
         X = Xw if full else jax.lax.dynamic_update_slice_in_dim(X, Xw, s, axis=0)
         rows = rows if full else rows_of(X, lin, s)
         status, t0, residual = check(rows, s, it + 1)

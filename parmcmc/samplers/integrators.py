@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["IntegratorState", "integrate", "integrate_until", "trajectory", "velocity_verlet"]
+__all__ = ["IntegratorState", "integrate", "trajectory", "velocity_verlet"]
 
 ValueAndGrad = Callable[[Array], tuple[Array, Array]]
 
@@ -78,27 +78,6 @@ def integrate(
     return jax.lax.fori_loop(0, num_steps, lambda _, s: one_step(s, step_size), state)
 
 
-def integrate_until(
-    one_step: Callable[[IntegratorState, float], IntegratorState],
-    state: IntegratorState,
-    step_size,
-    num_steps,
-) -> IntegratorState:
-    """Apply ``one_step`` a traced number ``num_steps`` of times (a ``while_loop``).
-
-    Forward-differentiable (``jvp``, ``linearize``) but not reverse. Under ``vmap`` the loop runs until
-    the longest lane is done, each lane keeping its state once its own count is reached: a batch pays
-    the maximum of its counts, a single chain only its own.
-    """
-
-    def body(carry):
-        i, s = carry
-        return i + 1, one_step(s, step_size)
-
-    zero = jnp.zeros_like(num_steps)
-    return jax.lax.while_loop(lambda carry: carry[0] < num_steps, body, (zero, state))[1]
-
-
 def trajectory(
     value_and_grad: ValueAndGrad,
     velocity: Callable[[Array], Array],
@@ -110,7 +89,7 @@ def trajectory(
     """``num_steps`` velocity Verlet steps from ``(position, momentum)``, with the gradient at the start.
 
     Returns the log density at the start and the end state: what ``value_and_grad`` at the start followed by
-    ``integrate`` (or ``integrate_until``) of ``velocity_verlet`` gives, with the same arithmetic. The L + 1
+    ``integrate`` of ``velocity_verlet`` gives, with the same arithmetic. The L + 1
     gradient evaluations are the L + 1 iterations of one loop (iteration i evaluates at the i-th position, closes
     step i's momentum update and opens step i + 1's), so a program holds one compiled copy of the log density and
     its gradient per trajectory, not two. A Python int ``num_steps`` runs a ``fori_loop`` with static bounds
