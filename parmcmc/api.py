@@ -293,10 +293,12 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
         kwargs["mesh"], args, axis = s.mesh, sharding.put_chains(args, s.mesh), sharding.chain_axis(s.mesh)
     # Keyed on the traced program, with the log density's data hoisted into arguments: a second
     # call with new data, keys or step sizes of the same shapes compiles nothing.
+    # A parallel solve's program holds the step map three times: its compile is the cost (jitcache.compiler_options).
     fn = program_jit(
         lambda k, x, e, m, p: vmapped_chains(
             prepared.template, x, k, e, m, num_samples, solver, kwargs, noise_offset, p, axis
-        )
+        ),
+        light=solver.parallel,
     )
     progress.start_phase(f"{type(solver).__name__}  |  {s.num_chains} chains x {num_samples} steps", s.progress_bar)
     before, t0 = jitcache.stats(), time.perf_counter()

@@ -16,9 +16,10 @@ from jax import Array
 
 from parmcmc.arguments import check_int, check_rng_key
 from parmcmc.engine import QuasiDEER, Solution, default_tolerance, solve
+from parmcmc.engine.blocks import block_of
 from parmcmc.engine.solve import _REPORTED_BY_CALLER
 from parmcmc.engine.solvers import AbstractSolver
-from parmcmc.exactness import stats_and_exactness
+from parmcmc.exactness import LENGTH, StepObserver, stats_and_exactness, unit_tangents
 from parmcmc.health import warn_if_replay_may_differ
 from parmcmc.jitcache import program_jit
 from parmcmc.samplers.base import AbstractSampler
@@ -110,6 +111,18 @@ def _stats_and_exactness_body(sampler, parallel, x0, states, inputs, atol, rtol)
     return stats, tuple(figures)
 
 
+def _observed_block(solver: AbstractSolver, num_steps: int, solve_kwargs) -> int | None:
+    """The block length of a block solve whose final pass can observe the chain's figures, else None.
+
+    A block of fewer than LENGTH // 2 steps is too short a window for the LLE (a quarter of it is left out while the
+    tangent aligns): such chains, and every solve that is not on blocks, get the separate windowed pass.
+    """
+    block = block_of(solver, num_steps)
+    if block is None and solver.parallel and isinstance(solve_kwargs.get("block"), int):
+        block = min(solve_kwargs["block"], num_steps)
+    return block if block is not None and block >= LENGTH // 2 and solve_kwargs.get("mesh") is None else None
+
+
 def run_chain(
     sampler: AbstractSampler,
     initial_position,
@@ -170,12 +183,19 @@ def run_chain(
     inputs = sampler.noise(rng_key, noise_offset + num_steps)
     if noise_offset:
         inputs = jax.tree_util.tree_map(lambda a: a[noise_offset:], inputs)
-    solution = solve(sampler.step, x0, inputs, solver, **solve_kwargs)
     tol = default_tolerance(x0.dtype)
     atol, rtol = (solve_kwargs.get(k) for k in ("atol", "rtol"))
     atol, rtol = (tol if atol is None else atol), (tol if rtol is None else rtol)
-    parallel = solver.parallel
-    stats, (near, lle) = _stats_and_exactness(sampler, parallel, x0, solution.states, inputs, atol, rtol)
+    block = _observed_block(solver, num_steps, solve_kwargs)
+    if block is None:
+        solution = solve(sampler.step, x0, inputs, solver, **solve_kwargs)
+        stats, (near, lle) = _stats_and_exactness(sampler, solver.parallel, x0, solution.states, inputs, atol, rtol)
+    else:  # the block solve's final pass computes the figures as it recomputes the states: one copy of the step
+        observer = StepObserver(sampler, x0, atol, rtol)
+        v0 = unit_tangents(1, x0.shape[0], x0.dtype)[0]
+        solution = solve(sampler.step, x0, inputs, solver, observe=(observer, v0), **solve_kwargs)
+        finish = lambda figures, x0, states, inputs: tuple(observer.finish(figures, x0, states, inputs, block))
+        stats, (near, lle) = program_jit(finish)(solution.stats.pop("observed"), x0, solution.states, inputs)
     positions = sampler.unravel_chain(solution.states)
     # The states live on as `positions` only (not twice); the statistics gain the exactness figures.
     solution = solution._replace(states=None, stats={**solution.stats, "near_threshold": near, "lle": lle})

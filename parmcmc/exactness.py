@@ -50,8 +50,7 @@ def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, lengt
     tiny = jnp.finfo(states.dtype).tiny
     # Fixed starting tangents, jax.random.normal(key(0), ...), drawn on the host: a constant of the program, not a
     # hash in it (which compiled in as long as the rest of the LLE).
-    v0 = threefry.host_normal(0, (K, states.shape[1]), states.dtype)
-    v0 = jnp.asarray(v0 / np.linalg.norm(v0, axis=1, keepdims=True), states.dtype)
+    v0 = unit_tangents(K, states.shape[1], states.dtype)
 
     def one(start, v):
         xs = jax.lax.dynamic_slice_in_dim(previous, start, L)
@@ -93,70 +92,108 @@ def near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_mo
     return jnp.sum(margin <= SAFETY * delta * growth).astype(jnp.int32)
 
 
+class StepObserver:
+    """One step of a chain, observed: ``(x_next, v_next, figures) = observer(x, v, u)``.
+
+    The step's transition evaluated forward-mode at the state x (with the tangent v, for the LLE) and at x moved by
+    the tolerance (for the near-threshold count), as a batch of two: x_next is the step's next state, v_next the
+    normalised tangent, and figures every statistic of the two lanes packed into two arrays, ``(2, k)`` reals (the
+    tangent's log growth last) and ``(2, m)`` integers and flags, so that a time axis moves in a transpose or two, not
+    one per statistic. One copy of the step and its derivative serves the statistics, the moved statistics and the
+    LLE (three passes before). `finish` turns the figures of a chain into its statistics and Exactness.
+    """
+
+    def __init__(self, sampler, x0, atol, rtol):
+        self.sampler, self.atol, self.rtol = sampler, atol, rtol
+        # Fixed random signs per entry (bernoulli(key(1), 0.5), drawn on the host: constants of the program).
+        self.signs = np.where(threefry.host_coin(1, x0.shape), 1.0, -1.0)
+        self.layout = None  # the statistics' leaves, tree and packs: read from the first trace of a step
+
+    def _packing(self, info, dtype):
+        """(leaves, treedef, which leaves are real, the two packs' dtypes) of one lane of the step's statistics."""
+        leaves, treedef = jax.tree_util.tree_flatten(
+            jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), info)
+        )
+        real = [jnp.issubdtype(t.dtype, jnp.floating) for t in leaves]
+        pick = lambda r: [t.dtype for t, is_real in zip(leaves, real, strict=True) if is_real == r]
+        return leaves, treedef, real, (jnp.result_type(dtype, *pick(True)), jnp.result_type(jnp.int32, *pick(False)))
+
+    def __call__(self, x, v, u):
+        """The step from x with input u: (next state, next unit tangent, packed figures of the two lanes)."""
+        moved = x + jnp.asarray(self.signs, x.dtype) * (self.atol + self.rtol * jnp.abs(x))
+        transition = lambda y, t: jax.jvp(lambda z: self.sampler._transition(z, u), (y,), (t,), has_aux=True)
+        y, dx, info = jax.vmap(transition)(jnp.stack([x, moved]), jnp.stack([v, jnp.zeros_like(v)]))
+        size = jnp.maximum(jnp.linalg.norm(dx[0]), jnp.finfo(x.dtype).tiny)
+        self.layout = self._packing(info, x.dtype)
+        _, _, real, packs = self.layout
+        columns = [a.reshape((2, -1)) for a in jax.tree_util.tree_leaves(info)]
+        floats = [c.astype(packs[0]) for c, r in zip(columns, real, strict=True) if r]
+        ints = [c.astype(packs[1]) for c, r in zip(columns, real, strict=True) if not r]
+        floats.append(jnp.broadcast_to(jnp.log(size), (2, 1)).astype(packs[0]))
+        ints = jnp.concatenate([jnp.zeros((2, 0), packs[1]), *ints], axis=1)
+        return y[0], dx[0] / size, (jnp.concatenate(floats, axis=1), ints)
+
+    def finish(self, figures, x0, states, inputs, length: int):
+        """(statistics, Exactness) of a chain from its steps' figures, ``(T, 2, k)`` and ``(T, 2, m)``.
+
+        The LLE is the mean log growth over every whole window of `length` steps (the tangent restarted at each
+        window's start), the first quarter of each left out while the tangent aligns.
+        """
+        floats, ints = figures
+        T = states.shape[0]
+        assert self.layout is not None, "finish() reads the layout of a traced step"
+        leaves, treedef, real, _ = self.layout  # set when a step was traced, which produced the figures
+
+        def lane(j):
+            """The statistics of lane j (0: the solved states, 1: the moved ones), unpacked."""
+            out, columns = [], {True: 0, False: 0}  # the next column of the real and of the integer pack
+            for t, r in zip(leaves, real, strict=True):
+                size, pack, at = math.prod(t.shape), floats if r else ints, columns[r]
+                out.append(pack[:, j, at : at + size].reshape((T, *t.shape)).astype(t.dtype))
+                columns[r] = at + size
+            return jax.tree_util.tree_unflatten(treedef, out)
+
+        stats = lane(0)
+        whole = T // length
+        logs = floats[: whole * length, 0, -1].reshape((whole, length))
+        lle = jnp.mean(logs[:, length // 4 :])
+        near = near_threshold(
+            self.sampler, x0, states, inputs, stats, lle, self.atol, self.rtol, lane(1).acceptance_rate
+        )
+        return stats, Exactness(near, lle)
+
+
+def unit_tangents(n: int, dim: int, dtype) -> jax.Array:
+    """n fixed starting tangents of unit length (jax.random.normal(key(0), ...), drawn on the host: constants)."""
+    v0 = threefry.host_normal(0, (n, dim), dtype)
+    return jnp.asarray(v0 / np.linalg.norm(v0, axis=1, keepdims=True), dtype)
+
+
 def stats_and_exactness(sampler, x0, states, inputs, atol, rtol):
     """The chain's statistics (as sampler.chain_stats) and its Exactness, from one compiled copy of the step.
 
-    One pass over the chain cut into windows of LENGTH steps (vmapped; the last one padded with the last step):
-    each step's transition is evaluated, forward-mode, at the solved state (with the window's tangent, for the
-    LLE) and at the state moved by the tolerance (for the near-threshold count), as a batch of two. The statistics,
-    the acceptance probabilities at the moved states and the LLE's log growths all come out of it, so the program
-    holds one copy of the step and its derivative here, not three (statistics, moved statistics, the LLE's tangent
-    scan). The LLE is the mean over every whole window (it was 8 of them, evenly spaced: `lle_along`).
+    One pass of StepObserver over the chain cut into windows of LENGTH steps (vmapped; the last one padded with the
+    last step), each window's tangent started afresh. The LLE is the mean over every whole window (it was 8 of them,
+    evenly spaced: `lle_along`). A block solve observes its final pass instead (parmcmc.chain), with no pass here.
     """
     T, D = states.shape
     L = max(1, min(LENGTH, T))
-    n, whole = -(-T // L), T // L
+    n = -(-T // L)
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
-    moved = moved_by_tolerance(x0, states, atol, rtol)
+    observer = StepObserver(sampler, x0.astype(states.dtype), atol, rtol)
 
     def windows(a):  # (T, ...) -> (n, L, ...), the last window padded with the last step
         a = jnp.concatenate([a, jnp.repeat(a[-1:], n * L - T, axis=0)]) if n * L > T else a
         return a.reshape((n, L, *a.shape[1:]))
 
-    tiny = jnp.finfo(states.dtype).tiny
-    # Fixed starting tangents, jax.random.normal(key(0), ...), drawn on the host: constants of the program.
-    v0 = threefry.host_normal(0, (n, D), states.dtype)
-    v0 = jnp.asarray(v0 / np.linalg.norm(v0, axis=1, keepdims=True), states.dtype)
+    def run(v, xs, us):
+        return jax.lax.scan(lambda v, xu: observer(xu[0], v, xu[1])[1:], v, (xs, us))[1]
 
-    template = jax.eval_shape(sampler.stats, x0.astype(states.dtype), jax.tree_util.tree_map(lambda a: a[0], inputs))
-    leaves, treedef = jax.tree_util.tree_flatten(template)
-    real = [jnp.issubdtype(t.dtype, jnp.floating) for t in leaves]
-    # Every figure of a step in two arrays, (2, k) reals and (2, m) integers and flags, so that the window axis moves
-    # in front of the time axis in a transpose or two, not one per statistic.
-    packs = (
-        jnp.result_type(states.dtype, *(t.dtype for t, r in zip(leaves, real, strict=True) if r)),
-        jnp.result_type(jnp.int32, *(t.dtype for t, r in zip(leaves, real, strict=True) if not r)),
+    packed = jax.vmap(run)(
+        unit_tangents(n, D, states.dtype), windows(previous), jax.tree_util.tree_map(windows, inputs)
     )
-
-    def body(v, step_inputs):
-        x, x_moved, u = step_inputs
-        transition = lambda y, t: jax.jvp(lambda z: sampler._transition(z, u), (y,), (t,), has_aux=True)
-        _, dx, info = jax.vmap(transition)(jnp.stack([x, x_moved]), jnp.stack([v, jnp.zeros_like(v)]))
-        size = jnp.maximum(jnp.linalg.norm(dx[0]), tiny)
-        columns = [a.reshape((2, -1)) for a in jax.tree_util.tree_leaves(info)]
-        floats = [c.astype(packs[0]) for c, r in zip(columns, real, strict=True) if r]
-        ints = [c.astype(packs[1]) for c, r in zip(columns, real, strict=True) if not r]
-        floats.append(jnp.broadcast_to(jnp.log(size), (2, 1)).astype(packs[0]))
-        return dx[0] / size, (jnp.concatenate(floats, axis=1), jnp.concatenate([jnp.zeros((2, 0), packs[1]), *ints], 1))
-
-    run = lambda v, xs, ms, us: jax.lax.scan(body, v, (xs, ms, us))[1]
-    packed = jax.vmap(run)(v0, windows(previous), windows(moved), jax.tree_util.tree_map(windows, inputs))
-    floats, ints = (p.reshape((n * L, 2, p.shape[-1]))[:T] for p in packed)  # (T, lane, figure)
-
-    def lane(j):
-        """The statistics of lane j (0: the solved states, 1: the moved ones), unpacked."""
-        out, columns = [], {True: 0, False: 0}  # the next column of the real and of the integer pack
-        for t, r in zip(leaves, real, strict=True):
-            size, pack, at = math.prod(t.shape), floats if r else ints, columns[r]
-            out.append(pack[:, j, at : at + size].reshape((T, *t.shape)).astype(t.dtype))
-            columns[r] = at + size
-        return jax.tree_util.tree_unflatten(treedef, out)
-
-    stats = lane(0)
-    logs = floats[: whole * L, 0, -1].reshape((whole, L))
-    lle = jnp.mean(logs[:, L // 4 :])
-    near = near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, lane(1).acceptance_rate)
-    return stats, Exactness(near, lle)
+    figures = tuple(p.reshape((n * L, 2, p.shape[-1]))[:T] for p in packed)  # (T, lane, figure)
+    return observer.finish(figures, x0, states, inputs, L)
 
 
 def any_may_differ(result: Any) -> bool:

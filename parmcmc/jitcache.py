@@ -37,7 +37,16 @@ import numpy as np
 
 from parmcmc import jitlift
 
-__all__ = ["CacheStats", "Program", "RunClock", "program_jit", "stats", "timed_runs"]
+__all__ = [
+    "CPU_COMPILER_OPTIONS",
+    "CacheStats",
+    "Program",
+    "RunClock",
+    "compiler_options",
+    "program_jit",
+    "stats",
+    "timed_runs",
+]
 
 _MAX_ENTRIES = 64  # compiled executables kept (least recently used dropped): bounds memory in long sessions
 
@@ -153,7 +162,7 @@ def _signature(x):
     return aval, getattr(x, "sharding", None) if isinstance(x, jax.Array) else None
 
 
-def program_jit(fn: Callable) -> Callable:
+def program_jit(fn: Callable, *, light: bool = False) -> Callable:
     """`fn` compiled once per distinct program (see the module docstring); call it like `fn`.
 
     Parameters
@@ -161,6 +170,9 @@ def program_jit(fn: Callable) -> Callable:
     fn
         A function of pytrees of arrays returning a pytree of arrays. Arrays it closes over become
         arguments of the compiled program; Python values it reads are part of the program.
+    light
+        Compile with `compiler_options(light=True)` (on a CPU, LLVM at level 1): for a program whose compile, not
+        its run, is the cost. It rounds differently from the default build in the last bits.
 
     Returns
     -------
@@ -183,9 +195,9 @@ def program_jit(fn: Callable) -> Callable:
         if any(isinstance(x, jax.core.Tracer) for x in (*consts, *flat)):
             out = _run(program, consts, flat)
         elif _clocks:
-            out = _timed(_compiled_for(program, consts, flat), consts, flat)
+            out = _timed(_compiled_for(program, consts, flat, light), consts, flat)
         else:
-            out = _compiled_for(program, consts, flat)(consts, flat)
+            out = _compiled_for(program, consts, flat, light)(consts, flat)
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), out)
 
     return call
@@ -205,8 +217,33 @@ def _lifted(closed, flat: list):
     return closed, consts, flat
 
 
-def _compiled_for(program: Program, consts, flat):
-    key = (program, tuple(map(_signature, consts)), tuple(map(_signature, flat)))
+# XLA's CPU backend spends most of a compile in LLVM. At LLVM's optimisation level 1 instead of XLA's default, a
+# parallel solve's program (the step map held three times, and its tangents) compiles 12-17 % faster (CPU seconds)
+# and runs as fast or faster (docs/performance.md, "LLVM at level 1"). program_jit(fn, light=True) asks for it.
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def compiler_options(*trees, light: bool = True) -> dict[str, Any]:
+    """The XLA options of a program_jit(..., light=light) compile with arguments `trees`.
+
+    CPU_COMPILER_OPTIONS when `light` and every array given is on a CPU (uncommitted values follow the default
+    backend); else none. Never under ``jax_disable_most_optimizations``, whose level 0 stands (the test suite's).
+    """
+    if not light or jax.config.read("jax_disable_most_optimizations"):
+        return {}
+    platforms = {
+        d.platform
+        for x in jax.tree_util.tree_leaves(trees)
+        if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+        for d in x.devices()
+    }
+    platforms = platforms or {jax.default_backend()}
+    return dict(CPU_COMPILER_OPTIONS) if platforms == {"cpu"} else {}
+
+
+def _compiled_for(program: Program, consts, flat, light: bool = False):
+    options = compiler_options(consts, flat, light=light)
+    key = (program, tuple(map(_signature, consts)), tuple(map(_signature, flat)), tuple(sorted(options.items())))
     with _lock:
         compiled = _compiled.get(key)
         if compiled is not None:
@@ -214,7 +251,7 @@ def _compiled_for(program: Program, consts, flat):
             _counts["hits"] += 1
             return compiled
     t0 = time.perf_counter()
-    compiled = _run.lower(program, consts, flat).compile()
+    compiled = _run.lower(program, consts, flat).compile(options)
     seconds = time.perf_counter() - t0
     with _lock:
         _compiled[key] = compiled

@@ -122,7 +122,8 @@ def check_float64_inputs(caller: str = "sample", **named) -> None:
 
 def check_solve_option_names(solve_kwargs: dict, solve_fn, caller: str = "sample") -> None:
     """Refuse keyword arguments that the engine's solve does not take, with the closest name it does take."""
-    known = [name for name, p in inspect.signature(solve_fn).parameters.items() if p.kind == p.KEYWORD_ONLY]
+    known = [n for n, p in inspect.signature(solve_fn).parameters.items() if p.kind == p.KEYWORD_ONLY]
+    known = [n for n in known if n != "observe"]  # the chain's own hook into the final pass (parmcmc/chain.py)
     unknown = sorted(set(solve_kwargs) - set(known))
     if unknown:
         close = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}

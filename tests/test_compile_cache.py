@@ -122,3 +122,60 @@ def test_closed_over_data_is_an_argument_not_a_constant(count_compiles, sampler)
         trees.append(parmcmc.sample(_regression_density(*data[1]), initial_position=x0, rng_key=keys[1], **common))
         assert n() == 0
     assert not np.allclose(trees[0].posterior["x"].values, trees[1].posterior["x"].values)
+
+
+@pytest.fixture
+def compile_options_seen(monkeypatch):
+    """The compiler_options of every compile, in order (None where none were given)."""
+    seen, compile_ = [], jax.stages.Lowered.compile
+
+    def spy(self, compiler_options=None, **kw):
+        seen.append(compiler_options)
+        return compile_(self, compiler_options, **kw)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    return seen
+
+
+@pytest.fixture
+def users_build():
+    """XLA's optimisations on, as users run (the suite compiles most programs with them off: tests/conftest.py)."""
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
+def test_a_light_program_compiles_with_llvm_at_level_1_on_a_cpu_and_the_same_values(compile_options_seen, users_build):
+    assert (
+        jitcache.compiler_options(jnp.zeros(2))
+        == jitcache.CPU_COMPILER_OPTIONS
+        == {"xla_backend_optimization_level": 1}
+    )
+    assert jitcache.compiler_options(jnp.zeros(2), light=False) == {}
+    W = jnp.linspace(0.1, 0.9, 9).reshape(3, 3)
+    fn = lambda x: jnp.tanh(W @ jnp.sin(x)) * jnp.exp(-x)
+    x = jnp.linspace(-1.0, 2.0, 3)
+    light, default = jitcache.program_jit(fn, light=True)(x), jitcache.program_jit(fn)(x)
+    assert compile_options_seen == [
+        {"xla_backend_optimization_level": 1},
+        {},
+    ]  # two programs: the key holds the options
+    np.testing.assert_allclose(light, default, rtol=1e-14, atol=0)
+    # jax_disable_most_optimizations (level 0) stands: a light program asks for nothing then.
+    jax.config.update("jax_disable_most_optimizations", True)
+    assert jitcache.compiler_options(jnp.zeros(2)) == {}
+
+
+def test_sample_compiles_a_parallel_program_light_and_the_sequential_chain_in_the_default_build(
+    compile_options_seen, users_build
+):
+    ex = eight_schools()
+    kw = dict(model_args=ex.model_args, model_kwargs=ex.model_kwargs, num_warmup=20, num_chains=1, progress_bar=False)
+    kw["rng_key"] = jax.random.key(0)
+    parmcmc.sample(ex.model, num_samples=64, parallel=True, **kw)
+    light = [o for o in compile_options_seen if o]
+    assert light == [jitcache.CPU_COMPILER_OPTIONS]  # the chains' program; the warmup and the rest compile as default
+    compile_options_seen.clear()
+    parmcmc.sample(ex.model, num_samples=64, parallel=False, **kw)
+    assert compile_options_seen and not any(compile_options_seen)

@@ -3,9 +3,18 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from parmcmc.engine import Sequential, solve
-from parmcmc.exactness import LENGTH, lle_along, moved_by_tolerance, near_threshold, stats_and_exactness
+from parmcmc.chain import run_chain
+from parmcmc.engine import DEER, Sequential, Shooting, solve
+from parmcmc.exactness import (
+    LENGTH,
+    lle_along,
+    moved_by_tolerance,
+    near_threshold,
+    stats_and_exactness,
+    unit_tangents,
+)
 from parmcmc.samplers import HMC
 
 T = 4 * LENGTH + 17  # four whole windows and a padded one
@@ -53,3 +62,54 @@ def test_the_pass_gives_the_statistics_the_moved_acceptance_and_the_lle_of_every
     assert int(figures.near_threshold) == int(
         near_threshold(sampler, x0, states, inputs, want, lle, TOL, TOL, alpha_moved)
     )
+
+
+def block_reference_lle(sampler, x0, states, inputs, block):
+    """The LLE over every whole block, the tangent started at the same unit vector in each (as the observed pass)."""
+    previous = jnp.concatenate([x0[None], states[:-1]])
+    v = unit_tangents(1, x0.shape[0], x0.dtype)[0]
+    logs = []
+    for k in range(states.shape[0] // block):
+        w = v
+        for t in range(k * block, (k + 1) * block):
+            u = jax.tree_util.tree_map(lambda a, t=t: a[t], inputs)
+            w = jax.jvp(lambda y, u=u: sampler.step(y, u), (previous[t],), (w,))[1]
+            n = jnp.linalg.norm(w)
+            logs.append(float(jnp.log(n)) if t - k * block >= block // 4 else None)
+            w = w / n
+    return np.mean([g for g in logs if g is not None])
+
+
+@pytest.mark.parametrize("block", [LENGTH // 2, 48])
+def test_a_block_solve_observes_the_figures_in_its_final_pass(block):
+    # sample()'s block solve: the final pass, which recomputes every state from its block's start anyway, computes the
+    # statistics, the moved acceptance and the LLE as it goes. The windowed pass is gone from the program: the step
+    # is held by the solve's loop and the final pass only (three copies with the fallback, four before).
+    sampler, x0, inputs, states = chain()
+    run = lambda x0, solver=Shooting(DEER(), block), **kw: run_chain(
+        sampler, x0, jax.random.key(3), T, solver=solver, **kw
+    )
+    assert str(jax.make_jaxpr(lambda x: run(x).positions)(x0)).count("atan ") == 2
+    assert str(jax.make_jaxpr(lambda x: run(x, fallback="sequential").positions)(x0)).count("atan ") == 3
+    result = run(x0)
+    np.testing.assert_allclose(result.positions, states, rtol=0, atol=1e-12)
+    for a, b in zip(result.stats, sampler.chain_stats(x0, states, inputs), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(result.lle, block_reference_lle(sampler, x0, states, inputs, block), rtol=1e-10)
+    moved = moved_by_tolerance(x0, states, TOL, TOL)
+    alpha_moved = jax.vmap(sampler.stats)(moved, inputs).acceptance_rate
+    want = near_threshold(sampler, x0, states, inputs, result.stats, result.lle, TOL, TOL, alpha_moved)
+    assert int(result.near_threshold) == int(want)
+    # The same figures through block= with the inner solver, and a block too short for the LLE's window keeps the
+    # windowed pass (its LLE is lle_along's over windows of LENGTH).
+    same = run(x0, solver=DEER(), block=block)
+    np.testing.assert_allclose(same.lle, result.lle, rtol=1e-12)
+    short = run(x0, solver=Shooting(DEER(), LENGTH // 2 - 1))
+    assert (
+        str(jax.make_jaxpr(lambda x: run(x, solver=Shooting(DEER(), LENGTH // 2 - 1)).positions)(x0)).count("atan ")
+        == 3
+    )
+    whole = T // LENGTH
+    cut = lambda a: a[: whole * LENGTH]
+    lle = lle_along(sampler.step, x0, cut(states), jax.tree_util.tree_map(cut, inputs), num_offsets=whole)
+    np.testing.assert_allclose(short.lle, lle, rtol=1e-10)

@@ -54,14 +54,19 @@ def profile(solver, T, D=4):
 
 
 def _timed_compile(fn, *args):
-    """(trace, lower, compile) CPU seconds and the optimised HLO's kernel count for jax.jit(fn)(*args)."""
+    """(trace, lower, compile) CPU seconds and the optimised HLO's kernel count for jax.jit(fn)(*args).
+
+    Compiled with the options sample() compiles a parallel program with (parmcmc.jitcache.compiler_options).
+    """
+    from parmcmc.jitcache import compiler_options
+
     jax.clear_caches()
     c0 = time.process_time()
     traced = jax.jit(fn).trace(*args)
     c1 = time.process_time()
     lowered = traced.lower()
     c2 = time.process_time()
-    compiled = lowered.compile()
+    compiled = lowered.compile(compiler_options(args, light=True))
     c3 = time.process_time()
     hlo = compiled.as_text() or ""
     kernels = len(re.findall(r"= \S+ (?:fusion|custom-call|copy|dot|sort|reduce|scatter|gather)\(", hlo))

@@ -113,11 +113,12 @@ class Shooting(AbstractSolver):
             object.__setattr__(self, "block", check_int("block", self.block, call="Shooting"))
 
 
-def plan(solver, block, num_steps, mesh, solve_jit):
+def plan(solver, block, num_steps, mesh, solve_jit, observer=None):
     """solve()'s (solver, flat solve, number of unknowns) for `block=` or a Shooting solver.
 
     The inner solver, the driver's jitted solve wrapped to run over blocks, and ceil(T / B) (the default max_iters).
-    Without blocks (or for the sequential reference, which ignores them): unchanged, and T.
+    Without blocks (or for the sequential reference, which ignores them): unchanged, and T. `observer`: solve()'s
+    hoisted `observe=`, run by the final pass of a block solve (refused for any other solve).
     """
     if isinstance(solver, Shooting):  # the same solve as solver=solver.solver, block=solver.block
         solver, block = solver.solver, block_size(None, num_steps) if solver.block is None else solver.block
@@ -125,8 +126,12 @@ def plan(solver, block, num_steps, mesh, solve_jit):
     if block is not None and mesh is not None:
         raise ValueError("solve: block= does not compose with mesh= yet; pass one of them.")
     if block is None or not solver.parallel:
+        if observer is not None:
+            raise ValueError(
+                "solve: observe= is run by the final pass of a block solve; pass block= or a Shooting solver with it."
+            )
         return solver, solve_jit, num_steps
-    return solver, functools.partial(solve_blocked, solve_jit, block), -(-num_steps // block)
+    return solver, functools.partial(solve_blocked, solve_jit, block, observer), -(-num_steps // block)
 
 
 def _blocked_inputs(inputs, block: int, num_blocks: int):
@@ -199,6 +204,7 @@ class _BlockMap:
 def solve_blocked(
     solve_jit,
     block,
+    observer,
     hoisted,
     consts,
     x0,
@@ -217,8 +223,9 @@ def solve_blocked(
 ):
     """Run the driver's flat solve `solve_jit` by multiple shooting over blocks of `block` steps.
 
-    `solve_jit` is passed in to keep the import graph one-way (same arguments after `block`); returns the
-    driver's tuple over all T steps.
+    `solve_jit` is passed in to keep the import graph one-way (same arguments after `observer`); returns the
+    driver's tuple over all T steps, and with an `observer` (flatten_observer's triple) the outputs it observed at
+    the T steps of the final pass after them.
 
     window (in steps) and progress's window start are translated to blocks; max_iters counts block
     iterations, and so does num_iters; sequential_from is a step index (the start of the first block
@@ -259,14 +266,17 @@ def solve_blocked(
         ends = jax.lax.cond(
             converged, lambda e: e, lambda e: _continue(block_map, consts, x0, e, blocked, mask, seq_from), ends
         )
-    states, f_ends = _all_states(hoisted, consts, x0, ends, blocked, mask)
+    states, f_ends, observed = _all_states(hoisted, consts, x0, ends, blocked, mask, *(observer or (None,) * 3))
     if fallback:  # as the driver's fallback: the continued ends checked, a non-finite residual reported as such
         ok, residual_after = per_step_check(ends, f_ends, atol, rtol)
         converged = jnp.where(fell_back, jnp.all(ok), converged)
         residual = jnp.where(fell_back, residual_after, residual)
         code = jnp.where(jnp.isfinite(residual), code, NONFINITE).astype(code.dtype)
     seq_from = jnp.minimum(seq_from * block, T).astype(jnp.int32)
-    return states[:T], converged, it, residual, code, seq_from, fell_back
+    out = states[:T], converged, it, residual, code, seq_from, fell_back
+    if observer is None:
+        return out
+    return *out, jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:]))[:T], observed)
 
 
 def _continue(block_map, consts, x0, ends, blocked, mask, first):
@@ -280,19 +290,32 @@ def _continue(block_map, consts, x0, ends, blocked, mask, first):
     return jax.lax.fori_loop(first, ends.shape[0], one, ends)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _all_states(hoisted, consts, x0, ends, blocked, mask):
+@functools.partial(jax.jit, static_argnums=(0, 6))
+def _all_states(hoisted, consts, x0, ends, blocked, mask, observer=None, observer_consts=None, c0=None):
     """Every block run from its solved start, and the block map at every start (F_k(s_{k-1}), for the check).
 
     The last state of block k is its solved end s_k, so that the residual at a block end is the block solve's and
-    the next block starts where it says.
+    the next block starts where it says. With an observer, its g takes the steps instead of fn (the carry from c0 in
+    every block, kept over padded steps) and its outputs come third, (n, B, ...); else None.
     """
     starts = jnp.concatenate([x0[None], ends[:-1]])
     fn = functools.partial(hoisted, consts)
 
-    def one(x, e, u, m):
-        xs = _run_block(fn, x, u, m)[1]
-        return xs.at[-1].set(e), xs[-1]
+    def observed_block(x, u, m, g=observer):
+        assert g is not None
 
-    xs, f_ends = jax.vmap(one)(starts, ends, blocked, mask)
-    return xs.reshape((-1, *xs.shape[2:])), f_ends
+        def body(carry, um):
+            (x, c), (u, m) = carry, um
+            y, c_next, out = g(observer_consts, x, c, u)
+            keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(m, a, b), new, old)
+            y = keep(y, x)
+            return (y, keep(c_next, c)), (y, out)
+
+        return jax.lax.scan(body, (x, c0), (u, m))[1]
+
+    def one(x, e, u, m):
+        xs, out = (_run_block(fn, x, u, m)[1], None) if observer is None else observed_block(x, u, m)
+        return xs.at[-1].set(e), xs[-1], out
+
+    xs, f_ends, observed = jax.vmap(one)(starts, ends, blocked, mask)
+    return xs.reshape((-1, *xs.shape[2:])), f_ends, observed

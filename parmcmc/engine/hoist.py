@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from parmcmc.jitcache import Program
 
-__all__ = ["HoistedFn", "flatten_fn"]
+__all__ = ["HoistedFn", "HoistedObserver", "flatten_fn", "flatten_observer"]
 
 
 def flatten_fn(fn, x0, x0_flat, unravel, inputs):
@@ -58,3 +58,48 @@ class HoistedFn:
 
     def __eq__(self, other):
         return isinstance(other, HoistedFn) and self.program == other.program
+
+
+def flatten_observer(observe, x0, x0_flat, unravel, inputs):
+    """solve()'s `observe=(g, c0)` on flat states, hoisted like fn: (HoistedObserver, its constants, c0).
+
+    g(x, c, u) -> (x_next, c_next, out) is traced once; x_next must be shaped like x0 and c_next like c0.
+    """
+    if not (isinstance(observe, tuple) and len(observe) == 2 and callable(observe[0])):
+        raise TypeError(
+            f"solve: observe must be a pair (g, c0), g(x, c, u) -> (x_next, c_next, out) a function; got {observe!r:.80}."
+        )
+    g, c0 = observe
+    one_input = jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), inputs)
+    closed, out = jax.make_jaxpr(lambda x, c, u: g(unravel(x), c, u), return_shape=True)(x0_flat, c0, one_input)
+    wanted = (jax.eval_shape(lambda x: x, x0), jax.eval_shape(lambda c: c, c0))
+    shapes = lambda tree: [(a.shape, a.dtype) for a in jax.tree_util.tree_leaves(tree)]
+    if not (isinstance(out, tuple) and len(out) == 3) or any(
+        jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b) or shapes(a) != shapes(b)
+        for a, b in zip(out[:2], wanted, strict=True)
+    ):
+        raise ValueError(
+            "solve: observe's g(x, c, u) must return (x_next, c_next, out) with x_next shaped like x0 and c_next like "
+            f"c0; got {out} for x0, c0 = {wanted}."
+        )
+    return HoistedObserver(Program(closed.jaxpr), jax.tree_util.tree_structure(out)), closed.consts, c0
+
+
+class HoistedObserver:
+    """observe's g as a function of (consts, x, c, u) on flat states; equal to another when their programs are."""
+
+    def __init__(self, program: Program, out_tree):
+        self.program, self.out_tree = program, out_tree
+
+    def __call__(self, consts, x, c, u):
+        """(x_next raveled in x's dtype, c_next, out)."""
+        leaves = self.program(consts, x, *jax.tree_util.tree_leaves(c), *jax.tree_util.tree_leaves(u))
+        y, c_next, out = jax.tree_util.tree_unflatten(self.out_tree, leaves)
+        y = [jnp.ravel(leaf).astype(x.dtype) for leaf in jax.tree_util.tree_leaves(y)]
+        return (y[0] if len(y) == 1 else jnp.concatenate(y)), c_next, out
+
+    def __hash__(self):
+        return hash((self.program, self.out_tree))
+
+    def __eq__(self, other):
+        return isinstance(other, HoistedObserver) and (self.program, self.out_tree) == (other.program, other.out_tree)

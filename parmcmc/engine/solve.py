@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 from parmcmc.engine import blocks, failfast, sharding
 from parmcmc.engine.checks import check_count, check_tolerance, num_steps_of
-from parmcmc.engine.hoist import flatten_fn
+from parmcmc.engine.hoist import flatten_fn, flatten_observer
 from parmcmc.engine.residual import at as _at
 from parmcmc.engine.residual import evaluate_all as _evaluate_all
 from parmcmc.engine.residual import first_false_and_max as _first_false_and_max
@@ -86,6 +86,7 @@ def solve(
     patience: int | None = None,
     block: int | None = None,
     budget: int | None = None,
+    observe: tuple[Callable, Any] | None = None,
 ) -> Solution:
     """All states of x_t = fn(x_{t-1}, inputs[t]), t = 1..T, computed by `solver`.
 
@@ -143,6 +144,12 @@ def solve(
         exact prefix grew by at least 1.5 per iteration over the last `patience` iterations (its largest gain left
         out); patience's checkpoints project against it instead of max_iters (engine/failfast.py). None (default):
         max_iters.
+    observe
+        For a block solve only: a pair (g, c0). The final pass, which runs every block from its solved start, then
+        takes each step as ``x_next, c, out = g(x, c, u)`` instead of fn (x_next must be fn(x, u); c starts at c0 in
+        every block), and ``stats["observed"]`` holds the outputs `out` of the T steps (leading axis T). A caller
+        that needs a figure of every step (parmcmc.chain: statistics, a tangent) gets it without a second pass
+        over the chain, or a second compiled copy of fn.
 
     Returns
     -------
@@ -162,12 +169,13 @@ def solve(
         raise TypeError(f"solve: x0 must hold floating-point arrays; got dtype {x0_flat.dtype}.")
     num_steps = num_steps_of(inputs)
     hoisted, consts = flatten_fn(fn, x0, x0_flat, unravel, inputs)
+    observer = None if observe is None else flatten_observer(observe, x0, x0_flat, unravel, inputs)
     tol = default_tolerance(x0_flat.dtype)
     atol = tol if atol is None else check_tolerance("atol", atol)
     rtol = tol if rtol is None else check_tolerance("rtol", rtol)
     if atol + rtol <= 0:
         raise ValueError(f"solve: atol={atol}, rtol={rtol}: tolerances must be >= 0 and not both 0.")
-    solver, solve_jit, num_unknowns = blocks.plan(solver, block, num_steps, mesh, _solve_jit)  # block= or Shooting
+    solver, solve_jit, num_unknowns = blocks.plan(solver, block, num_steps, mesh, _solve_jit, observer)
     max_iters = num_unknowns if max_iters is None else check_count("max_iters", max_iters)
     window = num_steps if window is None else check_count("window", window)
     window = min(window, num_steps)
@@ -217,7 +225,7 @@ def solve(
             patience,
             budget,
         )
-    states, converged, num_iters, residual, result, sequential_from, fell_back = out
+    states, converged, num_iters, residual, result, sequential_from, fell_back = out[:7]
     sol = solution(
         jax.vmap(unravel)(states),
         converged,
@@ -226,6 +234,7 @@ def solve(
         residual=residual,
         sequential_from=sequential_from,
         fell_back=fell_back,
+        **({} if observe is None else {"observed": out[-1]}),
     )
     if throw:
         throw_if_failed(sol, solver)

@@ -53,3 +53,36 @@ def test_a_jacobian_of_a_step_with_a_while_loop_holds_one_copy_of_it(solver):
     sol = solve(looping_step, X0, INPUTS, solver)
     assert bool(sol.converged)
     assert float(jnp.max(jnp.abs(sol.states - solve(looping_step, X0, INPUTS, Sequential()).states))) <= 1e-12
+
+
+def observing(x, c, u):
+    """A step observed: the step itself, a count of the block's steps so far, and a figure of each step."""
+    return step(x, u), c + 1, {"sum": jnp.sum(x) + c, "first": x[0]}
+
+
+@pytest.mark.parametrize("solver", [Jacobi(), DEER()], ids=repr)
+def test_the_final_pass_of_a_block_solve_runs_the_observer_in_place_of_the_step(solver):
+    block, c0 = 8, jnp.zeros(())
+    ref = solve(step, X0, INPUTS, Sequential()).states
+    sol = solve(step, X0, INPUTS, solver, block=block, observe=(observing, c0))
+    assert float(jnp.max(jnp.abs(sol.states - ref))) <= 1e-12
+    previous = jnp.concatenate([X0[None], ref[:-1]])
+    count = jnp.arange(INPUTS.shape[0]) % block  # the carry starts at c0 in every block
+    observed = sol.stats["observed"]
+    assert observed["sum"].shape == (INPUTS.shape[0],)  # the padded steps of the last block are cut off
+    assert float(jnp.max(jnp.abs(observed["sum"] - (jnp.sum(previous, axis=1) + count)))) <= 1e-12
+    assert float(jnp.max(jnp.abs(observed["first"] - previous[:, 0]))) <= 1e-12
+    # The observer takes the final pass's place: no copy of the step more than without it.
+    program = lambda **kw: str(
+        jax.make_jaxpr(lambda x0, u: solve(step, x0, u, solver, block=block, **kw).states)(X0, INPUTS)
+    )
+    assert program(observe=(observing, c0)).count("sinh") == program().count("sinh") == 2
+
+
+def test_observe_is_refused_where_there_is_no_final_pass_or_it_does_not_take_a_step():
+    with pytest.raises(ValueError, match="observe= is run by the final pass of a block solve"):
+        solve(step, X0, INPUTS, DEER(), observe=(observing, jnp.zeros(())))
+    with pytest.raises(ValueError, match="x_next shaped like x0 and c_next like c0"):
+        solve(step, X0, INPUTS, DEER(), block=8, observe=(lambda x, c, u: (x[:2], c, x), jnp.zeros(())))
+    with pytest.raises(TypeError, match=r"observe must be a pair \(g, c0\)"):
+        solve(step, X0, INPUTS, DEER(), block=8, observe=observing)
