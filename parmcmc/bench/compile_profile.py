@@ -138,7 +138,7 @@ def sample_program(repeats: int = 2):
 
     captured = {}
 
-    def capture(fn):  # stands in for api.program_jit: keeps the program and its arguments, runs nothing
+    def capture(fn, **options):  # stands in for api.program_jit: keeps the program and its arguments, runs nothing
         def call(*args):
             captured["program"] = (fn, args)
             raise Captured

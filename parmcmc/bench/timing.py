@@ -18,10 +18,16 @@ class Timing(NamedTuple):
     # less inflated by load than compile_s (XLA's CPU compilation is mostly single-threaded)
 
 
-def time_jitted(fn: Callable, *args, repeats: int = 3) -> tuple:
-    """Compile `fn` for `args`, run it `repeats` times after one warm-up, return (result, Timing)."""
+def time_jitted(fn: Callable, *args, repeats: int = 3, light: bool = False) -> tuple:
+    """Compile `fn` for `args`, run it `repeats` times after one warm-up, return (result, Timing).
+
+    light: compile as sample() compiles a parallel program (parmcmc.jitcache.compiler_options: on a CPU, LLVM at
+    level 1).
+    """
+    from parmcmc.jitcache import compiler_options
+
     c0, t0 = time.process_time(), time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
+    compiled = jax.jit(fn).lower(*args).compile(compiler_options(args, light=light))
     compile_s, compile_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     mem = compiled.memory_analysis()
     out = jax.block_until_ready(compiled(*args))  # warm-up

@@ -67,7 +67,8 @@ def flatten_observer(observe, x0, x0_flat, unravel, inputs):
     """
     if not (isinstance(observe, tuple) and len(observe) == 2 and callable(observe[0])):
         raise TypeError(
-            f"solve: observe must be a pair (g, c0), g(x, c, u) -> (x_next, c_next, out) a function; got {observe!r:.80}."
+            "solve: observe must be a pair (g, c0) with g(x, c, u) -> (x_next, c_next, out) a function; "
+            f"got {observe!r:.80}."
         )
     g, c0 = observe
     one_input = jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), inputs)
