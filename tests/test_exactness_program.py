@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from parmcmc.chain import run_chain
+from parmcmc.chain import _observed_block, run_chain
 from parmcmc.engine import DEER, Sequential, Shooting, solve
 from parmcmc.exactness import (
     LENGTH,
@@ -65,18 +65,19 @@ def test_the_pass_gives_the_statistics_the_moved_acceptance_and_the_lle_of_every
 
 def block_reference_lle(sampler, x0, states, inputs, block):
     """The LLE over every whole block, the tangent started at the same unit vector in each (as the observed pass)."""
+    n = states.shape[0] // block
+    cut = lambda a: a[: n * block].reshape((n, block, *a.shape[1:]))
     previous = jnp.concatenate([x0[None], states[:-1]])
-    v = unit_tangents(1, x0.shape[0], x0.dtype)[0]
-    logs = []
-    for k in range(states.shape[0] // block):
-        w = v
-        for t in range(k * block, (k + 1) * block):
-            u = jax.tree_util.tree_map(lambda a, t=t: a[t], inputs)
-            w = jax.jvp(lambda y, u=u: sampler.step(y, u), (previous[t],), (w,))[1]
-            n = jnp.linalg.norm(w)
-            logs.append(float(jnp.log(n)) if t - k * block >= block // 4 else None)
-            w = w / n
-    return np.mean([g for g in logs if g is not None])
+
+    def logs(xs, us):
+        def body(w, xu):
+            w = jax.jvp(lambda y: sampler.step(y, xu[1]), (xu[0],), (w,))[1]
+            return w / jnp.linalg.norm(w), jnp.log(jnp.linalg.norm(w))
+
+        return jax.lax.scan(body, unit_tangents(1, x0.shape[0], x0.dtype)[0], (xs, us))[1]
+
+    growth = jax.jit(jax.vmap(logs))(cut(previous), jax.tree_util.tree_map(cut, inputs))
+    return float(jnp.mean(growth[:, block // 4 :]))
 
 
 def test_a_block_solve_observes_the_figures_in_its_final_pass():
@@ -90,8 +91,9 @@ def test_a_block_solve_observes_the_figures_in_its_final_pass():
     def run(x0, solver=shooting, **kw):
         return run_chain(sampler, x0, jax.random.key(3), T, solver=solver, **kw)
 
-    assert str(jax.make_jaxpr(lambda x: run(x).positions)(x0)).count("atan ") == 2
-    assert str(jax.make_jaxpr(lambda x: run(x, fallback="sequential").positions)(x0)).count("atan ") == 3
+    copies = lambda **kw: str(jax.make_jaxpr(lambda x: run(x, **kw).positions)(x0)).count("atan ")
+    assert copies() == 2
+    assert copies(fallback="sequential") == 3
     result = run(x0)
     np.testing.assert_allclose(result.positions, states, rtol=0, atol=1e-12)
     for a, b in zip(result.stats, sampler.chain_stats(x0, states, inputs), strict=True):
@@ -101,16 +103,9 @@ def test_a_block_solve_observes_the_figures_in_its_final_pass():
     alpha_moved = jax.vmap(sampler.stats)(moved, inputs).acceptance_rate
     want = near_threshold(sampler, x0, states, inputs, result.stats, result.lle, TOL, TOL, alpha_moved)
     assert int(result.near_threshold) == int(want)
-    # The same figures through block= with the inner solver, and a block too short for the LLE's window keeps the
-    # windowed pass (its LLE is lle_along's over windows of LENGTH).
-    same = run(x0, solver=DEER(), block=block)
-    np.testing.assert_allclose(same.lle, result.lle, rtol=1e-12)
-    short = run(x0, solver=Shooting(DEER(), LENGTH // 2 - 1))
-    assert (
-        str(jax.make_jaxpr(lambda x: run(x, solver=Shooting(DEER(), LENGTH // 2 - 1)).positions)(x0)).count("atan ")
-        == 3
-    )
-    whole = T // LENGTH
-    cut = lambda a: a[: whole * LENGTH]
-    lle = lle_along(sampler.step, x0, cut(states), jax.tree_util.tree_map(cut, inputs), num_offsets=whole)
-    np.testing.assert_allclose(short.lle, lle, rtol=1e-10)
+    # Which solves observe: a block solve given by Shooting or by block=, with blocks of at least LENGTH // 2 steps
+    # (a shorter block is too short a window for the LLE: such a solve keeps the windowed pass, a third copy).
+    assert _observed_block(DEER(), T, {"block": block}) == block == _observed_block(shooting, T, {})
+    assert _observed_block(Shooting(DEER(), LENGTH // 2 - 1), T, {}) is None
+    assert _observed_block(DEER(), T, {}) is None and _observed_block(Sequential(), T, {"block": block}) is None
+    assert copies(solver=Shooting(DEER(), LENGTH // 2 - 1)) == 3
