@@ -7,6 +7,7 @@ positions and per-step statistics.
 """
 
 import functools
+import operator
 from typing import Any, NamedTuple
 
 import jax
@@ -118,8 +119,11 @@ def _observed_block(solver: AbstractSolver, num_steps: int, solve_kwargs) -> int
     tangent aligns): such chains, and every solve that is not on blocks, get the separate windowed pass.
     """
     block = block_of(solver, num_steps)
-    if block is None and solver.parallel and isinstance(solve_kwargs.get("block"), int):
-        block = min(solve_kwargs["block"], num_steps)
+    if block is None and solver.parallel and solve_kwargs.get("block") is not None:
+        try:  # a NumPy integer or a 0-d integer array too, as solve() reads it; anything else solve() refuses
+            block = min(operator.index(solve_kwargs["block"]), num_steps)
+        except TypeError:
+            return None
     return block if block is not None and block >= LENGTH // 2 and solve_kwargs.get("mesh") is None else None
 
 

@@ -141,8 +141,13 @@ class StepObserver:
         """
         floats, ints = figures
         T = states.shape[0]
-        assert self.layout is not None, "finish() reads the layout of a traced step"
-        leaves, treedef, real, _ = self.layout  # set when a step was traced, which produced the figures
+        if self.layout is None:  # read from the trace of a step, which produced the figures; else traced here
+            one_input = jax.tree_util.tree_map(lambda a: a[0], inputs)
+            info = jax.eval_shape(lambda x, u: self.sampler.stats(x, u), x0.astype(states.dtype), one_input)
+            self.layout = self._packing(
+                jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((2, *a.shape), a.dtype), info), states.dtype
+            )
+        leaves, treedef, real, _ = self.layout
 
         def lane(j):
             """The statistics of lane j (0: the solved states, 1: the moved ones), unpacked."""

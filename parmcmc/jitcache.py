@@ -243,7 +243,9 @@ def compiler_options(*trees, light: bool = True) -> dict[str, Any]:
 
 def _compiled_for(program: Program, consts, flat, light: bool = False):
     options = compiler_options(consts, flat, light=light)
-    key = (program, tuple(map(_signature, consts)), tuple(map(_signature, flat)), tuple(sorted(options.items())))
+    # The build is part of the key: the options, and JAX's own switch (no options means level 0 under it).
+    build = (tuple(sorted(options.items())), jax.config.read("jax_disable_most_optimizations"))
+    key = (program, tuple(map(_signature, consts)), tuple(map(_signature, flat)), build)
     with _lock:
         compiled = _compiled.get(key)
         if compiled is not None:

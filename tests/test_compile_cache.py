@@ -162,9 +162,12 @@ def test_a_light_program_compiles_with_llvm_at_level_1_on_a_cpu_and_the_same_val
         {},
     ]  # two programs: the key holds the options
     np.testing.assert_allclose(light, default, rtol=1e-14, atol=0)
-    # jax_disable_most_optimizations (level 0) stands: a light program asks for nothing then.
+    # jax_disable_most_optimizations (level 0) stands: a light program asks for nothing then, and the same program
+    # compiled before in another build is not served (the build is part of the key).
     jax.config.update("jax_disable_most_optimizations", True)
     assert jitcache.compiler_options(jnp.zeros(2)) == {}
+    np.testing.assert_allclose(jitcache.program_jit(fn)(x), default, rtol=1e-14, atol=0)
+    assert len(compile_options_seen) == 3
 
 
 def test_sample_compiles_a_parallel_program_light_and_the_sequential_chain_in_the_default_build(monkeypatch):

@@ -109,3 +109,4 @@ def test_a_block_solve_observes_the_figures_in_its_final_pass():
     assert _observed_block(Shooting(DEER(), LENGTH // 2 - 1), T, {}) is None
     assert _observed_block(DEER(), T, {}) is None and _observed_block(Sequential(), T, {"block": block}) is None
     assert copies(solver=Shooting(DEER(), LENGTH // 2 - 1)) == 3
+    assert copies(solver=DEER(), block=np.int64(block)) == 2  # block= as solve() reads it, a NumPy integer too

@@ -128,7 +128,8 @@ def plan(solver, block, num_steps, mesh, solve_jit, observer=None):
     if block is None or not solver.parallel:
         if observer is not None:
             raise ValueError(
-                "solve: observe= is run by the final pass of a block solve; pass block= or a Shooting solver with it."
+                "solve: observe= is run by the final pass of a block solve; pass it with block= and an iterative "
+                "solver (Jacobi(), DEER(), ...), or with a Shooting solver."
             )
         return solver, solve_jit, num_steps
     return solver, functools.partial(solve_blocked, solve_jit, block, observer), -(-num_steps // block)

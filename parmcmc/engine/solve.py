@@ -146,8 +146,9 @@ def solve(
         max_iters.
     observe
         For a block solve only: a pair (g, c0). The final pass, which runs every block from its solved start, then
-        takes each step as ``x_next, c, out = g(x, c, u)`` instead of fn (x_next must be fn(x, u); c starts at c0 in
-        every block), and ``stats["observed"]`` holds the outputs `out` of the T steps (leading axis T). A caller
+        takes each step as ``x_next, c, out = g(x, c, u)`` instead of fn (c starts at c0 in every block), and
+        ``stats["observed"]`` holds the outputs `out` of the T steps (leading axis T). The states returned are g's
+        x_next, which must be fn(x, u): the convergence and residual describe fn's blocks. A caller
         that needs a figure of every step (parmcmc.chain: statistics, a tangent) gets it without a second pass
         over the chain, or a second compiled copy of fn.
 

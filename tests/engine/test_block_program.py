@@ -86,3 +86,18 @@ def test_observe_is_refused_where_there_is_no_final_pass_or_it_does_not_take_a_s
         solve(step, X0, INPUTS, DEER(), block=8, observe=(lambda x, c, u: (x[:2], c, x), jnp.zeros(())))
     with pytest.raises(TypeError, match=r"observe must be a pair \(g, c0\)"):
         solve(step, X0, INPUTS, DEER(), block=8, observe=observing)
+
+
+def test_an_observed_block_solve_that_falls_back_returns_the_continued_chain_and_its_figures():
+    # T = 300 is not a multiple of 16: the last block is padded, and the check of the continued block ends reads the
+    # observed pass's states at them.
+    fn, x0, u = switching_map(T=300)
+    ref = solve(fn, x0, u, Sequential()).states
+    g = lambda x, c, u: (fn(x, u), c + 1, jnp.sum(x) + c)
+    sol = solve(fn, x0, u, Jacobi(), block=16, max_iters=1, fallback="sequential", observe=(g, jnp.zeros(())))
+    assert bool(sol.fell_back) and bool(sol.converged) and 0.0 <= float(sol.residual) <= 1e-10
+    assert float(jnp.max(jnp.abs(sol.states - ref))) <= 1e-10
+    previous = jnp.concatenate([x0[None], ref[:-1]])
+    want = jnp.sum(previous, axis=tuple(range(1, previous.ndim))) + jnp.arange(300) % 16
+    assert sol.stats["observed"].shape == (300,)
+    assert float(jnp.max(jnp.abs(sol.stats["observed"] - want))) <= 1e-9
