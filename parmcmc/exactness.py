@@ -71,8 +71,17 @@ def lle_along(step, x0, states, inputs, *, num_offsets: int = NUM_OFFSETS, lengt
 def moved_by_tolerance(x0, states, atol, rtol):
     """The previous state of every step, moved by the tolerance (fixed random signs per entry)."""
     previous = jnp.concatenate([x0[None].astype(states.dtype), states[:-1]], axis=0)
-    signs = np.where(threefry.host_coin(1, previous.shape[1:]), 1.0, -1.0)  # bernoulli(key(1), 0.5), on the host
-    return previous + jnp.asarray(signs, states.dtype) * (atol + rtol * jnp.abs(previous))
+    return _moved(previous, _signs(previous.shape[1:]), atol, rtol)
+
+
+def _signs(shape) -> np.ndarray:
+    """Fixed random signs per entry: bernoulli(key(1), 0.5), drawn on the host (constants of the program)."""
+    return np.where(threefry.host_coin(1, shape), 1.0, -1.0)
+
+
+def _moved(x, signs, atol, rtol):
+    """x (one state or a stack of them) moved by the tolerance, |delta_i| = atol + rtol |x_i|, with `signs`."""
+    return x + jnp.asarray(signs, x.dtype) * (atol + rtol * jnp.abs(x))
 
 
 def near_threshold(sampler, x0, states, inputs, stats, lle, atol, rtol, alpha_moved=None) -> jax.Array:
@@ -105,8 +114,7 @@ class StepObserver:
 
     def __init__(self, sampler, x0, atol, rtol):
         self.sampler, self.atol, self.rtol = sampler, atol, rtol
-        # Fixed random signs per entry (bernoulli(key(1), 0.5), drawn on the host: constants of the program).
-        self.signs = np.where(threefry.host_coin(1, x0.shape), 1.0, -1.0)
+        self.signs = _signs(x0.shape)
         self.layout = None  # the statistics' leaves, tree and packs: read from the first trace of a step
 
     def _packing(self, info, dtype):
@@ -120,7 +128,7 @@ class StepObserver:
 
     def __call__(self, x, v, u):
         """The step from x with input u: (next state, next unit tangent, packed figures of the two lanes)."""
-        moved = x + jnp.asarray(self.signs, x.dtype) * (self.atol + self.rtol * jnp.abs(x))
+        moved = _moved(x, self.signs, self.atol, self.rtol)
         transition = lambda y, t: jax.jvp(lambda z: self.sampler._transition(z, u), (y,), (t,), has_aux=True)
         y, dx, info = jax.vmap(transition)(jnp.stack([x, moved]), jnp.stack([v, jnp.zeros_like(v)]))
         size = jnp.maximum(jnp.linalg.norm(dx[0]), jnp.finfo(x.dtype).tiny)
