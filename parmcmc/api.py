@@ -123,7 +123,8 @@ def sample(
         or "window_trajectory", else DEFAULT_INTEGRATION_STEPS_JITTER.
     **solve_kwargs
         Passed to the engine's solve (max_iters, atol, rtol, window, patience). A parallel solve that fails
-        continues sequentially from its exact prefix, with a warning: every returned chain is converged. Defaults
+        is finished sequentially (a block solve, the default from 512 draws on, reruns the chain from its start), with
+        a warning: every returned chain is converged. Defaults
         here: max_iters = max(64, T // 8), patience = 16 (fail fast); for a block solve, counted in blocks,
         engine.blocks.fail_fast_budget: budget n // 2 - 2 block iterations of n = T / B (depth T / 2), past which a
         chain goes on, up to max_iters = n, only while its exact prefix gains 1.5 blocks per iteration (a max_iters
@@ -273,7 +274,7 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     if solver.parallel:
         kwargs.setdefault("fallback", "sequential")
         # Fail fast (docs/convergence.md): a chain whose parallel solve is projected past this budget stops
-        # early and continues sequentially from its exact prefix; the other chains are not held back.
+        # early and is finished sequentially; the other chains are not held back.
         block = blocks.block_of(solver, num_samples)  # a block solve's budget is counted in blocks
         budget = (max(FAIL_FAST_MIN_BUDGET, num_samples // 8), FAIL_FAST_PATIENCE)
         if block is not None:  # past its budget, a block solve goes on while it converges (engine/failfast.py)

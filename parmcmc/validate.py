@@ -172,7 +172,7 @@ def check_solve_options(solve_kwargs: dict, solve_fn, caller: str = "sample") ->
         if fallback is None:
             raise ValueError(
                 f"{caller}: fallback=None is refused: {caller}() promises that every chain it returns is "
-                "converged, so a parallel solve that fails is finished sequentially from its exact prefix "
+                "converged, so a parallel solve that fails is finished sequentially "
                 "(fallback='sequential', the default). For the raw, possibly unconverged solve use "
                 "parmcmc.run_chain(..., fallback=None) or parmcmc.solve, which warn (or raise with throw=True)."
             )

@@ -69,9 +69,9 @@ def fail_fast_budget(num_steps: int, block: int) -> tuple[int, int]:
     """(max_iters, patience) of a block solve that fails fast, both counted in block iterations.
 
     A block solve pays only while its sequential depth, (iterations + 2) x B, stays below half the chain's, T / 2:
-    so max_iters = n // 2 - 2 for n = ceil(T / B) blocks (at least 1). A chain that has not converged by then
-    continues sequentially from its exact blocks, whose depth is no more than that of running on, and whose work
-    is far less (one step per state instead of a sweep per block). patience = max_iters // 2 (at most 16): at each
+    so max_iters = n // 2 - 2 for n = ceil(T / B) blocks (at least 1). A chain that has not converged by then is
+    rerun sequentially (solve_blocked's fallback): depth T more, but one step per state instead of a sweep per
+    block of work, and a chain that did not converge by then is one that does not couple. patience = max_iters // 2 (at most 16): at each
     checkpoint the driver's fail-fast rule (engine/solve.py) stops a chain whose exact prefix grew by about the
     pinned block per iteration only (its projected iterations pass 2 max_iters, about n) and whose residual did not
     fall 100-fold: a chain that does not contract (LLE >= 0) never couples, and would need all n blocks.
@@ -243,8 +243,8 @@ def solve_blocked(
     window = -(-window // block)
     progress = None if progress is None else _BlockProgress(progress, block)
     block_map = _BlockMap(hoisted)
-    # The fallback runs here, not in the driver: the final pass below evaluates every block map at its start, which
-    # is the check of the continued block ends, so the program holds no third copy of the block map for it.
+    # The fallback runs here, not in the driver: it stores the chain's states, and the final pass below takes each
+    # step from the stored state before it, which is the check of every continued step.
     ends, converged, it, residual, code, seq_from, _ = solve_jit(
         block_map,
         consts,
@@ -263,16 +263,17 @@ def solve_blocked(
         budget,
     )
     fell_back = jnp.logical_and(fallback is not None, ~converged)
-    if fallback:  # the block ends before seq_from are exact: continue sequentially from there
-        ends = jax.lax.cond(
-            converged, lambda e: e, lambda e: _continue(block_map, consts, x0, e, blocked, mask, seq_from), ends
-        )
-    states, f_ends, observed = _all_states(hoisted, consts, x0, ends, blocked, mask, *(observer or (None,) * 3))
-    if fallback:  # as the driver's fallback: the continued ends checked, a non-finite residual reported as such
-        ok, residual_after = per_step_check(ends, f_ends, atol, rtol)
+    forced = None
+    if fallback:  # the whole chain step by step (see _continue), and the final pass taken along its states
+        # A loop that starts at n where the solve converged: under vmap it runs only as long as a failed chain needs.
+        forced = (fell_back, _continue(hoisted, consts, x0, blocked, mask, jnp.where(fell_back, 0, n)))
+    states, observed, computed = _all_states(hoisted, consts, x0, ends, blocked, mask, *(observer or (None,) * 3), forced)
+    if fallback:  # as the driver's fallback: every continued step checked, a non-finite residual reported as such
+        ok, residual_after = per_step_check(states, computed, atol, rtol)
         converged = jnp.where(fell_back, jnp.all(ok), converged)
         residual = jnp.where(fell_back, residual_after, residual)
         code = jnp.where(jnp.isfinite(residual), code, NONFINITE).astype(code.dtype)
+        seq_from = jnp.where(fell_back, 0, seq_from)
     seq_from = jnp.minimum(seq_from * block, T).astype(jnp.int32)
     out = states[:T], converged, it, residual, code, seq_from, fell_back
     if observer is None:
@@ -280,43 +281,68 @@ def solve_blocked(
     return *out, jax.tree_util.tree_map(lambda a: a.reshape((-1, *a.shape[2:]))[:T], observed)
 
 
-def _continue(block_map, consts, x0, ends, blocked, mask, first):
-    """The block ends from block `first` on, each the block map of the one before (the sequential fallback)."""
+def _continue(hoisted, consts, x0, blocked, mask, first):
+    """The sequential fallback: every state of the chain, step by step from x0, as (n, B, ...) blocks.
 
-    def one(k, ends):
-        start = jnp.where(k == 0, x0, ends[jnp.maximum(k - 1, 0)])
+    `first`: 0, or n for none (zeros); the states of blocks before `first` are zeros.
+
+    From x0, not from the solve's exact prefix: the final pass reruns each block from its start in another
+    compiled program than the solve's, and on a chaotic chain (positive LLE) the last bits by which two
+    programs' roundings differ grow over a block until its end is no longer the solved one (a jump in the chain).
+    Stored step by step here, the final pass takes every step from the stored state before it (one step: nothing
+    grows) and checks it, so the chain returned is this one, whatever its LLE.
+    """
+    fn = functools.partial(hoisted, consts)
+
+    def one(k, carry):
+        x, xs = carry
         u = jax.tree_util.tree_map(lambda a: a[k], (blocked, mask))
-        return ends.at[k].set(block_map(consts, start, u))
+        _, block_states = _run_block(fn, x, *u)
+        return block_states[-1], xs.at[k].set(block_states)
 
-    return jax.lax.fori_loop(first, ends.shape[0], one, ends)
+    xs = jnp.zeros((*mask.shape, *jnp.shape(x0)), x0.dtype)
+    return jax.lax.fori_loop(first, mask.shape[0], one, (x0, xs))[1]
 
 
 @functools.partial(jax.jit, static_argnums=(0, 6))
-def _all_states(hoisted, consts, x0, ends, blocked, mask, observer=None, observer_consts=None, c0=None):
-    """Every block run from its solved start, and the block map at every start (F_k(s_{k-1}), for the check).
+def _all_states(hoisted, consts, x0, ends, blocked, mask, observer=None, observer_consts=None, c0=None, forced=None):
+    """Every block run from its solved start, as (T', ...) states (T' = n B, the padded steps included).
 
-    The last state of block k is its solved end s_k, so that the residual at a block end is the block solve's and
-    the next block starts where it says. With an observer, its g takes the steps instead of fn (the carry from c0 in
-    every block, kept over padded steps) and its outputs come third, (n, B, ...); else None.
+    The last state of block k is its solved end s_k, so that the next block starts where the solve says. With an
+    observer, its g takes the steps instead of fn (the carry from c0 in every block, kept over padded steps) and its
+    outputs come second, (n, B, ...); else None.
+
+    forced: None, or (on, stored) with `stored` the chain's states as (n, B, ...) blocks (the sequential
+    fallback's): where `on`, every step is taken from the stored state before it instead of the step before, and
+    the states returned are the stored ones. Third: what each step computed, (T', ...), for the check against the
+    states (None without `forced`).
     """
     starts = jnp.concatenate([x0[None], ends[:-1]])
     fn = functools.partial(hoisted, consts)
+    on, stored = (False, None) if forced is None else forced
 
-    def observed_block(x, u, m, g=observer):
-        assert g is not None
-
-        def body(carry, um):
-            (x, c), (u, m) = carry, um
-            y, c_next, out = g(observer_consts, x, c, u)
+    def run(x, u, m, before):
+        def body(carry, inputs):
+            (x, c), (u, m, b) = carry, inputs
+            if b is not None:  # teacher forcing: the step from the stored state before it
+                x = jnp.where(on, b, x)
+            if observer is None:
+                y, c_next, out = fn(x, u), c, None
+            else:
+                y, c_next, out = observer(observer_consts, x, c, u)
             keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(m, a, b), new, old)
             y = keep(y, x)
             return (y, keep(c_next, c)), (y, out)
 
-        return jax.lax.scan(body, (x, c0), (u, m))[1]
+        return jax.lax.scan(body, (x, c0), (u, m, before))[1]
 
-    def one(x, e, u, m):
-        xs, out = (_run_block(fn, x, u, m)[1], None) if observer is None else observed_block(x, u, m)
-        return xs.at[-1].set(e), xs[-1], out
+    def one(x, e, u, m, b):
+        xs, out = run(x, u, m, b)
+        return xs.at[-1].set(e), out, xs
 
-    xs, f_ends, observed = jax.vmap(one)(starts, ends, blocked, mask)
-    return xs.reshape((-1, *xs.shape[2:])), f_ends, observed
+    flat = lambda a: a.reshape((-1, *a.shape[2:]))
+    before = None if stored is None else jnp.concatenate([x0[None], flat(stored)[:-1]]).reshape(stored.shape)
+    xs, observed, computed = jax.vmap(one)(starts, ends, blocked, mask, before)
+    if stored is None:
+        return flat(xs), observed, None
+    return flat(jnp.where(on, stored, xs)), observed, flat(computed)

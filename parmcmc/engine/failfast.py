@@ -1,7 +1,7 @@
 """Fail fast: when the driver's iteration stops early and hands a solve to the sequential fallback.
 
 With `patience` P, two rules stop a solve that is not converging (result RESULTS.max_iters; with
-fallback="sequential" it continues step by step from its exact prefix). Rates count unknowns (states, or
+fallback="sequential" it is finished step by step). Rates count unknowns (states, or
 block ends for a block solve) per iteration; the pin makes at least one more unknown exact per iteration,
 so one per iteration is the floor of any solve, and a solve that does not couple gains only that.
 

@@ -214,13 +214,21 @@ def fallback_warning(solution: Any, lle: Any = None, *, call: str = "solve", sol
         if starts.min() == starts.max()
         else f"state indices {int(starts.min())}..{int(starts.max())}"
     )
-    msg = (
-        f"{call}: the parallel solve{name} {' and '.join(causes) or 'failed'}{which}; it continued "
-        f"sequentially from {where} (0-based) of {T}: the states before it satisfy the step map to "
-        f"tolerance and the rest continues that prefix step by step, computed without the parallel "
-        f"speed-up. Where the dynamics contract this is the sequential chain; on a chaotic chain (positive "
-        f"LLE) it is a valid chain of the same sampler but not necessarily the sequential replay."
-    )
+    if starts.max() == 0:  # a block solve's fallback (engine/blocks.py) reruns the chain from its start
+        how = (
+            f"the chain of {T} states was computed step by step from its start instead, without the parallel "
+            f"speed-up, every step checked. This is the sequential chain, up to the rounding of another compiled "
+            f"program, which a chaotic chain (positive LLE) can grow: it is then a valid chain of the same "
+            f"sampler but not necessarily the sequential replay."
+        )
+    else:
+        how = (
+            f"it continued sequentially from {where} (0-based) of {T}: the states before it satisfy the step map "
+            f"to tolerance and the rest continues that prefix step by step, computed without the parallel "
+            f"speed-up. Where the dynamics contract this is the sequential chain; on a chaotic chain (positive "
+            f"LLE) it is a valid chain of the same sampler but not necessarily the sequential replay."
+        )
+    msg = f"{call}: the parallel solve{name} {' and '.join(causes) or 'failed'}{which}; {how}"
     if lle is not None:
         lle = getattr(lle, "lyapunov", lle)  # a Diagnosis carries its LyapunovEstimate
         estimate = hasattr(lle, "lle")  # a LyapunovEstimate (the engine does not import predictability)

@@ -131,8 +131,8 @@ def solve(
         Fail fast: every `patience` iterations, stop (result MAX_ITERS) if the exact prefix, at its rate so far,
         would need more than 2 max_iters (or 2 budget) iterations and the residual has not fallen 100-fold since the
         last check.
-        With fallback="sequential" the chain then continues step by step from its exact prefix. None (default): run
-        to convergence or max_iters.
+        With fallback="sequential" the chain then continues step by step from its exact prefix (a block solve reruns
+        it from its start: engine/blocks.py). None (default): run to convergence or max_iters.
     block
         Multiple shooting (engine/blocks.py, docs/convergence.md): the unknowns are the states at the ends of blocks
         of `block` consecutive steps, each block run sequentially from its start, and `solver` solves the recurrence

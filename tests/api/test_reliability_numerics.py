@@ -73,7 +73,7 @@ def banana(x):
 def test_float32_overflow_through_sample_warns_and_returns_the_sequential_chain(record_property):
     """Undamped DEER on HMC's banana chain in float32 (the published case that needs damping): a Newton
     iterate overflows (its non-finite tail is now rejected, and the solve fails fast by its budget
-    instead: docs/convergence.md). sample() finishes the failed solve step by step from its exact prefix,
+    instead: docs/convergence.md). sample() finishes the failed solve step by step,
     with a warning, and the draws are the float32 sequential chain's (compare() runs both). In float32 the
     two agree to the solver's tolerance up to the first accept decision that differs (precision.md);
     the differing decisions are counted."""

@@ -101,3 +101,27 @@ def test_an_observed_block_solve_that_falls_back_returns_the_continued_chain_and
     want = jnp.sum(previous, axis=tuple(range(1, previous.ndim))) + jnp.arange(300) % 16
     assert sol.stats["observed"].shape == (300,)
     assert float(jnp.max(jnp.abs(sol.stats["observed"] - want))) <= 1e-9
+
+
+def chaotic(x, u):
+    return 3.9 * x * (1.0 - x) + 0.0 * u  # the logistic map: an error grows ~1.7x per step (LLE ~ +0.5)
+
+
+@pytest.mark.parametrize("solver", [Jacobi(), DEER()], ids=repr)
+def test_a_chaotic_block_fallback_returns_one_chain_every_step_checked(solver):
+    # The observer's next state differs from fn's by one rounding, as two compiled programs' may: over a 32-step
+    # block the logistic map grows it ~1e7-fold. Rerun from its start, a block ended far from the end it was
+    # given (a jump in the chain, reported as not converged); taken from the stored states, every step is one
+    # step of the map, checked, and the observer sees the very states returned.
+    x0, u = jnp.array([0.3, 0.7]), jnp.zeros((300, 2))
+    rounded = lambda x, c, u: (chaotic(x, u) * (1.0 + 2.0**-52), c, x[0])
+    sol = solve(chaotic, x0, u, solver, block=32, max_iters=2, fallback="sequential", observe=(rounded, jnp.zeros(())))
+    assert bool(sol.fell_back) and bool(sol.converged) and int(sol.sequential_from) == 0
+    assert float(sol.residual) <= 1e-14  # one step's rounding, not a block's growth of it
+    states = sol.states
+    previous = jnp.concatenate([x0[None], states[:-1]])
+    assert float(jnp.max(jnp.abs(states - jax.vmap(chaotic)(previous, u)))) <= 1e-14
+    assert float(jnp.max(jnp.abs(sol.stats["observed"] - previous[:, 0]))) == 0.0
+    ref = solve(chaotic, x0, u, Sequential()).states
+    assert float(jnp.max(jnp.abs(ref[:20] - states[:20]))) <= 1e-12  # the sequential chain (as long as it is
+    # not yet chaotic, i.e. until its first rounding grew; the rest is a valid chain of the same map)

@@ -73,12 +73,12 @@ def test_vmap_over_chains_equals_each_chain_alone():
     assert bool(jnp.all(sols.converged))
 
 
-def test_fallback_continues_from_the_exact_blocks_and_window_composes():
+def test_fallback_reruns_the_chain_step_by_step_and_window_composes():
     fn, x0, u = switching_map(T=300)
     ref = _sequential(fn, x0, u)
     sol = solve(fn, x0, u, Jacobi(), block=16, max_iters=1, fallback="sequential")
     assert int(sol.result) == MAX_ITERS and bool(sol.fell_back) and bool(sol.converged)
-    assert int(sol.sequential_from) % 16 == 0 and 16 <= int(sol.sequential_from) < 300
+    assert int(sol.sequential_from) == 0  # from the start, not the exact blocks: test_block_program.py says why
     assert float(jnp.max(jnp.abs(sol.states - ref))) <= 1e-10
     windowed = solve(fn, x0, u, DEER(), block=16, window=64)
     assert bool(windowed.converged) and float(jnp.max(jnp.abs(windowed.states - ref))) <= 1e-10
