@@ -30,7 +30,7 @@ from parmcmc.engine import (
     solve,
 )
 from parmcmc.engine.results import FallbackWarning
-from parmcmc.health import FrozenChainWarning, ReplayWarning
+from parmcmc.health import FrozenChainWarning, MixingWarning, ReplayWarning
 from parmcmc.predictability import Diagnosis, LyapunovEstimate, diagnose_recurrence, lyapunov_exponent
 from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
 from parmcmc.validate import Float64DataWarning, IgnoredArgumentWarning
@@ -51,6 +51,7 @@ __all__ = [
     "IgnoredArgumentWarning",
     "Jacobi",
     "LyapunovEstimate",
+    "MixingWarning",
     "NotConvergedWarning",
     "Picard",
     "QuasiDEER",

@@ -23,6 +23,7 @@ from parmcmc.health import (
     report_unconverged,
     warn_if_frozen,
     warn_if_infinite_density,
+    warn_if_not_mixed,
     warn_if_replay_may_differ,
 )
 from parmcmc.io.output import datatree_from_run
@@ -315,7 +316,8 @@ def run_chains(s: Settings, prepared: Prepared, solver: AbstractSolver, noise_of
     )
     warn_if_infinite_density(chains)
     report_unconverged(chains, solver, throw=throw, call="sample")
-    warn_if_frozen(chains, prepared.step_size, call="sample")
+    if not warn_if_frozen(chains, prepared.step_size, call="sample"):  # a frozen chain has not mixed: said once
+        warn_if_not_mixed(chains, call="sample")
     warn_if_replay_may_differ(chains, call="sample")
     return Run(chains, seconds, compile_s, solver)
 

@@ -7,6 +7,8 @@
 - warn_if_replay_may_differ: a chain with accept decisions within reach of the solver's tolerance (see
                              parmcmc.exactness) warns ReplayWarning: its draws are a valid chain of the sampler
                              but may differ from the sequential replay.
+- warn_if_not_mixed:         chains whose rank-normalised split R-hat passes RHAT_LIMIT warn MixingWarning: they
+                             have not explored the same distribution, so they are not yet samples of the posterior.
 - warn_if_infinite_density: a chain stuck at a point of infinite log density warns RuntimeWarning.
 - model_errors_named:        a runtime failure inside the compiled run (a host callback of the log density that
                              raised) is re-raised naming the model and what to do, instead of JAX's raw error.
@@ -27,6 +29,10 @@ class FrozenChainWarning(UserWarning):
     """A chain accepted no proposal, or its draws barely moved: its step size is far off."""
 
 
+class MixingWarning(UserWarning):
+    """The chains have not mixed (R-hat): their draws are not yet samples of the posterior."""
+
+
 class ReplayWarning(UserWarning):
     """A parallel chain's draws may differ from the sequential replay (a valid chain of the same sampler)."""
 
@@ -44,10 +50,11 @@ def report_unconverged(chains, solver, *, throw: bool = False, call: str = "samp
 
 
 MIN_DRAWS = 10
+RARELY_ACCEPTED = 0.05  # a frozen chain that accepted fewer of its proposals than this has too large a step
 
 
-def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
-    """The frozen chains and why.
+def warn_if_frozen(chains, step_size, *, call: str = "sample") -> bool:
+    """Warn about the frozen chains and why; return whether any chain is frozen.
 
     Per chain: no accepted proposal (step size too large), or a largest relative move over the whole chain
     below sqrt(machine epsilon) (step size too small: the moves are lost in rounding).
@@ -55,7 +62,7 @@ def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
     accepted = np.asarray(chains.stats.is_accepted, dtype=bool)  # (chain, draw)
     accepted = accepted.reshape(-1, accepted.shape[-1])
     if accepted.shape[1] < MIN_DRAWS:  # too few draws to tell a frozen chain from chance
-        return
+        return False
     flat = np.asarray(jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(chains.positions))  # (chain, draw, D)
     flat = flat.reshape(-1, *flat.shape[-2:])
     eps = np.asarray(step_size).ravel()
@@ -64,10 +71,14 @@ def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
         moved = np.max((flat.max(axis=1) - flat.min(axis=1)) / (1.0 + np.abs(flat).max(axis=1)), axis=-1)
     never = np.flatnonzero(~accepted.any(axis=1)).tolist()
     still = [c for c in np.flatnonzero(moved < tiny).tolist() if c not in never]
+    # A chain that accepts (almost) nothing barely moves too: its step size is too large, not too small.
+    rare = [c for c in still if accepted[c].mean() < RARELY_ACCEPTED]
+    never, still = never + rare, [c for c in still if c not in rare]
     if never:
         warnings.warn(
-            f"{call}: chain(s) {never} accepted none of their {accepted.shape[1]} proposals (step size "
-            f"{_sizes(eps, never)}): every draw is the starting point, not a sample of the posterior. The step "
+            f"{call}: chain(s) {never} accepted {'none' if not rare else 'almost none'} of their "
+            f"{accepted.shape[1]} proposals (step size {_sizes(eps, never)}): the draws are (nearly all) the "
+            "starting point, not a sample of the posterior. The step "
             "size is far too large for the target: leave step_size out to let the warmup adapt it, or give a "
             "smaller one.",
             FrozenChainWarning,
@@ -82,6 +93,7 @@ def warn_if_frozen(chains, step_size, *, call: str = "sample") -> None:
             FrozenChainWarning,
             stacklevel=4,
         )
+    return bool(never or still)
 
 
 def _sizes(eps, rows):
@@ -149,3 +161,61 @@ def warn_if_infinite_density(chains, call: str = "sample") -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+RHAT_LIMIT = 1.05  # rank-normalised split R-hat above which the chains are reported as not mixed
+RHAT_MIN_DRAWS = 50  # fewer draws per chain make R-hat too noisy to warn on
+
+
+def split_rhat(draws: np.ndarray) -> np.ndarray:
+    """Rank-normalised split R-hat (Vehtari et al. 2021) of (chain, draw, k) draws: (k,), NaN where constant.
+
+    The larger of the bulk R-hat (of the ranks, normal scores) and the tail R-hat (of the folded draws' ranks).
+    """
+    import scipy.special
+    import scipy.stats
+
+    half = draws.shape[1] // 2
+    split = np.concatenate([draws[:, :half], draws[:, draws.shape[1] - half :]])  # (2 chains, half, k)
+
+    def rhat(x):
+        flat = x.reshape(-1, x.shape[-1])
+        z = scipy.special.ndtri((scipy.stats.rankdata(flat, axis=0) - 0.375) / (flat.shape[0] + 0.25))
+        z = z.reshape(x.shape)
+        within = np.mean(np.var(z, axis=1, ddof=1), axis=0)
+        between = half * np.var(np.mean(z, axis=1), axis=0, ddof=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sqrt(((half - 1) / half * within + between / half) / within)
+
+    folded = np.abs(split - np.median(split.reshape(-1, split.shape[-1]), axis=0))
+    return np.fmax(rhat(split), rhat(folded))
+
+
+def warn_if_not_mixed(chains, *, call: str = "sample") -> None:
+    """Warn MixingWarning when a parameter's rank-normalised split R-hat passes RHAT_LIMIT.
+
+    Per entry of every variable of the chains' (unconstrained) positions; the split halves of each chain are
+    compared, so one chain is checked too. Runs shorter than RHAT_MIN_DRAWS draws are not judged.
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(chains.positions)[0]
+    if not leaves or np.shape(leaves[0][1])[1] < RHAT_MIN_DRAWS:
+        return
+    worst = []
+    for path, leaf in leaves:
+        x = np.asarray(leaf, dtype=np.float64)
+        r = split_rhat(x.reshape(*x.shape[:2], -1))
+        name = jax.tree_util.keystr(path).strip("[]'\"") or "x"
+        worst += [(float(v), name if x.ndim == 2 else f"{name}[{i}]") for i, v in enumerate(r) if v > RHAT_LIMIT]
+    if not worst:
+        return
+    worst.sort(reverse=True)
+    shown = ", ".join(f"{n} {v:.3g}" for v, n in worst[:5]) + (", ..." if len(worst) > 5 else "")
+    warnings.warn(
+        f"{call}: the chains have not mixed: the rank-normalised split R-hat of {len(worst)} parameter(s) is above "
+        f"{RHAT_LIMIT} ({shown}; unconstrained). Their chains (or the two halves of one) have not explored the "
+        "same distribution, so the draws are not yet samples of the posterior. Run a longer warmup and more draws, "
+        "try dense_mass=True for correlated or differently scaled parameters, or reparameterise (non-centred "
+        "hierarchies); arviz.summary(tree) shows R-hat and ESS per parameter.",
+        MixingWarning,
+        stacklevel=4,
+    )

@@ -15,6 +15,7 @@ from parmcmc import jitcache, progress
 from parmcmc.chain import run_chain
 from parmcmc.engine import Sequential
 from parmcmc.health import model_errors_named
+from parmcmc.io.names import check_dims_and_coords
 from parmcmc.keys import chain_keys
 from parmcmc.models import Target, from_model
 from parmcmc.samplers import HMC, MALA, AdjustedMCLMC, Barker
@@ -29,7 +30,6 @@ from parmcmc.settings import (
     hmc_integration_steps_jitter,
     hmc_step_size_jitter,
 )
-from parmcmc.validate import check_dims_and_coords
 from parmcmc.warmup import HMC_TRAJECTORY_TARGET_ACCEPTANCE, hmc_warmup, mala_warmup
 from parmcmc.warmup_chees import CHEES_TARGET_ACCEPTANCE, chees_warmup
 from parmcmc.warmup_scale import ADJUSTED_MCLMC_STEPS, barker_warmup, mclmc_warmup
@@ -61,13 +61,13 @@ def prepare(s: Settings) -> Prepared:
     target = from_model(
         s.model, init_key, s.num_chains, s.model_args, s.model_kwargs, s.initial_position, s.init_strategy
     )
-    check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data)
-    if s.log_likelihood and not target.observed_data:  # the group asked for could never be there: say so now
-        raise ValueError(
-            f"sample: log_likelihood=True asks for the pointwise log likelihood of the observed sites, but model "
-            f"{target.name!r} observes nothing (no numpyro.sample(..., obs=...)). Pass the data, or leave "
-            "log_likelihood out."
-        )
+    check_dims_and_coords(s.dims, s.coords, target.var_shapes, target.observed_data, target.dims)
+    for asked, what in (("log_likelihood", "the pointwise log likelihood"), ("posterior_predictive", "draws")):
+        if getattr(s, asked) and not target.observed_data:  # the group asked for could never be there: say so now
+            raise ValueError(
+                f"sample: {asked}=True asks for {what} of the observed sites, but model {target.name!r} observes "
+                f"nothing (no numpyro.sample(..., obs=...)). Pass the data, or leave {asked} out."
+            )
     name, template = s.sampler_name, s.sampler
     if template is None:
         if name == "mala":

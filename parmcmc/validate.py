@@ -262,34 +262,6 @@ def check_flags_and_names(caller: str = "sample", **named) -> None:
             raise TypeError(f"{caller}: {name} must be a dict such as {example}, or None; got {type(value).__name__}.")
 
 
-def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, caller: str = "sample") -> None:
-    """dims name variables of the model with the right number of dimensions, and coords fit their sizes.
-
-    Checked against the model's shapes before warmup (ArviZ would refuse them only after the run).
-    """
-    shapes = {**{k: tuple(np.shape(v)) for k, v in (observed or {}).items()}, **dict(var_shapes)}
-    sizes = {}
-    for name, names in (dims or {}).items():
-        if name not in shapes:
-            raise ValueError(
-                f"{caller}: dims names {name!r}, which is not a variable of the model; its variables are "
-                f"{sorted(shapes)}."
-            )
-        if isinstance(names, str) or len(names) != len(shapes[name]):
-            example = [f"{name}_dim_{i}" for i in range(len(shapes[name]))]
-            raise ValueError(
-                f"{caller}: dims[{name!r}] = {names!r} must list {len(shapes[name])} dimension name(s), one per axis "
-                f"of one draw of {name!r} (shape {shapes[name]}), e.g. {example}."
-            )
-        sizes.update({d: shapes[name][i] for i, d in enumerate(names)})
-    for dim, labels in (coords or {}).items():
-        if dim in sizes and np.size(labels) != sizes[dim]:
-            raise ValueError(
-                f"{caller}: coords[{dim!r}] has {np.size(labels)} label(s), but dimension {dim!r} has size "
-                f"{sizes[dim]}; give one label per entry."
-            )
-
-
 # MALA's dense preconditioner is estimated from the warmup's draws from this many warmup steps on (prepare.warm_up).
 MALA_PRECONDITION_MIN_WARMUP = 20
 

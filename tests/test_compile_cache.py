@@ -85,6 +85,7 @@ def test_host_callbacks_are_part_of_the_program():
     assert len(seen_a) == 1 and len(seen_b) == 1  # the second program called its own callback
 
 
+@pytest.mark.filterwarnings("ignore::parmcmc.MixingWarning")  # a short run: R-hat is not what is tested here
 def test_a_second_sample_call_with_new_data_compiles_nothing(count_compiles, capsys):
     ex = eight_schools()
     common = dict(num_samples=64, num_warmup=32, num_chains=2, sampler="mala", parallel=False)  # solve: see above

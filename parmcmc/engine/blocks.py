@@ -70,11 +70,11 @@ def fail_fast_budget(num_steps: int, block: int) -> tuple[int, int]:
 
     A block solve pays only while its sequential depth, (iterations + 2) x B, stays below half the chain's, T / 2:
     so max_iters = n // 2 - 2 for n = ceil(T / B) blocks (at least 1). A chain that has not converged by then is
-    rerun sequentially (solve_blocked's fallback): depth T more, but one step per state instead of a sweep per
-    block of work, and a chain that did not converge by then is one that does not couple. patience = max_iters // 2 (at most 16): at each
-    checkpoint the driver's fail-fast rule (engine/solve.py) stops a chain whose exact prefix grew by about the
-    pinned block per iteration only (its projected iterations pass 2 max_iters, about n) and whose residual did not
-    fall 100-fold: a chain that does not contract (LLE >= 0) never couples, and would need all n blocks.
+    rerun sequentially (solve_blocked's fallback): depth T more, but one step per state of work instead of a sweep
+    per block, and a chain that did not converge by then is one that does not couple. patience = max_iters // 2 (at
+    most 16): at each checkpoint the driver's fail-fast rule (engine/solve.py) stops a chain whose exact prefix grew
+    by about the pinned block per iteration only (its projected iterations pass 2 max_iters, about n) and whose
+    residual did not fall 100-fold: a chain that does not contract (LLE >= 0) never couples and would need all n blocks.
     """
     n = -(-num_steps // block)
     max_iters = max(1, n // 2 - 2)
@@ -267,7 +267,9 @@ def solve_blocked(
     if fallback:  # the whole chain step by step (see _continue), and the final pass taken along its states
         # A loop that starts at n where the solve converged: under vmap it runs only as long as a failed chain needs.
         forced = (fell_back, _continue(hoisted, consts, x0, blocked, mask, jnp.where(fell_back, 0, n)))
-    states, observed, computed = _all_states(hoisted, consts, x0, ends, blocked, mask, *(observer or (None,) * 3), forced)
+    states, observed, computed = _all_states(
+        hoisted, consts, x0, ends, blocked, mask, *(observer or (None,) * 3), forced
+    )
     if fallback:  # as the driver's fallback: every continued step checked, a non-finite residual reported as such
         ok, residual_after = per_step_check(states, computed, atol, rtol)
         converged = jnp.where(fell_back, jnp.all(ok), converged)

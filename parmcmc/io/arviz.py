@@ -52,6 +52,8 @@ def _require_arviz_1() -> None:
 _require_arviz_1()
 import arviz_base  # noqa: E402  (after the version check, so an old ArviZ gets the message above)
 
+from parmcmc.io.names import datatree_name  # noqa: E402
+
 __all__ = ["SOLVER_GROUP", "SOLVER_STATS", "solver_stats", "to_datatree"]
 
 _CALLER = "to_datatree"
@@ -212,7 +214,10 @@ def to_datatree(
         if name in groups["sample_stats"]:
             raise ValueError(f"{_CALLER}: {name!r} is both a per-step and a per-chain statistic; rename one.")
 
-    data = {group: values for group, values in groups.items() if values}
+    # A DataTree refuses '/' in a variable's name (its group separator): NumPyro's scope names sites "a/mu".
+    data = {group: {datatree_name(k): v for k, v in values.items()} for group, values in groups.items() if values}
+    dims = {datatree_name(k): [datatree_name(d) for d in v] for k, v in (dims or {}).items()}  # scope names plates
+    coords = {datatree_name(k): v for k, v in (coords or {}).items()}
     tree = arviz_base.from_dict(
         data,
         dims=_dims_for(data, dims),

@@ -43,12 +43,16 @@ def model_name(model: Callable) -> str:
 
 
 def _raw_keys(rng_key: jax.Array, num: int) -> jax.Array:
-    """`num` keys in NumPyro's raw uint32 layout, one per chain (typed keys are converted).
+    """`num` keys, one per chain: threefry's in NumPyro's raw uint32 layout, another implementation's typed.
 
-    Key k does not depend on `num`, so chain k starts at the same place whatever the number of chains.
+    NumPyro takes a raw key only in threefry's (2,) layout; an rbg key's data, (4,), it refuses. Key k does not
+    depend on `num`, so chain k starts at the same place whatever the number of chains.
     """
     keys = chain_keys(rng_key, num)
-    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
+    if not typed and keys.shape[-1:] != (2,):  # raw data of another default implementation (jax_default_prng_impl)
+        keys, typed = jax.random.wrap_key_data(keys), True
+    if typed and jax.random.key_data(keys).shape[-1:] == (2,):
         keys = jax.random.key_data(keys)
     return keys
 

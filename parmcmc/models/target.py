@@ -11,6 +11,7 @@ Both a NumPyro model (see `parmcmc.models.numpyro.from_numpyro`) and a plain log
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -165,6 +166,18 @@ def check_initial_positions(logdensity_fn: Callable, positions: PyTree, caller: 
         )
 
 
+def _in_dtype_of(logdensity_fn: Callable, positions: PyTree) -> Callable:
+    """The log density returning the positions' floating dtype (float32 weights under x64, or the reverse).
+
+    The samplers carry the log density beside the position in one loop state, whose types must not change.
+    """
+    one = jax.tree_util.tree_map(lambda a: a[0], positions)
+    dtype = ravel_pytree(one)[0].dtype
+    if jax.eval_shape(logdensity_fn, one).dtype == dtype:
+        return logdensity_fn
+    return functools.wraps(logdensity_fn)(lambda x: jnp.asarray(logdensity_fn(x)).astype(dtype))
+
+
 def _variable_name(path) -> str:
     parts = []
     for key in path:
@@ -215,6 +228,7 @@ def from_logdensity(
         positions = jax.tree_util.tree_map(jnp.asarray, initial_positions)
         num_chains_of(positions, caller)
     check_initial_positions(logdensity_fn, positions, caller, name)
+    logdensity_fn = _in_dtype_of(logdensity_fn, positions)
 
     paths_leaves, _ = jax.tree_util.tree_flatten_with_path(positions)
     names = [_variable_name(path) for path, _ in paths_leaves]

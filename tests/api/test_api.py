@@ -231,6 +231,7 @@ def test_forced_non_convergence_falls_back_warns_and_returns_the_sequential_chai
     assert bool(run.runs.loc["parallel", "fell_back"])
 
 
+@pytest.mark.filterwarnings("ignore::parmcmc.MixingWarning")  # a short run: R-hat is not what is tested here
 @pytest.mark.parametrize("step_size, parallel_expected", [(0.5, True), (2.2, False)])
 def test_parallel_auto_follows_the_diagnosis_where_the_device_favours_parallel(
     monkeypatch, step_size, parallel_expected
@@ -274,6 +275,7 @@ def test_parallel_defaults_to_auto():
     assert inspect.signature(parmcmc.sample).parameters["parallel"].default == "auto"
 
 
+@pytest.mark.filterwarnings("ignore::parmcmc.MixingWarning")  # a short run: R-hat is not what is tested here
 def test_auto_on_the_cpu_takes_the_sequential_chain_and_compiles_nothing_more_than_parallel_false(count_compiles):
     """On a CPU "auto" prices the sequential chain from the warmup's own steps and decides by the cost
     model (parmcmc.weigh, stage 0): no probe, no pilot, so its first call compiles nothing beyond the programs

@@ -21,6 +21,7 @@ def small(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::parmcmc.FallbackWarning")  # eight schools falls back on some chains, as documented
+@pytest.mark.filterwarnings("ignore::parmcmc.MixingWarning")  # the example at its small sizes: short chains
 def test_the_workflow_runs_and_its_draws_are_the_sequential_ones(small):
     gaps = runpy.run_path(str(SCRIPT), run_name="example")["main"]()
     assert set(gaps) == {"eight_schools", "radon"}

@@ -388,6 +388,7 @@ def test_expanding_chain_is_flagged_and_does_part_from_the_replay():
     assert int(jnp.sum(par.stats.is_accepted != seq.stats.is_accepted)) > 0
 
 
+@pytest.mark.filterwarnings("ignore::parmcmc.MixingWarning")  # a short run: R-hat is not what is tested here
 def test_sample_reports_exactness_per_chain_next_to_the_solver_statistics():
     # adaptation="window" (10 steps, step size jittered): 20 warmup steps leave the default's un-jittered step size
     # unstable on one chain (2.82 on a standard normal), which this test of the solver's statistics is not about
