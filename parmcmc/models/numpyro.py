@@ -230,11 +230,19 @@ def _observed_diagnosis(model_trace: dict) -> tuple[str, str]:
                 factors.append(f" numpyro.factor {site_name!r} is not finite at a start tried: {site['fn'].log_factor}")
             elif found is not None:
                 bad, value = found
-                values = f" (values {value[bad][:3].tolist()})" if value.shape[: bad.ndim] == bad.shape else ""
+                aligned = value.shape[: bad.ndim] == bad.shape
+                values = f" (values {value[bad][:3].tolist()})" if aligned else ""
+                inside = aligned and bool(np.all(np.asarray(site["fn"].support(value))[bad]))
+                check = (
+                    "those data lie inside the support, so the distribution's parameters are not finite there: check "
+                    "the covariates (or parameters) they are computed from at those entries, e.g. for an overflow."
+                    if inside
+                    else "check those data against the distribution's support."
+                )
                 notes.append(
                     f" The observed data of site {site_name!r} have a log likelihood that is not finite (at a start "
                     f"drawn by init_to_uniform) at entries {_entries(bad)}{values} under {type(site['fn']).__name__} "
-                    f"with support {site['fn'].support}: check those data against the distribution's support."
+                    f"with support {site['fn'].support}: {check}"
                 )
     return "".join(notes), "".join(factors)
 

@@ -171,3 +171,18 @@ def test_an_ill_scaled_target_that_did_not_mix_is_reported():
     said = [w for w in caught if issubclass(w.category, parmcmc.MixingWarning) and "x[1]" in str(w.message)]
     sd = float(tree.posterior["x"].std(("chain", "draw")).values[1])
     assert said or abs(sd - 1.0) < 0.2, sd  # a wide coordinate not explored is never returned without a word
+
+
+def test_a_covariate_that_overflows_is_not_blamed_on_the_data(no_heavy_work):
+    """X[3, 1] = 1e200 made X @ b overflow; the message told the user to check y[3] = 1.1 against Real()."""
+
+    def regression(X, y=None):
+        b = numpyro.sample("b", dist.Normal(0, 1).expand([X.shape[1]]).to_event(1))
+        with numpyro.plate("N", X.shape[0]):
+            numpyro.sample("y", dist.Normal(X @ b, 1), obs=y)
+
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    y = X @ np.array([1.0, -1.0])
+    X[3, 1] = 1e200
+    with pytest.raises(ValueError, match=r"entries \[3\].*inside the support.*check the covariates"):
+        parmcmc.sample(regression, model_args=(X,), model_kwargs={"y": y}, **SHORT)
