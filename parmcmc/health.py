@@ -213,9 +213,10 @@ def warn_if_not_mixed(chains, *, call: str = "sample") -> None:
     warnings.warn(
         f"{call}: the chains have not mixed: the rank-normalised split R-hat of {len(worst)} parameter(s) is above "
         f"{RHAT_LIMIT} ({shown}; unconstrained). Their chains (or the two halves of one) have not explored the "
-        "same distribution, so the draws are not yet samples of the posterior. Run a longer warmup and more draws, "
-        "try dense_mass=True for correlated or differently scaled parameters, or reparameterise (non-centred "
-        "hierarchies); arviz.summary(tree) shows R-hat and ESS per parameter.",
+        "same distribution, so the draws are not yet samples of the posterior. Run a longer warmup and more draws; "
+        "for parameters of very different scales try dense_mass='low_rank' (HMC: a metric fitted to draws and "
+        "gradients) or adaptation='chees', for correlated ones dense_mass=True; reparameterise hierarchies "
+        "(non-centred). arviz.summary(tree) shows R-hat and ESS per parameter.",
         MixingWarning,
         stacklevel=4,
     )
