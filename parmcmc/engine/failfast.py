@@ -19,6 +19,14 @@ so one per iteration is the floor of any solve, and a solve that does not couple
   iteration runs its B steps in depth B, plus the overhead of its Jacobians). So a chain still coupling is
   not cut off by a fixed budget, and one that gains only the pinned unknown stops at the budget as before.
 
+- At any iteration: a solve whose residual has been above EXPLOSION times its guess's for EXPLOSION_STREAK
+  iterations in a row, and whose exact prefix projects past 2 budget iterations as above, stops without waiting
+  for a checkpoint. Newton's linearisation keeps expanding there (a chaotic chain: a horseshoe regression's HMC
+  chain went from 6 to 1e302, 1e138, 2e18, ... and would have spent 7, or at T = 2000 14, block iterations of
+  D + 1 forward passes each before its first checkpoint). A transient overflow from a poor guess is repaired by
+  the rejection of its non-finite tail within an iteration or two (two in a row on tests/helpers' expanding_guess,
+  which then converges); a solve whose prefix still advances fast is not stopped.
+
 With budget = max_iters (the default) the second rule never fires before max_iters does, and the first is
 the rule the driver always had.
 """
@@ -30,14 +38,18 @@ from parmcmc.engine.results import RESULTS
 __all__ = ["MIN_RATE", "fail_fast", "init"]
 
 MIN_RATE = 1.5  # unknowns per iteration past the budget (largest gain left out): clearly faster than the pin's 1
+EXPLOSION = 1e6  # a residual this many times the guess's ...
+EXPLOSION_STREAK = 3  # ... this many iterations in a row: the linearisation keeps expanding
 
 
 def init(residual, t0, patience: int):
     """The fail-fast carry after the initial check.
 
-    The residual at the last checkpoint, the last exact prefix, and the prefix's gains in the last P iterations.
+    The residual at the last checkpoint, the last exact prefix, the prefix's gains in the last P iterations, the
+    guess's residual and how many iterations in a row the residual has been EXPLOSION times above it.
     """
-    return residual, jnp.asarray(t0, jnp.int32), jnp.zeros((patience,), jnp.int32)
+    t0 = jnp.asarray(t0, jnp.int32)
+    return residual, t0, jnp.zeros((patience,), jnp.int32), residual, jnp.zeros((), jnp.int32)
 
 
 def fail_fast(status, carry, it, t0, residual, num_unknowns: int, max_iters: int, budget: int | None, patience: int):
@@ -45,19 +57,22 @@ def fail_fast(status, carry, it, t0, residual, num_unknowns: int, max_iters: int
 
     status becomes RESULTS.max_iters where a running solve is to stop (module docstring).
     """
-    r_ref, last, gains = carry
+    r_ref, last, gains, r_guess, streak = carry
     t0 = jnp.asarray(t0, jnp.int32)
     # it == 0: the guess's own check, in the loop of a solve that linearises the guess there (engine/solve.py); the
     # record of gains starts from it, as `init` starts it for a solve that checks the guess before its loop.
     last = jnp.where(it == 0, t0, last)
+    r_guess = jnp.where(it == 0, residual, r_guess)
     soft = max_iters if budget is None else min(budget, max_iters)
     checkpoint = it % patience == 0
     projected = it * num_unknowns / jnp.maximum(t0, 1)
     stalled = checkpoint & (it < soft) & (projected > 2 * soft) & ~(residual < 1e-2 * r_ref)
+    streak = jnp.where((it > 0) & (residual > EXPLOSION * r_guess), streak + 1, 0).astype(streak.dtype)
+    stalled = stalled | ((streak >= EXPLOSION_STREAK) & (projected > 2 * soft))
     gains = gains.at[it % patience].set(t0 - last)  # the last min(it, P) gains; the others are 0
     span = jnp.minimum(it, patience)
     trimmed = jnp.where(span > 1, jnp.sum(gains) - jnp.max(gains), jnp.sum(gains))
     slow = (it >= soft) & (trimmed < MIN_RATE * jnp.maximum(span - 1, 1))
     status = jnp.where((status == RESULTS.running) & (stalled | slow), RESULTS.max_iters, status)
     r_ref = jnp.where(checkpoint, residual, r_ref)
-    return status, (r_ref, t0, gains)
+    return status, (r_ref, t0, gains, r_guess, streak)
