@@ -165,6 +165,7 @@ def warn_if_infinite_density(chains, call: str = "sample") -> None:
 
 RHAT_LIMIT = 1.05  # rank-normalised split R-hat above which the chains are reported as not mixed
 RHAT_MIN_DRAWS = 50  # fewer draws per chain make R-hat too noisy to warn on
+RHAT_SCREEN = 1.01  # entries whose plain split R-hat (and its folded one) is below this are not ranked
 
 
 def split_rhat(draws: np.ndarray) -> np.ndarray:
@@ -179,23 +180,41 @@ def split_rhat(draws: np.ndarray) -> np.ndarray:
     split = np.concatenate([draws[:, :half], draws[:, draws.shape[1] - half :]])  # (2 chains, half, k)
 
     def rhat(x):
-        flat = x.reshape(-1, x.shape[-1])
-        z = scipy.special.ndtri((scipy.stats.rankdata(flat, axis=0) - 0.375) / (flat.shape[0] + 0.25))
-        z = z.reshape(x.shape)
-        within = np.mean(np.var(z, axis=1, ddof=1), axis=0)
-        between = half * np.var(np.mean(z, axis=1), axis=0, ddof=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.sqrt(((half - 1) / half * within + between / half) / within)
+        flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)  # (k, draws): each row sorted in place
+        z = scipy.special.ndtri((scipy.stats.rankdata(flat, axis=1) - 0.375) / (flat.shape[1] + 0.25))
+        return _plain_rhat(z.T.reshape(x.shape))
 
     folded = np.abs(split - np.median(split.reshape(-1, split.shape[-1]), axis=0))
     return np.fmax(rhat(split), rhat(folded))
+
+
+def _plain_rhat(split: np.ndarray) -> np.ndarray:
+    """Gelman-Rubin's R-hat of (chain, draw, k) draws, without ranks: (k,)."""
+    n = split.shape[1]
+    within = np.mean(np.var(split, axis=1, ddof=1), axis=0)
+    between = n * np.var(np.mean(split, axis=1), axis=0, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(((n - 1) / n * within + between / n) / within)
+
+
+def _suspects(draws: np.ndarray) -> np.ndarray:
+    """The entries worth ranking: plain split R-hat of the draws, or of their folded values, above RHAT_SCREEN.
+
+    Or not finite. Ranking sorts every entry's draws (2.3 s for 1000 entries x 8000 draws here); this is one pass.
+    """
+    half = draws.shape[1] // 2
+    split = np.concatenate([draws[:, :half], draws[:, draws.shape[1] - half :]])
+    folded = np.abs(split - np.mean(split.reshape(-1, split.shape[-1]), axis=0))
+    plain = np.fmax(_plain_rhat(split), _plain_rhat(folded))
+    return ~(plain <= RHAT_SCREEN)
 
 
 def warn_if_not_mixed(chains, *, call: str = "sample") -> None:
     """Warn MixingWarning when a parameter's rank-normalised split R-hat passes RHAT_LIMIT.
 
     Per entry of every variable of the chains' (unconstrained) positions; the split halves of each chain are
-    compared, so one chain is checked too. Runs shorter than RHAT_MIN_DRAWS draws are not judged.
+    compared, so one chain is checked too. Runs shorter than RHAT_MIN_DRAWS draws are not judged; entries whose plain
+    split R-hat (and folded one) is below RHAT_SCREEN are not ranked (_suspects).
     """
     leaves = jax.tree_util.tree_flatten_with_path(chains.positions)[0]
     if not leaves or np.shape(leaves[0][1])[1] < RHAT_MIN_DRAWS:
@@ -203,9 +222,15 @@ def warn_if_not_mixed(chains, *, call: str = "sample") -> None:
     worst = []
     for path, leaf in leaves:
         x = np.asarray(leaf, dtype=np.float64)
-        r = split_rhat(x.reshape(*x.shape[:2], -1))
+        x = x.reshape(*x.shape[:2], -1)
+        entries = np.flatnonzero(_suspects(x))
+        if not entries.size:
+            continue
+        r = split_rhat(x[:, :, entries])
         name = jax.tree_util.keystr(path).strip("[]'\"") or "x"
-        worst += [(float(v), name if x.ndim == 2 else f"{name}[{i}]") for i, v in enumerate(r) if v > RHAT_LIMIT]
+        scalar = np.ndim(leaf) == 2
+        high = [(float(v), i) for i, v in zip(entries, r, strict=True) if v > RHAT_LIMIT]
+        worst += [(v, name if scalar else f"{name}[{i}]") for v, i in high]
     if not worst:
         return
     worst.sort(reverse=True)
