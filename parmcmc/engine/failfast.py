@@ -1,6 +1,6 @@
 """Fail fast: when the driver's iteration stops early and hands a solve to the sequential fallback.
 
-With `patience` P, two rules stop a solve that is not converging (result RESULTS.max_iters; with
+With `patience` P, three rules stop a solve that is not converging (result RESULTS.max_iters; with
 fallback="sequential" it is finished step by step). Rates count unknowns (states, or
 block ends for a block solve) per iteration; the pin makes at least one more unknown exact per iteration,
 so one per iteration is the floor of any solve, and a solve that does not couple gains only that.
@@ -19,7 +19,8 @@ so one per iteration is the floor of any solve, and a solve that does not couple
   iteration runs its B steps in depth B, plus the overhead of its Jacobians). So a chain still coupling is
   not cut off by a fixed budget, and one that gains only the pinned unknown stops at the budget as before.
 
-- At any iteration: a solve whose residual has been above EXPLOSION times its guess's for EXPLOSION_STREAK
+- At any iteration: a solve whose residual has been above EXPLOSION times its guess's (or 1, the larger) for
+  EXPLOSION_STREAK
   iterations in a row, and whose exact prefix projects past 2 budget iterations as above, stops without waiting
   for a checkpoint. Newton's linearisation keeps expanding there (a chaotic chain: a horseshoe regression's HMC
   chain went from 6 to 1e302, 1e138, 2e18, ... and would have spent 7, or at T = 2000 14, block iterations of
@@ -67,7 +68,9 @@ def fail_fast(status, carry, it, t0, residual, num_unknowns: int, max_iters: int
     checkpoint = it % patience == 0
     projected = it * num_unknowns / jnp.maximum(t0, 1)
     stalled = checkpoint & (it < soft) & (projected > 2 * soft) & ~(residual < 1e-2 * r_ref)
-    streak = jnp.where((it > 0) & (residual > EXPLOSION * r_guess), streak + 1, 0).astype(streak.dtype)
+    # Relative to the guess, but never below 1: a nearly exact guess does not make a modest residual an explosion.
+    exploded = residual > EXPLOSION * jnp.maximum(r_guess, 1.0)
+    streak = jnp.where((it > 0) & exploded, streak + 1, 0).astype(streak.dtype)
     stalled = stalled | ((streak >= EXPLOSION_STREAK) & (projected > 2 * soft))
     gains = gains.at[it % patience].set(t0 - last)  # the last min(it, P) gains; the others are 0
     span = jnp.minimum(it, patience)

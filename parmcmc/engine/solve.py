@@ -118,8 +118,8 @@ def solve(
         Pytree like `states` to start from (default: x0 repeated).
     fallback
         "sequential" continues a failed solve step by step from its first unconverged state (the states before it
-        are exact), so the answer is always the exact sequence unless fn itself is not finite there;
-        `sequential_from` says where the sequential part began.
+        are exact; a block solve reruns the chain from x0 instead, engine/blocks.py), so the answer is always the
+        exact sequence unless fn itself is not finite there; `sequential_from` says where the sequential part began.
     progress
         Called on the host after every evaluation as progress(iteration, residual, window_start) (through
         jax.debug.callback; batched arrays under vmap). For progress displays.
@@ -130,7 +130,7 @@ def solve(
     patience
         Fail fast: every `patience` iterations, stop (result MAX_ITERS) if the exact prefix, at its rate so far,
         would need more than 2 max_iters (or 2 budget) iterations and the residual has not fallen 100-fold since the
-        last check.
+        last check; past the budget, or when the residual explodes, sooner (engine/failfast.py).
         With fallback="sequential" the chain then continues step by step from its exact prefix (a block solve reruns
         it from its start: engine/blocks.py). None (default): run to convergence or max_iters.
     block

@@ -28,6 +28,14 @@ def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, model_
     plates named.
     """
     shapes = {**{k: tuple(np.shape(v)) for k, v in (observed or {}).items()}, **dict(var_shapes)}
+    for name, names in (model_dims or {}).items():
+        reserved = [d for d in names if d in SAMPLE_DIMS]
+        if reserved:
+            raise ValueError(
+                f"{caller}: the model names an axis of {name!r} {reserved[0]!r} (a numpyro.plate of that name), one "
+                f"of ArviZ's sample dimensions {SAMPLE_DIMS}: its entries would be read as chains or draws. Rename "
+                f"the plate (e.g. {reserved[0] + 's'!r})."
+            )
     for name in shapes:
         if name in SAMPLE_DIMS:
             raise ValueError(
@@ -43,15 +51,17 @@ def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, model_
                 "DataTree cannot hold '/' in a name, so it becomes '.'). Rename one of them, or give "
                 "numpyro.handlers.scope another divider."
             )
+    # dims and coords may name a site or a dimension as the model does (a/mu) or as the DataTree stores it (a.mu).
+    shapes.update({datatree_name(k): v for k, v in shapes.items()})
     sizes = {}
     for name, names in (model_dims or {}).items():
         if name in shapes and len(names) == len(shapes[name]):
-            sizes.update({d: shapes[name][i] for i, d in enumerate(names)})
+            sizes.update({datatree_name(d): shapes[name][i] for i, d in enumerate(names)})
     for name, names in (dims or {}).items():
         if name not in shapes:
             raise ValueError(
                 f"{caller}: dims names {name!r}, which is not a variable of the model; its variables are "
-                f"{sorted(shapes)}."
+                f"{sorted(k for k in shapes if k == datatree_name(k))}."
             )
         if isinstance(names, str) or len(names) != len(shapes[name]):
             example = [f"{name}_dim_{i}" for i in range(len(shapes[name]))]
@@ -66,9 +76,9 @@ def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, model_
                 f"{SAMPLE_DIMS}; the draws' own axes carry those names. Name the axis otherwise (e.g. "
                 f"{reserved[0] + '_index'!r})."
             )
-        sizes.update({d: shapes[name][i] for i, d in enumerate(names)})
+        sizes.update({datatree_name(d): shapes[name][i] for i, d in enumerate(names)})
     for dim, labels in (coords or {}).items():
-        if dim in sizes and np.size(labels) != sizes[dim]:
+        if datatree_name(dim) in sizes and np.size(labels) != sizes[datatree_name(dim)]:
             raise ValueError(
                 f"{caller}: coords[{dim!r}] has {np.size(labels)} label(s), but dimension {dim!r} has size "
                 f"{sizes[dim]}; give one label per entry."

@@ -18,7 +18,7 @@ X0, INPUTS = jnp.zeros(3), 0.1 * jnp.ones((50, 3))
 @pytest.mark.parametrize("solver", [Jacobi(), QuasiDEER(), DEER()], ids=repr)
 def test_the_block_fallback_adds_one_copy_of_the_step_map_not_two(solver):
     # The loop's linearisation and the final pass hold one copy each; the fallback's sequential continuation one
-    # more. Its check is the final pass's own evaluation at every block start (it used to be a third copy).
+    # more: it stores the chain's states, and the final pass's own steps, taken from them, are their check.
     count = lambda fallback: str(
         jax.make_jaxpr(lambda x0, u: solve(step, x0, u, solver, block=8, fallback=fallback).states)(X0, INPUTS)
     ).count("sinh")
