@@ -29,12 +29,11 @@ def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, model_
     """
     shapes = {**{k: tuple(np.shape(v)) for k, v in (observed or {}).items()}, **dict(var_shapes)}
     for name, names in (model_dims or {}).items():
-        reserved = [d for d in names if d in SAMPLE_DIMS]
-        if reserved:
+        if reserved := _reserved(names):
             raise ValueError(
-                f"{caller}: the model names an axis of {name!r} {reserved[0]!r} (a numpyro.plate of that name), one "
+                f"{caller}: the model names an axis of {name!r} {reserved!r} (a numpyro.plate of that name), one "
                 f"of ArviZ's sample dimensions {SAMPLE_DIMS}: its entries would be read as chains or draws. Rename "
-                f"the plate (e.g. {reserved[0] + 's'!r})."
+                f"the plate (e.g. {reserved + 's'!r})."
             )
     for name in shapes:
         if name in SAMPLE_DIMS:
@@ -69,17 +68,22 @@ def check_dims_and_coords(dims, coords, var_shapes: dict, observed: dict, model_
                 f"{caller}: dims[{name!r}] = {names!r} must list {len(shapes[name])} dimension name(s), one per axis "
                 f"of one draw of {name!r} (shape {shapes[name]}), e.g. {example}."
             )
-        reserved = [d for d in names if d in SAMPLE_DIMS]
-        if reserved:
+        if reserved := _reserved(names):
             raise ValueError(
-                f"{caller}: dims[{name!r}] = {list(names)!r} names {reserved[0]!r}, one of ArviZ's sample dimensions "
+                f"{caller}: dims[{name!r}] = {list(names)!r} names {reserved!r}, one of ArviZ's sample dimensions "
                 f"{SAMPLE_DIMS}; the draws' own axes carry those names. Name the axis otherwise (e.g. "
-                f"{reserved[0] + '_index'!r})."
+                f"{reserved + '_index'!r})."
             )
         sizes.update({datatree_name(d): shapes[name][i] for i, d in enumerate(names)})
     for dim, labels in (coords or {}).items():
-        if datatree_name(dim) in sizes and np.size(labels) != sizes[datatree_name(dim)]:
+        size = sizes.get(datatree_name(dim))
+        if size is not None and np.size(labels) != size:
             raise ValueError(
                 f"{caller}: coords[{dim!r}] has {np.size(labels)} label(s), but dimension {dim!r} has size "
-                f"{sizes[dim]}; give one label per entry."
+                f"{size}; give one label per entry."
             )
+
+
+def _reserved(names) -> str | None:
+    """The first of `names` that is one of ArviZ's sample dimensions, or None."""
+    return next((d for d in names if d in SAMPLE_DIMS), None)

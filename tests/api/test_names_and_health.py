@@ -105,6 +105,8 @@ def test_dims_and_coords_may_use_the_stored_names_and_are_checked_by_them(no_hea
     args = (np.array([1.0, 2.0]), np.array([-1.0, 0.0, 1.0]))
     with pytest.raises(ValueError, match=r"coords\['a.N'\] has 3 label\(s\), but dimension 'a.N' has size 2"):
         parmcmc.sample(scoped, model_args=args, coords={"a.N": ["u", "v", "w"]}, **SHORT)
+    with pytest.raises(ValueError, match=r"coords\['a/N'\] has 3 label\(s\), but dimension 'a/N' has size 2"):
+        parmcmc.sample(scoped, model_args=args, coords={"a/N": ["u", "v", "w"]}, **SHORT)
     with pytest.raises(ValueError, match=r"dims\['a.y'\] = \['n', 'm'\] must list 1 dimension name"):
         parmcmc.sample(scoped, model_args=args, dims={"a.y": ["n", "m"]}, **SHORT)
 
